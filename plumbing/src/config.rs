@@ -1,0 +1,93 @@
+//! Config helpers both services use: flag groups shared by both, duration
+//! parsing, and the rule that bad config is one line on stderr and exit 2.
+
+use std::{net::IpAddr, time::Duration};
+
+use clap::error::ErrorKind as ClapErrorKind;
+
+use crate::logging::LogFormat;
+
+/// Exit code for configuration errors, as sysexits-style tools use.
+pub const EXIT_CONFIG: i32 = 2;
+
+/// Parses flags and environment once, or exits: 0 for `--help` and
+/// `--version`, 2 with one line on stderr for anything invalid.
+pub fn parse_or_exit<C: clap::Parser>() -> C {
+    match C::try_parse() {
+        Ok(config) => config,
+        Err(error) => match error.kind() {
+            ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion => {
+                let _ = error.print();
+                std::process::exit(0)
+            }
+            _ => exit_with_config_error(first_line(&error.render().to_string())),
+        },
+    }
+}
+
+/// For checks clap cannot express; same contract as [`parse_or_exit`].
+pub fn exit_with_config_error(message: impl std::fmt::Display) -> ! {
+    let message = message.to_string();
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("error: invalid configuration: {message}");
+    std::process::exit(EXIT_CONFIG)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text).trim()
+}
+
+/// Parses `10s`, `500ms`, `1m 30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 500ms)"))
+}
+
+/// Where a service listens, shared by both.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListenArgs {
+    /// Address every listener binds to.
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0")]
+    pub bind_addr: IpAddr,
+}
+
+/// Log settings; `RUST_LOG` filters (default `info`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// One JSON object per line (for machines), or text (for people).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+/// How long in-flight work may take to finish after SIGTERM or SIGINT.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ShutdownArgs {
+    /// Time in-flight requests get to finish once a shutdown starts.
+    /// Keep it below Kubernetes' terminationGracePeriodSeconds (30 s).
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// The limit both services put on a name.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NameArgs {
+    /// Longest accepted name, in bytes of UTF-8.
+    #[arg(long, env = "MAX_NAME_BYTES", default_value_t = crate::names::DEFAULT_MAX_NAME_BYTES)]
+    pub max_name_bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_human_units_and_reject_bare_numbers() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("10").is_err());
+    }
+
+    #[test]
+    fn only_the_first_line_of_a_clap_error_is_kept() {
+        assert_eq!(first_line("error: bad\n\nUsage: x\n"), "error: bad");
+    }
+}

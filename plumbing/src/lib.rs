@@ -1,0 +1,22 @@
+//! What service1 and service2 share: the wire API, request ids, JSON logs,
+//! the error table, config helpers, shutdown, and the HTTP and gRPC layers
+//! both servers put in front of their handlers.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod errors;
+pub mod grpc;
+pub mod http;
+pub mod logging;
+pub mod names;
+pub mod query;
+pub mod request_id;
+pub mod shutdown;
+
+/// Code generated from `protos/service1/app/grpc/service1.proto`.
+pub mod proto {
+    tonic::include_proto!("app.grpc");
+}
+
+pub use errors::{ApiError, ErrorKind};
+pub use request_id::RequestId;

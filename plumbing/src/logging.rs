@@ -1,0 +1,348 @@
+//! JSON log lines on stdout, each with the request id of the request being
+//! served when it was written.
+//!
+//! Stdout is written by a background thread through a bounded queue
+//! ([`QUEUE_LINES`]), so a slow reader of stdout never stalls a request:
+//! when the queue is full, new lines are dropped and counted
+//! ([`LogGuard::dropped_lines`]) rather than waited for.
+
+use std::fmt::{self, Write as _};
+
+use tracing::{
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
+    Event, Subscriber,
+};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::{
+    fmt::{
+        format::Writer,
+        time::{FormatTime, SystemTime},
+        FmtContext, FormatEvent, FormatFields, MakeWriter,
+    },
+    layer::{Context, SubscriberExt},
+    registry::LookupSpan,
+    util::SubscriberInitExt,
+    EnvFilter, Layer, Registry,
+};
+
+/// Lines that may wait for stdout before new ones are dropped.
+pub const QUEUE_LINES: usize = 64 * 1024;
+
+/// The span field that every log line inside the span repeats.
+const REQUEST_ID_FIELD: &str = "request_id";
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Keeps the stdout writer alive; dropping it flushes what is queued.
+pub struct LogGuard {
+    _worker: WorkerGuard,
+    dropped: ErrorCounter,
+}
+
+impl LogGuard {
+    /// Lines dropped because stdout could not keep up.
+    pub fn dropped_lines(&self) -> usize {
+        self.dropped.dropped_lines()
+    }
+}
+
+/// Installs the global subscriber: `format` on stdout, filtered by
+/// `RUST_LOG` (default `info`). Fails on a malformed `RUST_LOG`.
+pub fn init(format: LogFormat) -> Result<LogGuard, String> {
+    let filter = env_filter()?;
+    let (writer, worker) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUE_LINES)
+        .finish(std::io::stdout());
+    let dropped = writer.error_counter();
+    subscriber(format, filter, writer)
+        .try_init()
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
+    Ok(LogGuard {
+        _worker: worker,
+        dropped,
+    })
+}
+
+/// `RUST_LOG` if set, otherwise `info`.
+pub fn env_filter() -> Result<EnvFilter, String> {
+    match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => {
+            EnvFilter::try_new(&directives).map_err(|e| format!("RUST_LOG={directives:?}: {e}"))
+        }
+        _ => Ok(EnvFilter::new("info")),
+    }
+}
+
+/// The subscriber both services use, generic over where lines go so tests
+/// can capture them.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(JsonLines)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+    };
+    Registry::default()
+        .with(lines)
+        .with(CaptureRequestId)
+        .with(filter)
+}
+
+// === impl CaptureRequestId ===
+
+/// Remembers a span's `request_id` so every event inside it can print it at
+/// the top level of its line.
+struct CaptureRequestId;
+
+struct SpanRequestId(String);
+
+impl<S> Layer<S> for CaptureRequestId
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().fields().field(REQUEST_ID_FIELD).is_none() {
+            return;
+        }
+        let mut found = FindRequestId(None);
+        attrs.record(&mut found);
+        if let (Some(value), Some(span)) = (found.0, ctx.span(id)) {
+            span.extensions_mut().insert(SpanRequestId(value));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let mut found = FindRequestId(None);
+        values.record(&mut found);
+        if let (Some(value), Some(span)) = (found.0, ctx.span(id)) {
+            span.extensions_mut().replace(SpanRequestId(value));
+        }
+    }
+}
+
+struct FindRequestId(Option<String>);
+
+impl Visit for FindRequestId {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == REQUEST_ID_FIELD {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == REQUEST_ID_FIELD {
+            // `%id` arrives here as Display wrapped in Debug: no quotes.
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+// === impl JsonLines ===
+
+/// One JSON object per event: timestamp, level, target, message, the
+/// request id of the enclosing request, then the event's own fields.
+struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        w.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut w)?;
+        write!(w, "\",\"level\":\"{}\",\"target\":", meta.level())?;
+        write_json_str(&mut w, meta.target())?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope {
+                if let Some(id) = span.extensions().get::<SpanRequestId>() {
+                    w.write_str(",\"request_id\":")?;
+                    write_json_str(&mut w, &id.0)?;
+                    break;
+                }
+            }
+        }
+        let mut fields = JsonFields {
+            w: &mut w,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        w.write_str("}\n")
+    }
+}
+
+struct JsonFields<'a, 'w> {
+    w: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl JsonFields<'_, '_> {
+    fn key(&mut self, field: &Field) -> fmt::Result {
+        self.w.write_char(',')?;
+        write_json_str(self.w, field.name())?;
+        self.w.write_char(':')
+    }
+
+    fn raw(&mut self, field: &Field, value: impl fmt::Display) {
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|_| write!(self.w, "{value}"));
+        }
+    }
+}
+
+impl Visit for JsonFields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|_| write_json_str(self.w, value));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|_| {
+                let mut escaped = JsonEscape(self.w);
+                escaped.0.write_char('"')?;
+                write!(escaped, "{value:?}")?;
+                escaped.0.write_char('"')
+            });
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.raw(field, value)
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.raw(field, value)
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.raw(field, value)
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.raw(field, value)
+        } else {
+            self.record_debug(field, &value)
+        }
+    }
+}
+
+fn write_json_str(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    w.write_char('"')?;
+    JsonEscape(w).write_str(value)?;
+    w.write_char('"')
+}
+
+/// Escapes what it is given for the inside of a JSON string.
+struct JsonEscape<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for JsonEscape<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, c) in s.char_indices() {
+            let escape = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c if (c as u32) < 0x20 => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[start..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{:04x}", c as u32)?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            start = i + c.len_utf8();
+        }
+        self.0.write_str(&s[start..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let subscriber = subscriber(LogFormat::Json, EnvFilter::new("info"), move || {
+            sink.clone()
+        });
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+
+    #[test]
+    fn every_line_inside_a_request_span_has_its_request_id_at_the_top_level() {
+        let lines = capture(|| {
+            let span = tracing::info_span!("request", request_id = %"abc-123");
+            let _entered = span.enter();
+            let inner = tracing::info_span!("inner");
+            let _inner = inner.enter();
+            tracing::info!(status = 200u64, "served");
+        });
+        assert_eq!(lines.len(), 1);
+        let line = &lines[0];
+        assert_eq!(line["request_id"], "abc-123");
+        assert_eq!(line["message"], "served");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["status"], 200);
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(line["target"].as_str().unwrap().starts_with("plumbing"));
+    }
+
+    #[test]
+    fn lines_outside_requests_have_no_request_id_and_strings_are_escaped() {
+        let lines =
+            capture(|| tracing::warn!(detail = "a \"quoted\"\nline\u{1}", "odd {}", "input"));
+        assert_eq!(lines[0].get("request_id"), None);
+        assert_eq!(lines[0]["detail"], "a \"quoted\"\nline\u{1}");
+        assert_eq!(lines[0]["message"], "odd input");
+    }
+}
