@@ -7,6 +7,7 @@ use plumbing::config::{ListenArgs, LogArgs, NameArgs, ShutdownArgs};
 #[command(
     name = "service1",
     version,
+    args_override_self = true,
     about = "Upper-cases names over gRPC and REST."
 )]
 pub struct Config {

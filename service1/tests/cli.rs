@@ -1,0 +1,58 @@
+//! service1 as a process: configuration errors and signals.
+
+#[path = "../../tests/support/process.rs"]
+mod process;
+
+const BIN: &str = env!("CARGO_BIN_EXE_service1");
+const LOCAL: [(&str, &str); 3] = [
+    ("BIND_ADDR", "127.0.0.1"),
+    ("PORT", "0"),
+    ("GRPC_PORT", "0"),
+];
+
+#[test]
+fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
+    for env in [
+        [("PORT", "http")],
+        [("LOG_FORMAT", "xml")],
+        [("SHUTDOWN_GRACE", "soon")],
+        [("RUST_LOG", "a=b=c")],
+    ] {
+        let (status, stdout, stderr) = process::run(BIN, &env, &[]);
+        assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: invalid configuration: "),
+            "{stderr}"
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+    }
+}
+
+#[test]
+fn help_lists_every_setting_with_its_environment_variable_and_default() {
+    let (status, stdout, _) = process::run(BIN, &[], &["--help"]);
+    assert!(status.success());
+    for expected in [
+        "[env: BIND_ADDR=]",
+        "[env: PORT=]",
+        "[default: 8080]",
+        "[env: GRPC_PORT=]",
+        "[default: 50051]",
+        "[env: MAX_NAME_BYTES=]",
+        "[env: SHUTDOWN_GRACE=]",
+        "[env: LOG_FORMAT=]",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "--help lacks {expected}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_service1_with_exit_code_0() {
+    let child = process::start_until(BIN, &LOCAL, "service1 listening");
+
+    assert_eq!(process::terminate(child).code(), Some(0));
+}

@@ -1,0 +1,11 @@
+//! service2: the REST edge. `GET /api/v1/say-hello?name=...` asks service1
+//! over gRPC to process the name and answers `"Hello, NAME!"`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod rest;
+pub mod startup;
+pub mod upstream;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,39 @@
+//! service2's REST API: `GET /api/v1/say-hello?name=...` → `"Hello, NAME!"`.
+
+use axum::{
+    extract::{RawQuery, State},
+    routing::get,
+    Extension, Json, Router,
+};
+use plumbing::{names, query, ApiError, RequestId};
+
+use crate::upstream::Service1;
+
+#[derive(Clone)]
+struct AppState {
+    service1: Service1,
+    max_name_bytes: usize,
+}
+
+/// The REST routes, with the layers every REST port has.
+pub fn router(service1: Service1, max_name_bytes: usize) -> Router {
+    let routes = Router::new()
+        .route("/api/v1/say-hello", get(say_hello))
+        .with_state(AppState {
+            service1,
+            max_name_bytes,
+        });
+    plumbing::http::with_common_layers(routes)
+}
+
+async fn say_hello(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<String>, ApiError> {
+    let name = query::param(raw.as_deref(), "name")?;
+    // Checked here too, so a bad name costs no call to service1.
+    let name = names::validate(name.as_deref(), state.max_name_bytes)?;
+    let upper = state.service1.process_name(name.to_owned(), &id).await?;
+    Ok(Json(format!("Hello, {upper}!")))
+}

@@ -1,0 +1,51 @@
+//! service2 as a process: configuration errors and signals.
+
+#[path = "../../tests/support/process.rs"]
+mod process;
+
+const BIN: &str = env!("CARGO_BIN_EXE_service2");
+const LOCAL: [(&str, &str); 2] = [("BIND_ADDR", "127.0.0.1"), ("PORT", "0")];
+
+#[test]
+fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
+    for env in [
+        [("SERVICE1_CHANNEL", "service1")],
+        [("SERVICE1_TIMEOUT", "10")],
+        [("PORT", "-1")],
+    ] {
+        let (status, _, stderr) = process::run(BIN, &env, &[]);
+        assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: invalid configuration: "),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_setting_with_its_environment_variable_and_default() {
+    let (status, stdout, _) = process::run(BIN, &[], &["--help"]);
+    assert!(status.success());
+    for expected in [
+        "[env: PORT=]",
+        "[default: 8081]",
+        "[env: SERVICE1_CHANNEL=]",
+        "[default: localhost:50051]",
+        "[env: SERVICE1_TIMEOUT=]",
+        "[default: 10s]",
+        "[env: SERVICE1_CONNECT_TIMEOUT=]",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "--help lacks {expected}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_service2_with_exit_code_0() {
+    let child = process::start_until(BIN, &LOCAL, "service2 listening");
+
+    assert_eq!(process::terminate(child).code(), Some(0));
+}

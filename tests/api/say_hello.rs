@@ -1,0 +1,206 @@
+use serde_json::json;
+use system_tests::{
+    spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1, Hold,
+};
+use tonic::Code;
+
+use crate::{client, get, get_with};
+
+#[tokio::test]
+async fn say_hello_returns_the_upper_cased_greeting_as_a_json_string() {
+    let service1 = spawn_service1(&[]).await;
+    let service2 = spawn_service2(service1.grpc_addr).await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.content_type, "application/json");
+    assert_eq!(reply.body, json!("Hello, TEST!"));
+}
+
+#[tokio::test]
+async fn say_hello_upper_cases_unicode_like_python() {
+    let service1 = spawn_service1(&[]).await;
+    let service2 = spawn_service2(service1.grpc_addr).await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=stra%C3%9Fe"), None).await;
+
+    assert_eq!(reply.body, json!("Hello, STRASSE!"));
+}
+
+#[tokio::test]
+async fn say_hello_returns_400_for_bad_names_without_calling_service1() {
+    let fake = FakeService1::start(Behaviour::Reply).await;
+    let service2 = spawn_service2_with(fake.addr, &["--max-name-bytes", "8"]).await;
+    let cases = [
+        ("/api/v1/say-hello", "the 'name' parameter is required"),
+        ("/api/v1/say-hello?name=", "the name must not be empty"),
+        (
+            "/api/v1/say-hello?name=123456789",
+            "the name must be at most 8 bytes of UTF-8",
+        ),
+        (
+            "/api/v1/say-hello?name=%ZZ",
+            "the query string has invalid percent-encoding",
+        ),
+        (
+            "/api/v1/say-hello?name=%FF",
+            "the query string has invalid percent-encoding",
+        ),
+    ];
+    for (path, message) in cases {
+        let reply = get(&service2.url(path), None).await;
+        assert_eq!(
+            (reply.status, reply.body),
+            (400, json!({ "error": message })),
+            "{path}"
+        );
+        assert_eq!(reply.content_type, "application/json");
+    }
+    assert!(
+        fake.calls().is_empty(),
+        "service1 was called: {:?}",
+        fake.calls()
+    );
+}
+
+#[tokio::test]
+async fn say_hello_accepts_a_name_of_exactly_the_limit() {
+    let service1 = spawn_service1(&[]).await;
+    let service2 = spawn_service2(service1.grpc_addr).await;
+    let name = "a".repeat(1024);
+
+    let reply = get(
+        &service2.url(&format!("/api/v1/say-hello?name={name}")),
+        None,
+    )
+    .await;
+
+    assert_eq!(
+        reply.body,
+        json!(format!("Hello, {}!", name.to_uppercase()))
+    );
+}
+
+#[tokio::test]
+async fn say_hello_maps_each_service1_status_to_the_documented_http_status() {
+    let table = [
+        (Code::InvalidArgument, 400),
+        (Code::DeadlineExceeded, 504),
+        (Code::Unavailable, 503),
+        (Code::ResourceExhausted, 503),
+        (Code::Internal, 502),
+        (Code::Unknown, 502),
+        (Code::PermissionDenied, 502),
+        (Code::Unimplemented, 502),
+    ];
+    for (code, status) in table {
+        let fake = FakeService1::start(Behaviour::Fail(code)).await;
+        let service2 = spawn_service2(fake.addr).await;
+
+        let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+        assert_eq!(reply.status, status, "{code:?}");
+        // Nothing of service1's own message or address reaches the caller.
+        let error = reply.body["error"].as_str().expect("an error message");
+        assert!(error.starts_with("service1 "), "{error}");
+        assert!(
+            !error.contains("10.1.2.3") && !error.contains("fake"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn say_hello_returns_504_when_service1_is_slower_than_the_deadline() {
+    let fake = FakeService1::start(Behaviour::Hang).await;
+    let service2 = spawn_service2_with(fake.addr, &["--service1-timeout", "300ms"]).await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!(reply.status, 504);
+    assert_eq!(
+        reply.body,
+        json!({ "error": "service1 did not answer in time" })
+    );
+    // The deadline went on the wire, so service1 knew it too.
+    let timeout = fake.calls()[0]
+        .grpc_timeout
+        .clone()
+        .expect("grpc-timeout sent");
+    assert_eq!(timeout, "300000u", "grpc-timeout in microseconds");
+}
+
+#[tokio::test]
+async fn say_hello_sends_the_configured_deadline_as_grpc_timeout() {
+    let fake = FakeService1::start(Behaviour::Reply).await;
+    let service2 = spawn_service2(fake.addr).await;
+
+    get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!(
+        fake.calls()[0].grpc_timeout.as_deref(),
+        Some("10000000u"),
+        "default 10 s"
+    );
+}
+
+#[tokio::test]
+async fn say_hello_returns_503_fast_when_service1_is_down() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // With a 60 s deadline, only the connect failure can answer before the
+    // client's own 5 s limit.
+    let service2 = spawn_service2_with(closed, &["--service1-timeout", "60s"]).await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body, json!({ "error": "service1 is unavailable" }));
+}
+
+#[tokio::test]
+async fn say_hello_recovers_when_service1_comes_up_after_service2() {
+    let service1_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let service2 = spawn_service2(service1_port).await;
+    let down = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+    assert_eq!(down.status, 503);
+
+    let port = service1_port.port().to_string();
+    let _service1 = spawn_service1(&["--grpc-port", &port]).await;
+    let up = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!(up.status, 200);
+}
+
+#[tokio::test]
+async fn say_hello_reuses_one_connection_to_service1() {
+    let (behaviour, mut hold) = Hold::new();
+    let fake = FakeService1::start(behaviour).await;
+    let service2 = spawn_service2(fake.addr).await;
+    // Three calls in flight at once still ride one HTTP/2 connection.
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn(get_with(
+                client().get(service2.url("/api/v1/say-hello?name=x")),
+                None,
+            ))
+        })
+        .collect();
+    for _ in 0..3 {
+        hold.next_arrival().await;
+    }
+    hold.release.add_permits(3);
+    for call in calls {
+        assert_eq!(call.await.unwrap().status, 200);
+    }
+
+    let peers: std::collections::HashSet<_> = fake.calls().iter().map(|c| c.peer).collect();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}

@@ -1,0 +1,11 @@
+//! Helpers for the system tests: real servers on 127.0.0.1 port 0, a fake
+//! service1 that answers as told, and captured log lines.
+#![forbid(unsafe_code)]
+
+pub mod fake;
+pub mod logs;
+pub mod spawn;
+
+pub use fake::{Behaviour, FakeService1, Hold};
+pub use logs::logs;
+pub use spawn::{spawn_service1, spawn_service2, spawn_service2_with, Running};

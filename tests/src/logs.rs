@@ -1,0 +1,94 @@
+//! Every log line the in-process services write, captured as JSON so tests
+//! can assert on them. Set `TEST_LOG=1` to also see them on stdout.
+
+use std::{
+    io::Write,
+    sync::{Arc, LazyLock, Mutex},
+    time::Duration,
+};
+
+use plumbing::logging::{subscriber, LogFormat};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tracing_subscriber::{fmt::MakeWriter, EnvFilter};
+
+#[derive(Clone, Default)]
+pub struct Logs {
+    lines: Arc<Mutex<Vec<u8>>>,
+    written: Arc<Notify>,
+}
+
+static LOGS: LazyLock<Logs> = LazyLock::new(|| {
+    let logs = Logs::default();
+    let installed = tracing::subscriber::set_global_default(subscriber(
+        LogFormat::Json,
+        EnvFilter::new("info"),
+        logs.clone(),
+    ));
+    assert!(
+        installed.is_ok(),
+        "another global subscriber was installed first"
+    );
+    logs
+});
+
+/// The captured log, installed on first use.
+pub fn logs() -> &'static Logs {
+    &LOGS
+}
+
+// === impl Logs ===
+
+impl Logs {
+    /// Every captured line whose `request_id` is `id`.
+    pub fn with_request_id(&self, id: &str) -> Vec<Value> {
+        let bytes = self.lines.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<Value>(line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .filter(|line| line["request_id"] == id)
+            .collect()
+    }
+
+    /// Waits until a line with `id` satisfies `accept`; lines about the end
+    /// of a call may be written just after its response reached the client.
+    pub async fn wait_for(&self, id: &str, accept: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let written = self.written.notified();
+            let lines = self.with_request_id(id);
+            if lines.iter().any(&accept) {
+                return lines;
+            }
+            if tokio::time::timeout_at(deadline, written).await.is_err() {
+                panic!("no matching log line for request_id {id}; lines: {lines:#?}");
+            }
+        }
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lines.lock().unwrap().extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stdout().write_all(buf)?;
+        }
+        self.written.notify_waiters();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

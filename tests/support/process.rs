@@ -1,0 +1,80 @@
+//! Running a service binary as a real process, for what only a process can
+//! show: exit codes, stderr, signals. Included by each service's
+//! `tests/cli.rs` with `#[path]`, since only a package's own tests know
+//! where cargo put its binary.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// Runs `binary` with `env` to completion (at most 10 s).
+pub fn run(binary: &str, env: &[(&str, &str)], args: &[&str]) -> (ExitStatus, String, String) {
+    let child = command(binary, env)
+        .args(args)
+        .spawn()
+        .expect("the binary starts");
+    let output = wait_bounded(child);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status, text(&output.stdout), text(&output.stderr))
+}
+
+/// Starts `binary` and waits (at most 10 s) for a stdout line containing
+/// `ready`, the service's own signal that its listeners are bound.
+pub fn start_until(binary: &str, env: &[(&str, &str)], ready: &str) -> Child {
+    let mut child = command(binary, env).spawn().expect("the binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(ready) => return child,
+            Ok(_) => continue,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{binary} did not log {ready:?} within 10 s");
+            }
+        }
+    }
+}
+
+/// Sends SIGTERM, as Kubernetes does, and waits (at most 10 s) for the exit.
+pub fn terminate(child: Child) -> ExitStatus {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGTERM sent");
+    wait_bounded(child).status
+}
+
+fn command(binary: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn wait_bounded(mut child: Child) -> std::process::Output {
+    for _ in 0..1000 {
+        if child.try_wait().expect("waitable").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    panic!("the process did not exit within 10 s");
+}
