@@ -2,8 +2,9 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 CARGO ?= cargo
+DEV_CERTS := $(addprefix certs/dev/,ca.crt service1.crt service1.key service2.crt service2.key)
 
-.PHONY: help build run test lint fmt
+.PHONY: help build run test lint fmt certs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -11,8 +12,15 @@ help: ## List the targets
 build: ## Build both services (debug)
 	$(CARGO) build --workspace --bins
 
-run: build ## Run service1 and service2 in the foreground (Ctrl-C stops both)
+run: build $(DEV_CERTS) ## Run both services with mTLS in the foreground (Ctrl-C stops both)
 	scripts/run-local.sh
+
+certs: ## Write (or check) the development CA and certificates in certs/dev
+	$(CARGO) run --quiet -p certgen -- --out certs/dev
+
+# `make run` makes the development certificates only when they are missing.
+$(DEV_CERTS):
+	$(CARGO) run --quiet -p certgen -- --out certs/dev
 
 test: ## Run every test that needs only Rust and python3
 	$(CARGO) test --workspace

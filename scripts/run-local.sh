@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Runs both services on this host with their defaults: service1 REST on
-# :8080 and gRPC on :50051, service2 REST on :8081. Ctrl-C (SIGINT) reaches
-# both, and each drains and exits on its own.
+# :8080 and gRPC on :50051, service2 REST on :8081, mTLS between them with
+# the development certificates in certs/dev (`make certs`). Ctrl-C (SIGINT)
+# reaches both, and each drains and exits on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/debug
 
-"$bin/service1" &
+certs=certs/dev
+TLS_CERT=$certs/service1.crt TLS_KEY=$certs/service1.key TLS_CA=$certs/ca.crt \
+  "$bin/service1" &
 service1=$!
-"$bin/service2" &
+TLS_CERT=$certs/service2.crt TLS_KEY=$certs/service2.key TLS_CA=$certs/ca.crt \
+  "$bin/service2" &
 service2=$!
 
 # If either exits on its own (a port in use, say), stop the other too.

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::string::Ia5String;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
@@ -50,14 +50,8 @@ pub const SERVICE2_NAME: &str = "service2";
 pub const SERVICE2_SPIFFE_ID: &str = "spiffe://cluster.local/ns/default/sa/service2";
 
 /// The files [`write_dev_set`] writes, in the order it writes them.
-pub const DEV_SET_FILES: [&str; 6] = [
-    CA_CERT_FILE,
-    CA_KEY_FILE,
-    SERVICE1_CERT_FILE,
-    SERVICE1_KEY_FILE,
-    SERVICE2_CERT_FILE,
-    SERVICE2_KEY_FILE,
-];
+pub const DEV_SET_FILES: [&str; 6] =
+    [CA_CERT_FILE, CA_KEY_FILE, SERVICE1_CERT_FILE, SERVICE1_KEY_FILE, SERVICE2_CERT_FILE, SERVICE2_KEY_FILE];
 const CA_CERT_FILE: &str = "ca.crt";
 const CA_KEY_FILE: &str = "ca.key";
 const SERVICE1_CERT_FILE: &str = "service1.crt";
@@ -99,10 +93,7 @@ pub enum Error {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| Error::Io { path: path.to_path_buf(), source }
 }
 
 /// A self-signed certificate authority: its certificate and its key.
@@ -113,9 +104,7 @@ pub struct Authority {
 
 impl fmt::Debug for Authority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authority")
-            .field("issuer", &self.issuer)
-            .finish_non_exhaustive()
+        f.debug_struct("Authority").field("issuer", &self.issuer).finish_non_exhaustive()
     }
 }
 
@@ -126,21 +115,15 @@ impl Authority {
         let mut params = CertificateParams::default();
         params.distinguished_name = common_name_dn(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.not_before = to_offset(now - BACKDATE)?;
         params.not_after = to_offset(now - BACKDATE + CA_LIFETIME)?;
         params.serial_number = Some(random_serial()?);
 
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
-        Ok(Self {
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// Re-loads a CA from its PEM certificate and PEM (PKCS#8) private key,
@@ -151,14 +134,9 @@ impl Authority {
         let (_, cert) = x509_parser::parse_x509_certificate(&der)
             .map_err(|e| Error::Invalid(format!("CA certificate does not parse: {e}")))?;
         if !key_matches(&cert, &key) {
-            return Err(Error::Invalid(
-                "CA key does not belong to the CA certificate".into(),
-            ));
+            return Err(Error::Invalid("CA key does not belong to the CA certificate".into()));
         }
-        Ok(Self {
-            cert_pem: cert_pem.to_owned(),
-            issuer: Issuer::from_ca_cert_der(&der.into(), key)?,
-        })
+        Ok(Self { cert_pem: cert_pem.to_owned(), issuer: Issuer::from_ca_cert_der(&der.into(), key)? })
     }
 
     /// The CA certificate, PEM encoded.
@@ -183,10 +161,7 @@ impl Authority {
         params.extended_key_usages = match spec.usage {
             Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
             Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            Usage::Both => vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
+            Usage::Both => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
         };
         params.use_authority_key_identifier_extension = true;
         params.not_before = to_offset(spec.not_before)?;
@@ -208,11 +183,7 @@ impl Authority {
 
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            serial_hex,
-        })
+        Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), serial_hex })
     }
 }
 
@@ -263,11 +234,7 @@ impl LeafSpec {
 
     /// Replaces the validity period (either end may lie in the past).
     pub fn valid_between(self, not_before: SystemTime, not_after: SystemTime) -> Self {
-        Self {
-            not_before,
-            not_after,
-            ..self
-        }
+        Self { not_before, not_after, ..self }
     }
 
     /// Adds a URI SAN.
@@ -303,9 +270,7 @@ pub struct Leaf {
 
 impl fmt::Debug for Leaf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Leaf")
-            .field("serial_hex", &self.serial_hex)
-            .finish_non_exhaustive()
+        f.debug_struct("Leaf").field("serial_hex", &self.serial_hex).finish_non_exhaustive()
     }
 }
 
@@ -321,9 +286,7 @@ impl fmt::Debug for Leaf {
 /// `dir` and renamed into place, so a reader never sees half a file.
 pub fn write_dev_set(dir: &Path, server_sans: &[String], force: bool) -> Result<bool, Error> {
     if server_sans.is_empty() {
-        return Err(Error::Invalid(
-            "service1 needs at least one subject alternative name".into(),
-        ));
+        return Err(Error::Invalid("service1 needs at least one subject alternative name".into()));
     }
     let san_refs: Vec<&str> = server_sans.iter().map(String::as_str).collect();
     if !force && check_dev_set(dir, &san_refs).is_ok() {
@@ -365,8 +328,7 @@ fn check_dev_set(dir: &Path, server_sans: &[&str]) -> Result<(), String> {
     if !ca.is_ca() {
         return Err(format!("{CA_CERT_FILE} is not a CA certificate"));
     }
-    ca.verify_signature(None)
-        .map_err(|e| format!("{CA_CERT_FILE} is not self-signed: {e}"))?;
+    ca.verify_signature(None).map_err(|e| format!("{CA_CERT_FILE} is not self-signed: {e}"))?;
     check_key(CA_KEY_FILE, &read(CA_KEY_FILE)?, &ca)?;
     check_lifetime(CA_CERT_FILE, &ca)?;
 
@@ -395,9 +357,7 @@ fn check_dev_set(dir: &Path, server_sans: &[&str]) -> Result<(), String> {
     }
     let names = SanSet::of(&s2)?;
     if !names.covers(SERVICE2_NAME) || !names.uris.iter().any(|u| u == SERVICE2_SPIFFE_ID) {
-        return Err(format!(
-            "{SERVICE2_CERT_FILE} does not carry {SERVICE2_NAME} and {SERVICE2_SPIFFE_ID}"
-        ));
+        return Err(format!("{SERVICE2_CERT_FILE} does not carry {SERVICE2_NAME} and {SERVICE2_SPIFFE_ID}"));
     }
     Ok(())
 }
@@ -408,11 +368,7 @@ fn parse_cert<'a>(name: &str, der: &'a [u8]) -> Result<X509Certificate<'a>, Stri
         .map_err(|e| format!("{name} does not parse: {e}"))
 }
 
-fn check_leaf(
-    name: &str,
-    leaf: &X509Certificate<'_>,
-    ca: &X509Certificate<'_>,
-) -> Result<(), String> {
+fn check_leaf(name: &str, leaf: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> Result<(), String> {
     if leaf.issuer().as_raw() != ca.subject().as_raw() {
         return Err(format!("{name} was not issued by {CA_CERT_FILE}"));
     }
@@ -429,10 +385,7 @@ fn check_lifetime(name: &str, cert: &X509Certificate<'_>) -> Result<(), String> 
     }
     let min_remaining = i64::try_from(MIN_REMAINING.as_secs()).unwrap_or(i64::MAX);
     if validity.not_after.timestamp() < now.saturating_add(min_remaining) {
-        return Err(format!(
-            "{name} expires within {} days",
-            MIN_REMAINING.as_secs() / DAY.as_secs()
-        ));
+        return Err(format!("{name} expires within {} days", MIN_REMAINING.as_secs() / DAY.as_secs()));
     }
     Ok(())
 }
@@ -509,10 +462,7 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, Error> {
     let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| Error::Invalid(format!("not a PEM certificate: {e}")))?;
     if block.label != "CERTIFICATE" {
-        return Err(Error::Invalid(format!(
-            "expected a CERTIFICATE PEM block, found {}",
-            block.label
-        )));
+        return Err(Error::Invalid(format!("expected a CERTIFICATE PEM block, found {}", block.label)));
     }
     Ok(block.contents)
 }
@@ -524,8 +474,7 @@ fn common_name_dn(common_name: &str) -> DistinguishedName {
 }
 
 fn ia5(what: &str, value: &str) -> Result<Ia5String, Error> {
-    Ia5String::try_from(value)
-        .map_err(|_| Error::Invalid(format!("{what} {value:?} is not plain ASCII")))
+    Ia5String::try_from(value).map_err(|_| Error::Invalid(format!("{what} {value:?} is not plain ASCII")))
 }
 
 /// 16 random bytes, first byte in 0x40..=0x7f: positive and always 16 bytes
@@ -567,14 +516,9 @@ enum Secrecy {
 /// and a rename, so readers see either the old or the new file, never a mix.
 fn write_atomic(path: &Path, contents: &[u8], secrecy: Secrecy) -> Result<(), Error> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Invalid(format!("{} has no file name", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name =
+        path.file_name().ok_or_else(|| Error::Invalid(format!("{} has no file name", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
 
     // A leftover from a crashed run may have the wrong mode; start afresh.
     match fs::remove_file(&tmp) {
@@ -620,47 +564,31 @@ mod tests {
     #[test]
     fn issued_server_cert_carries_every_san_and_chains_to_the_ca() {
         let ca = Authority::new("test CA").unwrap();
-        let leaf = ca
-            .issue(&LeafSpec::server("service1", DEFAULT_SERVER_SANS))
-            .unwrap();
+        let leaf = ca.issue(&LeafSpec::server("service1", DEFAULT_SERVER_SANS)).unwrap();
 
         let ca_der = parse_pem(&ca.cert_pem());
         let ca_cert = parse_cert("ca", &ca_der).unwrap();
         let der = parse_pem(&leaf.cert_pem);
         let cert = parse_cert("leaf", &der).unwrap();
 
-        cert.verify_signature(Some(ca_cert.public_key()))
-            .expect("leaf is signed by the CA");
+        cert.verify_signature(Some(ca_cert.public_key())).expect("leaf is signed by the CA");
         assert_eq!(cert.issuer().as_raw(), ca_cert.subject().as_raw());
         let sans = SanSet::of(&cert).unwrap();
         for san in DEFAULT_SERVER_SANS {
             assert!(sans.covers(san), "missing SAN {san}");
         }
         assert!(sans.ips.contains(&"::1".parse().unwrap()));
-        assert!(
-            !sans.dns.iter().any(|d| d == "127.0.0.1"),
-            "IPs are not DNS SANs"
-        );
+        assert!(!sans.dns.iter().any(|d| d == "127.0.0.1"), "IPs are not DNS SANs");
         assert_eq!(ekus(&cert).unwrap(), (true, false));
         assert!(!cert.is_ca());
-        assert_eq!(
-            cert.subject()
-                .iter_common_name()
-                .next()
-                .unwrap()
-                .as_str()
-                .unwrap(),
-            "service1"
-        );
+        assert_eq!(cert.subject().iter_common_name().next().unwrap().as_str().unwrap(), "service1");
         check_key("leaf key", &leaf.key_pem, &cert).unwrap();
     }
 
     #[test]
     fn issued_client_cert_carries_its_dns_and_uri_sans_and_only_client_auth() {
         let ca = Authority::new("test CA").unwrap();
-        let leaf = ca
-            .issue(&LeafSpec::client("service2").with_uri(SERVICE2_SPIFFE_ID))
-            .unwrap();
+        let leaf = ca.issue(&LeafSpec::client("service2").with_uri(SERVICE2_SPIFFE_ID)).unwrap();
         let der = parse_pem(&leaf.cert_pem);
         let cert = parse_cert("leaf", &der).unwrap();
         let sans = SanSet::of(&cert).unwrap();
@@ -691,15 +619,7 @@ mod tests {
         let not_after = cert.validity().not_after.timestamp();
         assert!((now - 3600 - 60..=now - 3600 + 60).contains(&not_before));
         assert_eq!(not_after - not_before, 10 * 365 * 86_400);
-        assert_eq!(
-            cert.subject()
-                .iter_common_name()
-                .next()
-                .unwrap()
-                .as_str()
-                .unwrap(),
-            "My CA"
-        );
+        assert_eq!(cert.subject().iter_common_name().next().unwrap().as_str().unwrap(), "My CA");
     }
 
     #[test]
@@ -715,8 +635,7 @@ mod tests {
     fn an_expired_leaf_can_be_made_for_tests() {
         let ca = Authority::new("test CA").unwrap();
         let now = SystemTime::now();
-        let spec =
-            LeafSpec::server("service1", &["service1"]).valid_between(now - 10 * DAY, now - DAY);
+        let spec = LeafSpec::server("service1", &["service1"]).valid_between(now - 10 * DAY, now - DAY);
         let leaf = ca.issue(&spec).unwrap();
         let der = parse_pem(&leaf.cert_pem);
         let cert = parse_cert("leaf", &der).unwrap();
@@ -746,10 +665,7 @@ mod tests {
         assert_ne!(a.serial_hex, b.serial_hex);
         for leaf in [&a, &b] {
             assert_eq!(leaf.serial_hex.len(), 32);
-            assert!(leaf
-                .serial_hex
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+            assert!(leaf.serial_hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
             let der = parse_pem(&leaf.cert_pem);
             let cert = parse_cert("leaf", &der).unwrap();
             assert_eq!(hex(cert.raw_serial()), leaf.serial_hex);
@@ -781,22 +697,14 @@ mod tests {
     #[test]
     fn a_non_ascii_san_is_rejected() {
         let ca = Authority::new("test CA").unwrap();
-        let err = ca
-            .issue(&LeafSpec::server("s", &["bücher.example"]))
-            .unwrap_err();
+        let err = ca.issue(&LeafSpec::server("s", &["bücher.example"])).unwrap_err();
         assert!(matches!(err, Error::Invalid(_)), "{err}");
     }
 
     #[test]
     fn the_default_sans_cover_compose_loopback_and_kubernetes() {
         let spec = LeafSpec::server("service1", DEFAULT_SERVER_SANS);
-        assert_eq!(
-            spec.ip_addresses,
-            [
-                "127.0.0.1".parse::<IpAddr>().unwrap(),
-                "::1".parse().unwrap()
-            ]
-        );
+        assert_eq!(spec.ip_addresses, ["127.0.0.1".parse::<IpAddr>().unwrap(), "::1".parse().unwrap()]);
         for name in [
             "service1",
             "localhost",

@@ -12,22 +12,12 @@ use clap::Parser;
 #[command(name = "certgen", version)]
 struct Args {
     /// Directory for ca.crt, ca.key, service1.{crt,key} and service2.{crt,key}.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "CERTS_DIR",
-        default_value = "certs/dev"
-    )]
+    #[arg(long, value_name = "DIR", env = "CERTS_DIR", default_value = "certs/dev")]
     out: PathBuf,
 
     /// Subject alternative name for service1's certificate (repeatable; IP
     /// addresses become IP SANs). Default: compose, loopback and Kubernetes names.
-    #[arg(
-        long = "san",
-        value_name = "NAME",
-        env = "CERT_SANS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "san", value_name = "NAME", env = "CERT_SANS", value_delimiter = ',')]
     sans: Vec<String>,
 
     /// Write a fresh set even if the existing one is still usable.
@@ -37,27 +27,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut sans: Vec<String> = args
-        .sans
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let mut sans: Vec<String> =
+        args.sans.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     if sans.is_empty() {
-        sans = certgen::DEFAULT_SERVER_SANS
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        sans = certgen::DEFAULT_SERVER_SANS.iter().map(|s| (*s).to_owned()).collect();
     }
 
     match certgen::write_dev_set(&args.out, &sans, args.force) {
         Ok(true) => {
-            println!(
-                "{}: wrote {}",
-                args.out.display(),
-                certgen::DEV_SET_FILES.join(" ")
-            );
+            println!("{}: wrote {}", args.out.display(), certgen::DEV_SET_FILES.join(" "));
             ExitCode::SUCCESS
         }
         Ok(false) => {

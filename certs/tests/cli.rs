@@ -50,11 +50,7 @@ fn force_writes_even_when_up_to_date() {
 fn sans_come_from_repeated_flags_or_a_comma_separated_env_var() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = path(tmp.path());
-    assert!(
-        certgen(&["--out", dir, "--san", "a.test", "--san", "10.0.0.7"])
-            .status
-            .success()
-    );
+    assert!(certgen(&["--out", dir, "--san", "a.test", "--san", "10.0.0.7"]).status.success());
     assert!(stdout(&certgen(&["--out", dir, "--san", "a.test"])).ends_with("up to date\n"));
 
     let from_env = Command::new(env!("CARGO_BIN_EXE_certgen"))

@@ -4,9 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use certgen::{
-    write_dev_set, Authority, LeafSpec, DEFAULT_SERVER_SANS, DEV_SET_FILES, SERVICE2_SPIFFE_ID,
-};
+use certgen::{write_dev_set, Authority, LeafSpec, DEFAULT_SERVER_SANS, DEV_SET_FILES, SERVICE2_SPIFFE_ID};
 use x509_parser::extensions::GeneralName;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -16,10 +14,7 @@ fn default_sans() -> Vec<String> {
 }
 
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    DEV_SET_FILES
-        .iter()
-        .map(|name| (name.to_string(), fs::read(dir.join(name)).unwrap()))
-        .collect()
+    DEV_SET_FILES.iter().map(|name| (name.to_string(), fs::read(dir.join(name)).unwrap())).collect()
 }
 
 fn der(pem: &[u8]) -> Vec<u8> {
@@ -68,22 +63,10 @@ fn write_dev_set_creates_the_directory_and_all_six_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nested/certs/dev");
     assert!(write_dev_set(&dir, &default_sans(), false).unwrap());
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "ca.crt",
-            "ca.key",
-            "service1.crt",
-            "service1.key",
-            "service2.crt",
-            "service2.key"
-        ]
-    );
+    assert_eq!(names, ["ca.crt", "ca.key", "service1.crt", "service1.key", "service2.crt", "service2.key"]);
 }
 
 #[test]
@@ -155,10 +138,7 @@ fn a_leaf_expiring_within_30_days_is_rewritten() {
     write_dev_set(tmp.path(), &default_sans(), false).unwrap();
     let now = SystemTime::now();
     let soon = dev_ca(tmp.path())
-        .issue(
-            &LeafSpec::server("service1", DEFAULT_SERVER_SANS)
-                .valid_between(now - DAY, now + 10 * DAY),
-        )
+        .issue(&LeafSpec::server("service1", DEFAULT_SERVER_SANS).valid_between(now - DAY, now + 10 * DAY))
         .unwrap();
     fs::write(tmp.path().join("service1.crt"), &soon.cert_pem).unwrap();
     fs::write(tmp.path().join("service1.key"), &soon.key_pem).unwrap();
@@ -171,10 +151,7 @@ fn a_leaf_valid_for_more_than_30_days_is_kept() {
     write_dev_set(tmp.path(), &default_sans(), false).unwrap();
     let now = SystemTime::now();
     let later = dev_ca(tmp.path())
-        .issue(
-            &LeafSpec::server("service1", DEFAULT_SERVER_SANS)
-                .valid_between(now - DAY, now + 40 * DAY),
-        )
+        .issue(&LeafSpec::server("service1", DEFAULT_SERVER_SANS).valid_between(now - DAY, now + 40 * DAY))
         .unwrap();
     fs::write(tmp.path().join("service1.crt"), &later.cert_pem).unwrap();
     fs::write(tmp.path().join("service1.key"), &later.key_pem).unwrap();
@@ -187,9 +164,7 @@ fn a_leaf_signed_by_another_ca_is_rewritten() {
     write_dev_set(tmp.path(), &default_sans(), false).unwrap();
     // Same subject name as the dev CA, different key: only the signature tells.
     let impostor = Authority::new(certgen::DEV_CA_NAME).unwrap();
-    let leaf = impostor
-        .issue(&LeafSpec::client("service2").with_uri(SERVICE2_SPIFFE_ID))
-        .unwrap();
+    let leaf = impostor.issue(&LeafSpec::client("service2").with_uri(SERVICE2_SPIFFE_ID)).unwrap();
     fs::write(tmp.path().join("service2.crt"), &leaf.cert_pem).unwrap();
     fs::write(tmp.path().join("service2.key"), &leaf.key_pem).unwrap();
     assert!(write_dev_set(tmp.path(), &default_sans(), false).unwrap());
@@ -199,11 +174,7 @@ fn a_leaf_signed_by_another_ca_is_rewritten() {
 fn a_key_that_does_not_belong_to_its_cert_is_rewritten() {
     let tmp = tempfile::tempdir().unwrap();
     write_dev_set(tmp.path(), &default_sans(), false).unwrap();
-    fs::copy(
-        tmp.path().join("service2.key"),
-        tmp.path().join("service1.key"),
-    )
-    .unwrap();
+    fs::copy(tmp.path().join("service2.key"), tmp.path().join("service1.key")).unwrap();
     assert!(write_dev_set(tmp.path(), &default_sans(), false).unwrap());
 }
 
@@ -211,9 +182,7 @@ fn a_key_that_does_not_belong_to_its_cert_is_rewritten() {
 fn a_client_cert_without_the_spiffe_id_is_rewritten() {
     let tmp = tempfile::tempdir().unwrap();
     write_dev_set(tmp.path(), &default_sans(), false).unwrap();
-    let leaf = dev_ca(tmp.path())
-        .issue(&LeafSpec::client("service2"))
-        .unwrap();
+    let leaf = dev_ca(tmp.path()).issue(&LeafSpec::client("service2")).unwrap();
     fs::write(tmp.path().join("service2.crt"), &leaf.cert_pem).unwrap();
     fs::write(tmp.path().join("service2.key"), &leaf.key_pem).unwrap();
     assert!(write_dev_set(tmp.path(), &default_sans(), false).unwrap());
@@ -223,10 +192,7 @@ fn a_client_cert_without_the_spiffe_id_is_rewritten() {
 fn service2_gets_a_client_cert_named_service2_with_its_spiffe_id() {
     let tmp = tempfile::tempdir().unwrap();
     write_dev_set(tmp.path(), &default_sans(), false).unwrap();
-    assert_eq!(
-        sans_of(&tmp.path().join("service2.crt")),
-        ["service2", SERVICE2_SPIFFE_ID]
-    );
+    assert_eq!(sans_of(&tmp.path().join("service2.crt")), ["service2", SERVICE2_SPIFFE_ID]);
     let der = der(&fs::read(tmp.path().join("service2.crt")).unwrap());
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
     let eku = cert.extended_key_usage().unwrap().unwrap().value;
@@ -237,10 +203,7 @@ fn service2_gets_a_client_cert_named_service2_with_its_spiffe_id() {
 fn an_empty_san_list_is_rejected_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("dev");
-    assert!(matches!(
-        write_dev_set(&dir, &[], false),
-        Err(certgen::Error::Invalid(_))
-    ));
+    assert!(matches!(write_dev_set(&dir, &[], false), Err(certgen::Error::Invalid(_))));
     assert!(!dir.exists());
 }
 
@@ -260,17 +223,11 @@ fn keys_are_written_owner_only() {
     let tmp = tempfile::tempdir().unwrap();
     write_dev_set(tmp.path(), &default_sans(), false).unwrap();
     for name in ["ca.key", "service1.key", "service2.key"] {
-        let mode = fs::metadata(tmp.path().join(name))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(tmp.path().join(name)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{name} has mode {mode:o}");
     }
     for name in ["ca.crt", "service1.crt", "service2.crt"] {
-        let mode = fs::metadata(tmp.path().join(name))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(tmp.path().join(name)).unwrap().permissions().mode();
         assert_eq!(mode & 0o077 & !0o044, 0, "{name} has mode {mode:o}");
     }
 }

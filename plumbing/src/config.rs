@@ -1,20 +1,28 @@
 //! Config helpers both services use: flag groups shared by both, duration
 //! parsing, and the rule that bad config is one line on stderr and exit 2.
 
-use std::{net::IpAddr, time::Duration};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use clap::error::ErrorKind as ClapErrorKind;
 
-use crate::logging::LogFormat;
+use crate::{logging::LogFormat, tls::TlsFiles};
 
 /// Exit code for configuration errors, as sysexits-style tools use.
 pub const EXIT_CONFIG: i32 = 2;
 
+/// Checks that span several settings, which clap cannot express.
+pub trait Validate {
+    fn validate(&self) -> Result<(), String>;
+}
+
 /// Parses flags and environment once, or exits: 0 for `--help` and
 /// `--version`, 2 with one line on stderr for anything invalid.
-pub fn parse_or_exit<C: clap::Parser>() -> C {
+pub fn parse_or_exit<C: clap::Parser + Validate>() -> C {
     match C::try_parse() {
-        Ok(config) => config,
+        Ok(config) => match config.validate() {
+            Ok(()) => config,
+            Err(message) => exit_with_config_error(message),
+        },
         Err(error) => match error.kind() {
             ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion => {
                 let _ = error.print();
@@ -73,6 +81,67 @@ pub struct NameArgs {
     /// Longest accepted name, in bytes of UTF-8.
     #[arg(long, env = "MAX_NAME_BYTES", default_value_t = crate::names::DEFAULT_MAX_NAME_BYTES)]
     pub max_name_bytes: usize,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Mutual TLS: both sides present certificates from the same CA.
+    Mtls,
+    /// Plaintext gRPC, for experiments against plaintext peers only.
+    Insecure,
+}
+
+/// TLS for the gRPC connection between the services.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TlsArgs {
+    /// `mtls`, or `insecure` to turn TLS off (plaintext; a loud warning).
+    #[arg(long, env = "TLS_MODE", value_enum, default_value_t = TlsMode::Mtls)]
+    pub tls_mode: TlsMode,
+
+    /// This service's certificate chain, PEM. Required with mtls.
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of TLS_CERT, PEM. Required with mtls.
+    #[arg(long, env = "TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate(s), PEM, that the peer's certificate must chain to.
+    /// Required with mtls.
+    #[arg(long, env = "TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// How often the three files are re-read; new content is used for new
+    /// handshakes.
+    #[arg(long, env = "TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+}
+
+impl TlsArgs {
+    /// The files to load, or `None` when TLS is turned off.
+    pub fn files(&self) -> Result<Option<TlsFiles>, String> {
+        if self.tls_mode == TlsMode::Insecure {
+            return Ok(None);
+        }
+        let need = |path: &Option<PathBuf>, name: &str| {
+            path.clone().ok_or_else(|| format!("{name} is required unless TLS_MODE=insecure"))
+        };
+        Ok(Some(TlsFiles {
+            cert: need(&self.tls_cert, "TLS_CERT")?,
+            key: need(&self.tls_key, "TLS_KEY")?,
+            ca: need(&self.tls_ca, "TLS_CA")?,
+        }))
+    }
+
+    /// The warning a service logs at start when TLS is off.
+    pub fn warn_if_insecure(&self) {
+        if self.tls_mode == TlsMode::Insecure {
+            tracing::warn!(
+                "TLS_MODE=insecure: gRPC between the services is PLAINTEXT, neither encrypted nor \
+                 authenticated. Use it only for experiments against plaintext peers."
+            );
+        }
+    }
 }
 
 #[cfg(test)]

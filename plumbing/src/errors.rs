@@ -84,10 +84,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
 
     pub fn not_found() -> Self {
@@ -95,10 +92,7 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            ErrorKind::MethodNotAllowed,
-            "method not allowed for this resource",
-        )
+        Self::new(ErrorKind::MethodNotAllowed, "method not allowed for this resource")
     }
 
     pub fn internal() -> Self {
@@ -162,11 +156,7 @@ mod tests {
             (Code::Cancelled, 502),
         ];
         for (code, status) in expected {
-            assert_eq!(
-                ErrorKind::from_upstream(code).http_status().as_u16(),
-                status,
-                "{code:?}"
-            );
+            assert_eq!(ErrorKind::from_upstream(code).http_status().as_u16(), status, "{code:?}");
         }
     }
 

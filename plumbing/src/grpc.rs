@@ -58,20 +58,9 @@ where
         Box::pin(async move {
             let response = call.instrument(span.clone()).await?;
             // A failed unary call is "trailers-only": its status is a header.
-            let code = response
-                .headers()
-                .get("grpc-status")
-                .map(|v| Code::from_bytes(v.as_bytes()));
-            let log = AccessLine {
-                span,
-                method,
-                start,
-                code,
-            };
-            Ok(response.map(|inner| ObservedBody {
-                inner,
-                log: Some(log),
-            }))
+            let code = response.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
+            let log = AccessLine { span, method, start, code };
+            Ok(response.map(|inner| ObservedBody { inner, log: Some(log) }))
         })
     }
 }

@@ -44,9 +44,7 @@ async fn observe(mut request: Request, next: Next) -> Response {
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
-    response
-        .headers_mut()
-        .insert(request_id::HEADER, id.header_value().clone());
+    response.headers_mut().insert(request_id::HEADER, id.header_value().clone());
     let _entered = span.enter();
     tracing::info!(
         method = %method,
@@ -78,12 +76,6 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves `router` until `stop` is cancelled, then stops accepting and
 /// waits for in-flight requests (the caller bounds that wait).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    stop: CancellationToken,
-) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
 }

@@ -12,6 +12,7 @@ pub mod names;
 pub mod query;
 pub mod request_id;
 pub mod shutdown;
+pub mod tls;
 
 /// Code generated from `protos/service1/app/grpc/service1.proto`.
 pub mod proto {

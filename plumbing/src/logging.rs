@@ -55,18 +55,11 @@ impl LogGuard {
 /// `RUST_LOG` (default `info`). Fails on a malformed `RUST_LOG`.
 pub fn init(format: LogFormat) -> Result<LogGuard, String> {
     let filter = env_filter()?;
-    let (writer, worker) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUE_LINES)
-        .finish(std::io::stdout());
+    let (writer, worker) =
+        NonBlockingBuilder::default().lossy(true).buffered_lines_limit(QUEUE_LINES).finish(std::io::stdout());
     let dropped = writer.error_counter();
-    subscriber(format, filter, writer)
-        .try_init()
-        .map_err(|e| format!("cannot install the logger: {e}"))?;
-    Ok(LogGuard {
-        _worker: worker,
-        dropped,
-    })
+    subscriber(format, filter, writer).try_init().map_err(|e| format!("cannot install the logger: {e}"))?;
+    Ok(LogGuard { _worker: worker, dropped })
 }
 
 /// `RUST_LOG` if set, otherwise `info`.
@@ -81,25 +74,17 @@ pub fn env_filter() -> Result<EnvFilter, String> {
 
 /// The subscriber both services use, generic over where lines go so tests
 /// can capture them.
-pub fn subscriber<W>(
-    format: LogFormat,
-    filter: EnvFilter,
-    writer: W,
-) -> impl Subscriber + Send + Sync
+pub fn subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .event_format(JsonLines)
-            .with_writer(writer)
-            .boxed(),
+        LogFormat::Json => {
+            tracing_subscriber::fmt::layer().event_format(JsonLines).with_writer(writer).boxed()
+        }
         LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
-    Registry::default()
-        .with(lines)
-        .with(CaptureRequestId)
-        .with(filter)
+    Registry::default().with(lines).with(CaptureRequestId).with(filter)
 }
 
 // === impl CaptureRequestId ===
@@ -162,12 +147,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         w.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut w)?;
@@ -182,10 +162,7 @@ where
                 }
             }
         }
-        let mut fields = JsonFields {
-            w: &mut w,
-            result: Ok(()),
-        };
+        let mut fields = JsonFields { w: &mut w, result: Ok(()) };
         event.record(&mut fields);
         fields.result?;
         w.write_str("}\n")
@@ -306,9 +283,7 @@ mod tests {
     fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
         let buffer = Buffer::default();
         let sink = buffer.clone();
-        let subscriber = subscriber(LogFormat::Json, EnvFilter::new("info"), move || {
-            sink.clone()
-        });
+        let subscriber = subscriber(LogFormat::Json, EnvFilter::new("info"), move || sink.clone());
         tracing::subscriber::with_default(subscriber, f);
         let bytes = buffer.0.lock().unwrap().clone();
         String::from_utf8(bytes)
@@ -339,8 +314,7 @@ mod tests {
 
     #[test]
     fn lines_outside_requests_have_no_request_id_and_strings_are_escaped() {
-        let lines =
-            capture(|| tracing::warn!(detail = "a \"quoted\"\nline\u{1}", "odd {}", "input"));
+        let lines = capture(|| tracing::warn!(detail = "a \"quoted\"\nline\u{1}", "odd {}", "input"));
         assert_eq!(lines[0].get("request_id"), None);
         assert_eq!(lines[0]["detail"], "a \"quoted\"\nline\u{1}");
         assert_eq!(lines[0]["message"], "odd input");

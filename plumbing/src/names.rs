@@ -49,10 +49,7 @@ mod tests {
     fn validate_rejects_missing_empty_and_too_long_names() {
         assert_eq!(validate(None, 4), Err(NameError::Missing));
         assert_eq!(validate(Some(""), 4), Err(NameError::Empty));
-        assert_eq!(
-            validate(Some("abcde"), 4),
-            Err(NameError::TooLong { max: 4 })
-        );
+        assert_eq!(validate(Some("abcde"), 4), Err(NameError::TooLong { max: 4 }));
         // The limit counts bytes, not characters: "ßß" is 4 bytes.
         assert_eq!(validate(Some("ßß"), 4), Ok("ßß"));
         assert_eq!(validate(Some("ßßa"), 4), Err(NameError::TooLong { max: 4 }));

@@ -23,10 +23,7 @@ pub struct RequestId(HeaderValue);
 impl RequestId {
     /// The caller's id when it is acceptable, otherwise a fresh UUID v4.
     pub fn from_headers(headers: &HeaderMap, name: &str) -> Self {
-        headers
-            .get(name)
-            .and_then(|value| Self::parse(value.as_bytes()))
-            .unwrap_or_else(Self::generate)
+        headers.get(name).and_then(|value| Self::parse(value.as_bytes())).unwrap_or_else(Self::generate)
     }
 
     /// Accepts 1 to [`MAX_LEN`] bytes of visible ASCII (0x21..=0x7E).
@@ -96,10 +93,7 @@ mod tests {
             let id = RequestId::from_headers(&headers(case), "x-request-id");
             assert!(is_uuid_v4(&id), "{case:?} gave {id}");
         }
-        assert!(is_uuid_v4(&RequestId::from_headers(
-            &HeaderMap::new(),
-            "x-request-id"
-        )));
+        assert!(is_uuid_v4(&RequestId::from_headers(&HeaderMap::new(), "x-request-id")));
         assert!(RequestId::parse("é".as_bytes()).is_none());
     }
 }

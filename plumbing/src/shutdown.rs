@@ -19,10 +19,8 @@ pub fn on_signal() -> CancellationToken {
 
 async fn signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         // Without handlers the default action (exit) still applies.
         return std::future::pending().await;
     };

@@ -1,7 +1,9 @@
 //! service1's settings: every one a flag and an environment variable.
 
 use clap::Parser;
-use plumbing::config::{ListenArgs, LogArgs, NameArgs, ShutdownArgs};
+use std::time::Duration;
+
+use plumbing::config::{parse_duration, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -23,6 +25,18 @@ pub struct Config {
     pub grpc_port: u16,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Client identities (DNS or URI SANs of the client certificate)
+    /// allowed to call the gRPC API, comma-separated.
+    #[arg(long, env = "TLS_ALLOWED_CLIENTS", value_delimiter = ',', default_value = "service2")]
+    pub tls_allowed_clients: Vec<String>,
+
+    /// Longest a TLS handshake may take before the connection is dropped.
+    #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
+    #[command(flatten)]
     pub names: NameArgs,
 
     #[command(flatten)]
@@ -30,4 +44,14 @@ pub struct Config {
 
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), String> {
+        self.tls.files()?;
+        if self.tls_allowed_clients.iter().all(|c| c.trim().is_empty()) {
+            return Err("TLS_ALLOWED_CLIENTS must name at least one client identity".into());
+        }
+        Ok(())
+    }
 }

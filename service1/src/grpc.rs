@@ -28,10 +28,8 @@ impl Service1 for NameService {
         request: Request<ProcessNameRequest>,
     ) -> Result<Response<ProcessNameResponse>, Status> {
         // proto3 cannot tell a missing name from an empty one: both are "".
-        let name = names::validate(Some(&request.get_ref().name), self.max_name_bytes)
-            .map_err(ApiError::from)?;
-        Ok(Response::new(ProcessNameResponse {
-            name: names::upper(name),
-        }))
+        let name =
+            names::validate(Some(&request.get_ref().name), self.max_name_bytes).map_err(ApiError::from)?;
+        Ok(Response::new(ProcessNameResponse { name: names::upper(name) }))
     }
 }

@@ -2,6 +2,7 @@
 //! its gRPC port and `GET /api/v1/name` on its REST port.
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod config;
 pub mod grpc;
 pub mod rest;

@@ -18,9 +18,7 @@ struct NameResponse {
 
 /// The REST routes, with the layers every REST port has.
 pub fn router(max_name_bytes: usize) -> Router {
-    let routes = Router::new()
-        .route("/api/v1/name", get(name))
-        .with_state(NameLimit(max_name_bytes));
+    let routes = Router::new().route("/api/v1/name", get(name)).with_state(NameLimit(max_name_bytes));
     plumbing::http::with_common_layers(routes)
 }
 
@@ -30,7 +28,5 @@ async fn name(
 ) -> Result<Json<NameResponse>, ApiError> {
     let name = query::param(raw.as_deref(), "name")?;
     let name = names::validate(name.as_deref(), limit.0)?;
-    Ok(Json(NameResponse {
-        name: names::upper(name),
-    }))
+    Ok(Json(NameResponse { name: names::upper(name) }))
 }

@@ -4,27 +4,17 @@
 mod process;
 
 const BIN: &str = env!("CARGO_BIN_EXE_service1");
-const LOCAL: [(&str, &str); 3] = [
-    ("BIND_ADDR", "127.0.0.1"),
-    ("PORT", "0"),
-    ("GRPC_PORT", "0"),
-];
+const LOCAL: [(&str, &str); 3] = [("BIND_ADDR", "127.0.0.1"), ("PORT", "0"), ("GRPC_PORT", "0")];
 
 #[test]
 fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
-    for env in [
-        [("PORT", "http")],
-        [("LOG_FORMAT", "xml")],
-        [("SHUTDOWN_GRACE", "soon")],
-        [("RUST_LOG", "a=b=c")],
-    ] {
+    for env in
+        [[("PORT", "http")], [("LOG_FORMAT", "xml")], [("SHUTDOWN_GRACE", "soon")], [("RUST_LOG", "a=b=c")]]
+    {
         let (status, stdout, stderr) = process::run(BIN, &env, &[]);
         assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");
-        assert!(
-            stderr.starts_with("error: invalid configuration: "),
-            "{stderr}"
-        );
+        assert!(stderr.starts_with("error: invalid configuration: "), "{stderr}");
         assert!(stdout.is_empty(), "{stdout}");
     }
 }
@@ -43,16 +33,37 @@ fn help_lists_every_setting_with_its_environment_variable_and_default() {
         "[env: SHUTDOWN_GRACE=]",
         "[env: LOG_FORMAT=]",
     ] {
-        assert!(
-            stdout.contains(expected),
-            "--help lacks {expected}:\n{stdout}"
-        );
+        assert!(stdout.contains(expected), "--help lacks {expected}:\n{stdout}");
     }
 }
 
 #[test]
 fn sigterm_stops_service1_with_exit_code_0() {
-    let child = process::start_until(BIN, &LOCAL, "service1 listening");
+    let (_dir, tls) = process::dev_certs("service1");
+    let child = process::start_until(BIN, &process::env(&LOCAL, &tls), "service1 listening");
 
     assert_eq!(process::terminate(child).code(), Some(0));
+}
+
+#[test]
+fn without_tls_files_service1_refuses_to_start_unless_tls_is_turned_off() {
+    let (status, _, stderr) = process::run(BIN, &LOCAL, &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim(), "error: invalid configuration: TLS_CERT is required unless TLS_MODE=insecure");
+
+    let insecure = [LOCAL.as_slice(), &[("TLS_MODE", "insecure")]].concat();
+    let child = process::start_until(BIN, &insecure, "TLS_MODE=insecure");
+    assert_eq!(process::terminate(child).code(), Some(0));
+}
+
+#[test]
+fn unreadable_tls_files_stop_service1_with_one_clear_line() {
+    let (dir, tls) = process::dev_certs("service1");
+    std::fs::remove_file(dir.path().join("ca.crt")).unwrap();
+
+    let (status, _, stderr) = process::run(BIN, &process::env(&LOCAL, &tls), &[]);
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot read") && stderr.contains("ca.crt"), "{stderr}");
 }

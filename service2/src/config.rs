@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use plumbing::config::{parse_duration, ListenArgs, LogArgs, NameArgs, ShutdownArgs};
+use plumbing::config::{parse_duration, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate};
 
 use crate::upstream::Target;
 
@@ -36,6 +36,14 @@ pub struct Config {
     pub service1_connect_timeout: Duration,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// The name service1's certificate must carry, whatever address is
+    /// dialled (pods are dialled by IP).
+    #[arg(long, env = "TLS_SERVER_NAME", default_value = "service1")]
+    pub tls_server_name: String,
+
+    #[command(flatten)]
     pub names: NameArgs,
 
     #[command(flatten)]
@@ -43,4 +51,17 @@ pub struct Config {
 
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), String> {
+        self.tls.files()?;
+        rustls_name_check(&self.tls_server_name)
+    }
+}
+
+fn rustls_name_check(name: &str) -> Result<(), String> {
+    plumbing::tls::client::Connector::check_server_name(name)
+        .map(|_| ())
+        .map_err(|e| format!("TLS_SERVER_NAME: {e}"))
 }

@@ -19,10 +19,7 @@ struct AppState {
 pub fn router(service1: Service1, max_name_bytes: usize) -> Router {
     let routes = Router::new()
         .route("/api/v1/say-hello", get(say_hello))
-        .with_state(AppState {
-            service1,
-            max_name_bytes,
-        });
+        .with_state(AppState { service1, max_name_bytes });
     plumbing::http::with_common_layers(routes)
 }
 

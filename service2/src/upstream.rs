@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use plumbing::{
     proto::{service1_client::Service1Client, ProcessNameRequest},
-    request_id, ApiError, ErrorKind, RequestId,
+    request_id,
+    tls::client::Connector,
+    ApiError, ErrorKind, RequestId,
 };
 use tonic::{
     metadata::MetadataValue,
@@ -25,17 +27,13 @@ pub struct Target {
 impl Target {
     pub fn parse(text: &str) -> Result<Self, String> {
         let expected = "expected host:port, such as service1:50051";
-        let (host, port) = text
-            .rsplit_once(':')
-            .ok_or_else(|| format!("{text:?}: {expected}"))?;
+        let (host, port) = text.rsplit_once(':').ok_or_else(|| format!("{text:?}: {expected}"))?;
         let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
         let host_ok = !host.is_empty() && !host.contains(['/', '@', ' ']);
         if !port_ok || !host_ok {
             return Err(format!("{text:?}: {expected}"));
         }
-        Ok(Self {
-            authority: text.to_owned(),
-        })
+        Ok(Self { authority: text.to_owned() })
     }
 
     pub fn authority(&self) -> &str {
@@ -55,18 +53,20 @@ pub struct Service1 {
 impl Service1 {
     /// Makes the channel without connecting: service2 starts, and stays
     /// ready, whether or not service1 is up yet.
+    /// `connector` does TCP and, unless TLS is off, the mTLS handshake;
+    /// `connect_timeout` bounds both.
     pub fn new(
         target: &Target,
+        connector: Connector,
         connect_timeout: Duration,
         deadline: Duration,
     ) -> Result<Self, String> {
+        // The scheme only tells tonic the protocol; TLS is the connector's.
         let endpoint = Endpoint::from_shared(format!("http://{}", target.authority()))
             .map_err(|e| format!("SERVICE1_CHANNEL: {e}"))?
             .connect_timeout(connect_timeout);
-        Ok(Self {
-            client: Service1Client::new(endpoint.connect_lazy()),
-            deadline,
-        })
+        let channel = endpoint.connect_with_connector_lazy(connector);
+        Ok(Self { client: Service1Client::new(channel), deadline })
     }
 
     /// Asks service1 to process `name` on behalf of request `id`.
@@ -75,9 +75,7 @@ impl Service1 {
         // Sent as `grpc-timeout`, so service1 knows when to give up too.
         request.set_timeout(self.deadline);
         if let Ok(value) = MetadataValue::try_from(id.as_str()) {
-            request
-                .metadata_mut()
-                .insert(request_id::METADATA_KEY, value);
+            request.metadata_mut().insert(request_id::METADATA_KEY, value);
         }
         let started = Instant::now();
         let mut client = self.client.clone();
@@ -120,26 +118,10 @@ mod tests {
 
     #[test]
     fn targets_are_host_and_port() {
-        for good in [
-            "localhost:50051",
-            "service1:50051",
-            "127.0.0.1:1",
-            "[::1]:50051",
-        ] {
-            assert_eq!(
-                Target::parse(good).map(|t| t.authority().to_owned()),
-                Ok(good.to_owned())
-            );
+        for good in ["localhost:50051", "service1:50051", "127.0.0.1:1", "[::1]:50051"] {
+            assert_eq!(Target::parse(good).map(|t| t.authority().to_owned()), Ok(good.to_owned()));
         }
-        for bad in [
-            "",
-            "localhost",
-            "localhost:",
-            ":50051",
-            "host:0",
-            "host:70000",
-            "http://h:1/x",
-        ] {
+        for bad in ["", "localhost", "localhost:", ":50051", "host:0", "host:70000", "http://h:1/x"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }

@@ -8,18 +8,11 @@ const LOCAL: [(&str, &str); 2] = [("BIND_ADDR", "127.0.0.1"), ("PORT", "0")];
 
 #[test]
 fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
-    for env in [
-        [("SERVICE1_CHANNEL", "service1")],
-        [("SERVICE1_TIMEOUT", "10")],
-        [("PORT", "-1")],
-    ] {
+    for env in [[("SERVICE1_CHANNEL", "service1")], [("SERVICE1_TIMEOUT", "10")], [("PORT", "-1")]] {
         let (status, _, stderr) = process::run(BIN, &env, &[]);
         assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");
-        assert!(
-            stderr.starts_with("error: invalid configuration: "),
-            "{stderr}"
-        );
+        assert!(stderr.starts_with("error: invalid configuration: "), "{stderr}");
     }
 }
 
@@ -36,16 +29,37 @@ fn help_lists_every_setting_with_its_environment_variable_and_default() {
         "[default: 10s]",
         "[env: SERVICE1_CONNECT_TIMEOUT=]",
     ] {
-        assert!(
-            stdout.contains(expected),
-            "--help lacks {expected}:\n{stdout}"
-        );
+        assert!(stdout.contains(expected), "--help lacks {expected}:\n{stdout}");
     }
 }
 
 #[test]
 fn sigterm_stops_service2_with_exit_code_0() {
-    let child = process::start_until(BIN, &LOCAL, "service2 listening");
+    let (_dir, tls) = process::dev_certs("service2");
+    let child = process::start_until(BIN, &process::env(&LOCAL, &tls), "service2 listening");
 
     assert_eq!(process::terminate(child).code(), Some(0));
+}
+
+#[test]
+fn without_tls_files_service2_refuses_to_start_unless_tls_is_turned_off() {
+    let (status, _, stderr) = process::run(BIN, &LOCAL, &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim(), "error: invalid configuration: TLS_CERT is required unless TLS_MODE=insecure");
+
+    let insecure = [LOCAL.as_slice(), &[("TLS_MODE", "insecure")]].concat();
+    let child = process::start_until(BIN, &insecure, "TLS_MODE=insecure");
+    assert_eq!(process::terminate(child).code(), Some(0));
+}
+
+#[test]
+fn unreadable_tls_files_stop_service2_with_one_clear_line() {
+    let (dir, tls) = process::dev_certs("service2");
+    std::fs::remove_file(dir.path().join("ca.crt")).unwrap();
+
+    let (status, _, stderr) = process::run(BIN, &process::env(&LOCAL, &tls), &[]);
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot read") && stderr.contains("ca.crt"), "{stderr}");
 }

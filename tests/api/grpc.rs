@@ -1,5 +1,5 @@
-use plumbing::proto::{service1_client::Service1Client, ProcessNameRequest};
-use system_tests::{logs, spawn_service1};
+use plumbing::proto::ProcessNameRequest;
+use system_tests::{grpc_client::grpc_client, logs, spawn_service1, Pki};
 use tonic::Code;
 
 use crate::unique_id;
@@ -9,54 +9,32 @@ async fn process_name(
     name: &str,
     request_id: Option<&str>,
 ) -> Result<String, tonic::Status> {
-    let mut client = Service1Client::connect(format!("http://{addr}"))
-        .await
-        .expect("connects");
+    let mut client = grpc_client(addr, Pki::shared(), "service2").await;
     let mut request = tonic::Request::new(ProcessNameRequest { name: name.into() });
     if let Some(id) = request_id {
-        request
-            .metadata_mut()
-            .insert("request_id", id.parse().unwrap());
+        request.metadata_mut().insert("request_id", id.parse().unwrap());
     }
-    client
-        .process_name(request)
-        .await
-        .map(|r| r.into_inner().name)
+    client.process_name(request).await.map(|r| r.into_inner().name)
 }
 
 #[tokio::test]
 async fn process_name_upper_cases_over_grpc() {
     let service1 = spawn_service1(&[]).await;
 
-    assert_eq!(
-        process_name(service1.grpc_addr, "straße", None)
-            .await
-            .unwrap(),
-        "STRASSE"
-    );
+    assert_eq!(process_name(service1.grpc_addr, "straße", None).await.unwrap(), "STRASSE");
 }
 
 #[tokio::test]
 async fn process_name_rejects_empty_and_too_long_names_with_invalid_argument() {
     let service1 = spawn_service1(&["--max-name-bytes", "4"]).await;
 
-    let empty = process_name(service1.grpc_addr, "", None)
-        .await
-        .unwrap_err();
-    let long = process_name(service1.grpc_addr, "abcde", None)
-        .await
-        .unwrap_err();
+    let empty = process_name(service1.grpc_addr, "", None).await.unwrap_err();
+    let long = process_name(service1.grpc_addr, "abcde", None).await.unwrap_err();
 
-    assert_eq!(
-        (empty.code(), empty.message()),
-        (Code::InvalidArgument, "the name must not be empty")
-    );
+    assert_eq!((empty.code(), empty.message()), (Code::InvalidArgument, "the name must not be empty"));
     assert_eq!(
         (long.code(), long.message()),
-        (
-            Code::InvalidArgument,
-            "the name must be at most 4 bytes of UTF-8"
-        )
+        (Code::InvalidArgument, "the name must be at most 4 bytes of UTF-8")
     );
 }
 
@@ -66,21 +44,12 @@ async fn every_grpc_call_gets_one_access_line_with_its_status() {
     let ok_id = unique_id("grpc-access-ok");
     let bad_id = unique_id("grpc-access-bad");
 
-    process_name(service1.grpc_addr, "x", Some(&ok_id))
-        .await
-        .unwrap();
-    process_name(service1.grpc_addr, "", Some(&bad_id))
-        .await
-        .unwrap_err();
+    process_name(service1.grpc_addr, "x", Some(&ok_id)).await.unwrap();
+    process_name(service1.grpc_addr, "", Some(&bad_id)).await.unwrap_err();
 
     for (id, code) in [(ok_id, 0), (bad_id, 3)] {
-        let lines = logs()
-            .wait_for(&id, |l| l["message"] == "grpc call served")
-            .await;
-        let access: Vec<_> = lines
-            .iter()
-            .filter(|l| l["message"] == "grpc call served")
-            .collect();
+        let lines = logs().wait_for(&id, |l| l["message"] == "grpc call served").await;
+        let access: Vec<_> = lines.iter().filter(|l| l["message"] == "grpc call served").collect();
         assert_eq!(access.len(), 1, "{lines:#?}");
         assert_eq!(access[0]["grpc_code"], code);
         assert_eq!(access[0]["method"], "/app.grpc.Service1/ProcessName");

@@ -7,6 +7,7 @@ mod panics;
 mod request_id;
 mod say_hello;
 mod shutdown;
+mod tls;
 
 use std::time::Duration;
 
@@ -15,10 +16,7 @@ use serde_json::Value;
 /// A plain HTTP client with a bound on every request, so a hung server
 /// fails the test instead of hanging it.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("client builds")
+    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client builds")
 }
 
 pub struct Reply {
@@ -38,27 +36,13 @@ pub async fn get_with(request: reqwest::RequestBuilder, request_id: Option<&str>
         None => request,
     };
     let response = request.send().await.expect("the server answers");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    let (status, content_type, request_id) = (
-        response.status().as_u16(),
-        header("content-type"),
-        header("x-request-id"),
-    );
+    let header =
+        |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let (status, content_type, request_id) =
+        (response.status().as_u16(), header("content-type"), header("x-request-id"));
     let text = response.text().await.expect("a body");
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
-    Reply {
-        status,
-        content_type,
-        request_id,
-        body,
-    }
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
+    Reply { status, content_type, request_id, body }
 }
 
 /// A request id unique to one test, so its log lines can be told apart.

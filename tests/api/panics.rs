@@ -12,9 +12,8 @@ async fn boom() -> &'static str {
 async fn a_panicking_handler_gives_a_json_500_and_the_server_stays_up() {
     // The production routes never panic, so this serves a route that does
     // behind exactly the layers both services use.
-    let routes = Router::new()
-        .route("/boom", get(boom))
-        .route("/fine", get(|| async { axum::Json(json!("ok")) }));
+    let routes =
+        Router::new().route("/boom", get(boom)).route("/fine", get(|| async { axum::Json(json!("ok")) }));
     let app = plumbing::http::with_common_layers(routes);
     system_tests::logs();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -25,16 +24,9 @@ async fn a_panicking_handler_gives_a_json_500_and_the_server_stays_up() {
     let boom = http_get(&format!("http://{addr}/boom"), Some(&id)).await;
     let fine = http_get(&format!("http://{addr}/fine"), None).await;
 
-    assert_eq!(
-        (boom.status, boom.body),
-        (500, json!({ "error": "internal error" }))
-    );
+    assert_eq!((boom.status, boom.body), (500, json!({ "error": "internal error" })));
     assert_eq!(boom.request_id, id);
     assert_eq!((fine.status, fine.body), (200, json!("ok")));
-    let lines = system_tests::logs()
-        .wait_for(&id, |l| l["message"] == "handler panicked")
-        .await;
-    assert!(lines
-        .iter()
-        .any(|l| l["level"] == "ERROR" && l["panic"] == "secret detail at 10.9.8.7"));
+    let lines = system_tests::logs().wait_for(&id, |l| l["message"] == "handler panicked").await;
+    assert!(lines.iter().any(|l| l["level"] == "ERROR" && l["panic"] == "secret detail at 10.9.8.7"));
 }

@@ -1,6 +1,4 @@
-use system_tests::{
-    logs, spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1,
-};
+use system_tests::{logs, spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1};
 
 use crate::{get, unique_id};
 
@@ -33,32 +31,16 @@ async fn an_unacceptable_request_id_is_replaced_by_a_uuid_that_is_echoed_and_for
 #[tokio::test]
 async fn the_request_id_is_echoed_on_errors_too() {
     let service1 = spawn_service1(&[]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let service2 = spawn_service2_with(closed, &[]).await;
 
-    let not_found = get(
-        &format!("http://{}/nope", service1.rest_addr),
-        Some("id-404"),
-    )
-    .await;
+    let not_found = get(&format!("http://{}/nope", service1.rest_addr), Some("id-404")).await;
     let invalid = get(&service2.url("/api/v1/say-hello"), Some("id-400")).await;
     let unavailable = get(&service2.url("/api/v1/say-hello?name=x"), Some("id-503")).await;
 
-    assert_eq!(
-        (not_found.status, not_found.request_id.as_str()),
-        (404, "id-404")
-    );
-    assert_eq!(
-        (invalid.status, invalid.request_id.as_str()),
-        (400, "id-400")
-    );
-    assert_eq!(
-        (unavailable.status, unavailable.request_id.as_str()),
-        (503, "id-503")
-    );
+    assert_eq!((not_found.status, not_found.request_id.as_str()), (404, "id-404"));
+    assert_eq!((invalid.status, invalid.request_id.as_str()), (400, "id-400"));
+    assert_eq!((unavailable.status, unavailable.request_id.as_str()), (503, "id-503"));
 }
 
 #[tokio::test]
@@ -71,23 +53,12 @@ async fn both_services_log_the_request_id_of_a_say_hello_call() {
 
     // service2 writes its line before answering; service1 may write its own
     // just after its response left.
-    let lines = logs()
-        .wait_for(&id, |l| l["message"] == "grpc call served")
-        .await;
-    let grpc = lines
-        .iter()
-        .find(|l| l["message"] == "grpc call served")
-        .expect("service1's line");
-    let http = lines
-        .iter()
-        .find(|l| l["message"] == "http request served")
-        .expect("service2's line");
+    let lines = logs().wait_for(&id, |l| l["message"] == "grpc call served").await;
+    let grpc = lines.iter().find(|l| l["message"] == "grpc call served").expect("service1's line");
+    let http = lines.iter().find(|l| l["message"] == "http request served").expect("service2's line");
     assert_eq!(grpc["grpc_code"], 0);
     for field in ["timestamp", "level", "target", "message"] {
-        assert!(
-            http.get(field).is_some() && grpc.get(field).is_some(),
-            "{field} missing"
-        );
+        assert!(http.get(field).is_some() && grpc.get(field).is_some(), "{field} missing");
     }
     assert_eq!(http["method"], "GET");
     assert_eq!(http["route"], "/api/v1/say-hello");

@@ -1,7 +1,5 @@
 use serde_json::json;
-use system_tests::{
-    spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1, Hold,
-};
+use system_tests::{spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1, Hold};
 use tonic::Code;
 
 use crate::{client, get, get_with};
@@ -35,33 +33,16 @@ async fn say_hello_returns_400_for_bad_names_without_calling_service1() {
     let cases = [
         ("/api/v1/say-hello", "the 'name' parameter is required"),
         ("/api/v1/say-hello?name=", "the name must not be empty"),
-        (
-            "/api/v1/say-hello?name=123456789",
-            "the name must be at most 8 bytes of UTF-8",
-        ),
-        (
-            "/api/v1/say-hello?name=%ZZ",
-            "the query string has invalid percent-encoding",
-        ),
-        (
-            "/api/v1/say-hello?name=%FF",
-            "the query string has invalid percent-encoding",
-        ),
+        ("/api/v1/say-hello?name=123456789", "the name must be at most 8 bytes of UTF-8"),
+        ("/api/v1/say-hello?name=%ZZ", "the query string has invalid percent-encoding"),
+        ("/api/v1/say-hello?name=%FF", "the query string has invalid percent-encoding"),
     ];
     for (path, message) in cases {
         let reply = get(&service2.url(path), None).await;
-        assert_eq!(
-            (reply.status, reply.body),
-            (400, json!({ "error": message })),
-            "{path}"
-        );
+        assert_eq!((reply.status, reply.body), (400, json!({ "error": message })), "{path}");
         assert_eq!(reply.content_type, "application/json");
     }
-    assert!(
-        fake.calls().is_empty(),
-        "service1 was called: {:?}",
-        fake.calls()
-    );
+    assert!(fake.calls().is_empty(), "service1 was called: {:?}", fake.calls());
 }
 
 #[tokio::test]
@@ -70,16 +51,9 @@ async fn say_hello_accepts_a_name_of_exactly_the_limit() {
     let service2 = spawn_service2(service1.grpc_addr).await;
     let name = "a".repeat(1024);
 
-    let reply = get(
-        &service2.url(&format!("/api/v1/say-hello?name={name}")),
-        None,
-    )
-    .await;
+    let reply = get(&service2.url(&format!("/api/v1/say-hello?name={name}")), None).await;
 
-    assert_eq!(
-        reply.body,
-        json!(format!("Hello, {}!", name.to_uppercase()))
-    );
+    assert_eq!(reply.body, json!(format!("Hello, {}!", name.to_uppercase())));
 }
 
 #[tokio::test]
@@ -104,10 +78,7 @@ async fn say_hello_maps_each_service1_status_to_the_documented_http_status() {
         // Nothing of service1's own message or address reaches the caller.
         let error = reply.body["error"].as_str().expect("an error message");
         assert!(error.starts_with("service1 "), "{error}");
-        assert!(
-            !error.contains("10.1.2.3") && !error.contains("fake"),
-            "{error}"
-        );
+        assert!(!error.contains("10.1.2.3") && !error.contains("fake"), "{error}");
     }
 }
 
@@ -119,15 +90,9 @@ async fn say_hello_returns_504_when_service1_is_slower_than_the_deadline() {
     let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
 
     assert_eq!(reply.status, 504);
-    assert_eq!(
-        reply.body,
-        json!({ "error": "service1 did not answer in time" })
-    );
+    assert_eq!(reply.body, json!({ "error": "service1 did not answer in time" }));
     // The deadline went on the wire, so service1 knew it too.
-    let timeout = fake.calls()[0]
-        .grpc_timeout
-        .clone()
-        .expect("grpc-timeout sent");
+    let timeout = fake.calls()[0].grpc_timeout.clone().expect("grpc-timeout sent");
     assert_eq!(timeout, "300000u", "grpc-timeout in microseconds");
 }
 
@@ -138,20 +103,13 @@ async fn say_hello_sends_the_configured_deadline_as_grpc_timeout() {
 
     get(&service2.url("/api/v1/say-hello?name=test"), None).await;
 
-    assert_eq!(
-        fake.calls()[0].grpc_timeout.as_deref(),
-        Some("10000000u"),
-        "default 10 s"
-    );
+    assert_eq!(fake.calls()[0].grpc_timeout.as_deref(), Some("10000000u"), "default 10 s");
 }
 
 #[tokio::test]
 async fn say_hello_returns_503_fast_when_service1_is_down() {
     // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     // With a 60 s deadline, only the connect failure can answer before the
     // client's own 5 s limit.
     let service2 = spawn_service2_with(closed, &["--service1-timeout", "60s"]).await;
@@ -164,10 +122,7 @@ async fn say_hello_returns_503_fast_when_service1_is_down() {
 
 #[tokio::test]
 async fn say_hello_recovers_when_service1_comes_up_after_service2() {
-    let service1_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let service1_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let service2 = spawn_service2(service1_port).await;
     let down = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
     assert_eq!(down.status, 503);
@@ -186,12 +141,7 @@ async fn say_hello_reuses_one_connection_to_service1() {
     let service2 = spawn_service2(fake.addr).await;
     // Three calls in flight at once still ride one HTTP/2 connection.
     let calls: Vec<_> = (0..3)
-        .map(|_| {
-            tokio::spawn(get_with(
-                client().get(service2.url("/api/v1/say-hello?name=x")),
-                None,
-            ))
-        })
+        .map(|_| tokio::spawn(get_with(client().get(service2.url("/api/v1/say-hello?name=x")), None)))
         .collect();
     for _ in 0..3 {
         hold.next_arrival().await;

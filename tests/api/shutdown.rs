@@ -35,11 +35,8 @@ async fn shutdown_finishes_a_request_in_flight_then_refuses_new_connections() {
 #[tokio::test]
 async fn shutdown_gives_up_on_requests_that_outlast_the_grace_period() {
     let fake = FakeService1::start(Behaviour::Hang).await;
-    let service2 = spawn_service2_with(
-        fake.addr,
-        &["--shutdown-grace", "200ms", "--service1-timeout", "60s"],
-    )
-    .await;
+    let service2 =
+        spawn_service2_with(fake.addr, &["--shutdown-grace", "200ms", "--service1-timeout", "60s"]).await;
     let url = service2.url("/api/v1/say-hello?name=test");
     let _stuck = tokio::spawn(async move { reqwest::get(url).await });
     while fake.calls().is_empty() {

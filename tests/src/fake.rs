@@ -4,19 +4,21 @@
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use plumbing::proto::{
     service1_server::{Service1, Service1Server},
     ProcessNameRequest, ProcessNameResponse,
 };
+use plumbing::tls::{server::incoming, ServerReloader, TlsFiles};
 use tokio::{
     net::TcpListener,
     sync::{mpsc, Semaphore},
 };
-use tonic::{transport::server::TcpIncoming, Code, Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
-use crate::Running;
+use crate::{Pki, Running};
 
 #[derive(Clone)]
 pub enum Behaviour {
@@ -27,10 +29,7 @@ pub enum Behaviour {
     /// Never answers; the caller's deadline must end the call.
     Hang,
     /// Sends on `arrived`, then answers once `release` has a permit.
-    Hold {
-        arrived: mpsc::UnboundedSender<()>,
-        release: Arc<Semaphore>,
-    },
+    Hold { arrived: mpsc::UnboundedSender<()>, release: Arc<Semaphore> },
 }
 
 /// What one call carried.
@@ -53,23 +52,13 @@ impl Hold {
     pub fn new() -> (Behaviour, Self) {
         let (tx, arrived) = mpsc::unbounded_channel();
         let release = Arc::new(Semaphore::new(0));
-        (
-            Behaviour::Hold {
-                arrived: tx,
-                release: release.clone(),
-            },
-            Self { arrived, release },
-        )
+        (Behaviour::Hold { arrived: tx, release: release.clone() }, Self { arrived, release })
     }
 
     /// Waits (at most 5 s) for the next held call to arrive.
     pub async fn next_arrival(&mut self) {
-        let arrived =
-            tokio::time::timeout(std::time::Duration::from_secs(5), self.arrived.recv()).await;
-        assert!(
-            matches!(arrived, Ok(Some(()))),
-            "a call reaches the fake service1 within 5 s"
-        );
+        let arrived = tokio::time::timeout(std::time::Duration::from_secs(5), self.arrived.recv()).await;
+        assert!(matches!(arrived, Ok(Some(()))), "a call reaches the fake service1 within 5 s");
     }
 }
 
@@ -85,28 +74,31 @@ struct Handler {
 }
 
 impl FakeService1 {
+    /// A fake with service1's test certificate, requiring mTLS like the
+    /// real one.
     pub async fn start(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let pki = Pki::shared();
+        let files = TlsFiles {
+            cert: pki.path("service1.crt"),
+            key: pki.path("service1.key"),
+            ca: pki.path("ca.crt"),
+        };
+        let tls = ServerReloader::server(files).expect("test certificates load");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("bound");
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let handler = Handler {
-            behaviour,
-            calls: calls.clone(),
-        };
+        let handler = Handler { behaviour, calls: calls.clone() };
         let running = Running::start(move |stop| async move {
             tonic::transport::Server::builder()
                 .add_service(Service1Server::new(handler))
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), stop.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    incoming(listener, Some(tls), Duration::from_secs(5), stop.clone()),
+                    stop.cancelled_owned(),
+                )
                 .await
                 .map_err(std::io::Error::other)
         });
-        Self {
-            addr,
-            calls,
-            _running: running,
-        }
+        Self { addr, calls, _running: running }
     }
 
     pub fn calls(&self) -> Vec<SeenCall> {
@@ -120,25 +112,17 @@ impl Service1 for Handler {
         &self,
         request: Request<ProcessNameRequest>,
     ) -> Result<Response<ProcessNameResponse>, Status> {
-        let text = |key: &str| {
-            request
-                .metadata()
-                .get(key)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let text = |key: &str| request.metadata().get(key).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let name = request.get_ref().name.clone();
         self.calls.lock().unwrap().push(SeenCall {
             name: name.clone(),
             request_id: text("request_id"),
             grpc_timeout: text("grpc-timeout"),
-            peer: request.remote_addr(),
+            peer: request.extensions().get::<plumbing::tls::server::PeerInfo>().map(|p| p.remote_addr),
         });
         match &self.behaviour {
             Behaviour::Reply => {}
-            Behaviour::Fail(code) => {
-                return Err(Status::new(*code, "fake failure at 10.1.2.3:50051"))
-            }
+            Behaviour::Fail(code) => return Err(Status::new(*code, "fake failure at 10.1.2.3:50051")),
             Behaviour::Hang => std::future::pending::<()>().await,
             Behaviour::Hold { arrived, release } => {
                 let _ = arrived.send(());
@@ -147,8 +131,6 @@ impl Service1 for Handler {
                 }
             }
         }
-        Ok(Response::new(ProcessNameResponse {
-            name: name.to_uppercase(),
-        }))
+        Ok(Response::new(ProcessNameResponse { name: name.to_uppercase() }))
     }
 }

@@ -3,9 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod fake;
+pub mod grpc_client;
 pub mod logs;
+pub mod pki;
+pub mod secret_volume;
 pub mod spawn;
 
 pub use fake::{Behaviour, FakeService1, Hold};
 pub use logs::logs;
+pub use pki::Pki;
 pub use spawn::{spawn_service1, spawn_service2, spawn_service2_with, Running};

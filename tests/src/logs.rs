@@ -25,10 +25,7 @@ static LOGS: LazyLock<Logs> = LazyLock::new(|| {
         EnvFilter::new("info"),
         logs.clone(),
     ));
-    assert!(
-        installed.is_ok(),
-        "another global subscriber was installed first"
-    );
+    assert!(installed.is_ok(), "another global subscriber was installed first");
     logs
 });
 
@@ -40,33 +37,41 @@ pub fn logs() -> &'static Logs {
 // === impl Logs ===
 
 impl Logs {
-    /// Every captured line whose `request_id` is `id`.
-    pub fn with_request_id(&self, id: &str) -> Vec<Value> {
+    /// Every line captured so far.
+    pub fn lines(&self) -> Vec<Value> {
         let bytes = self.lines.lock().unwrap().clone();
         String::from_utf8_lossy(&bytes)
             .lines()
-            .map(|line| {
-                serde_json::from_str::<Value>(line)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-            })
-            .filter(|line| line["request_id"] == id)
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
             .collect()
     }
 
-    /// Waits until a line with `id` satisfies `accept`; lines about the end
-    /// of a call may be written just after its response reached the client.
-    pub async fn wait_for(&self, id: &str, accept: impl Fn(&Value) -> bool) -> Vec<Value> {
+    /// Every captured line whose `request_id` is `id`.
+    pub fn with_request_id(&self, id: &str) -> Vec<Value> {
+        self.lines().into_iter().filter(|line| line["request_id"] == id).collect()
+    }
+
+    /// Waits (at most 5 s) for a line that satisfies `accept`, and returns
+    /// it. Lines about the end of a call may be written just after its
+    /// response reached the client, hence the wait.
+    pub async fn wait_until(&self, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             let written = self.written.notified();
-            let lines = self.with_request_id(id);
-            if lines.iter().any(&accept) {
-                return lines;
+            if let Some(line) = self.lines().into_iter().find(&accept) {
+                return line;
             }
             if tokio::time::timeout_at(deadline, written).await.is_err() {
-                panic!("no matching log line for request_id {id}; lines: {lines:#?}");
+                panic!("no log line {what} within 5 s");
             }
         }
+    }
+
+    /// Waits for a line with `id` that satisfies `accept`; returns all of
+    /// that request's lines.
+    pub async fn wait_for(&self, id: &str, accept: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.wait_until(&format!("for request_id {id}"), |l| l["request_id"] == id && accept(l)).await;
+        self.with_request_id(id)
     }
 }
 

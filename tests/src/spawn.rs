@@ -6,6 +6,8 @@ use clap::Parser as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::Pki;
+
 /// A server running in the background; stopped when dropped.
 pub struct Running {
     stop: CancellationToken,
@@ -19,10 +21,7 @@ impl Running {
     {
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(stop.clone()));
-        Self {
-            stop,
-            task: Some(task),
-        }
+        Self { stop, task: Some(task) }
     }
 
     /// Starts a graceful shutdown, as SIGTERM would.
@@ -64,24 +63,14 @@ impl Service2 {
     }
 }
 
-const LOCAL: [&str; 2] = ["--bind-addr", "127.0.0.1"];
-
+/// service1 with the shared test certificates; `extra` flags override.
 pub async fn spawn_service1(extra: &[&str]) -> Service1 {
     crate::logs();
-    let args = ["service1", "--port", "0", "--grpc-port", "0"]
-        .iter()
-        .chain(&LOCAL)
-        .chain(extra);
+    let args = with_tls(&["service1", "--port", "0", "--grpc-port", "0"], "service1", extra);
     let config = service1::Config::try_parse_from(args).expect("valid test config");
-    let app = service1::Application::build(config)
-        .await
-        .expect("service1 binds");
+    let app = service1::Application::build(config).await.expect("service1 binds");
     let (rest_addr, grpc_addr) = (app.rest_addr(), app.grpc_addr());
-    Service1 {
-        rest_addr,
-        grpc_addr,
-        running: Running::start(|stop| app.run_until_stopped(stop)),
-    }
+    Service1 { rest_addr, grpc_addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
 }
 
 /// service2 calling service1 at `service1`.
@@ -89,18 +78,21 @@ pub async fn spawn_service2(service1: SocketAddr) -> Service2 {
     spawn_service2_with(service1, &[]).await
 }
 
+/// service2 with the shared test certificates; `extra` flags override.
 pub async fn spawn_service2_with(service1: SocketAddr, extra: &[&str]) -> Service2 {
     crate::logs();
     let target = service1.to_string();
-    let args = ["service2", "--port", "0", "--service1-channel", &target];
-    let config = service2::Config::try_parse_from(args.iter().chain(&LOCAL).chain(extra))
-        .expect("valid test config");
-    let app = service2::Application::build(config)
-        .await
-        .expect("service2 binds");
+    let args = with_tls(&["service2", "--port", "0", "--service1-channel", &target], "service2", extra);
+    let config = service2::Config::try_parse_from(args).expect("valid test config");
+    let app = service2::Application::build(config).await.expect("service2 binds");
     let addr = app.rest_addr();
-    Service2 {
-        addr,
-        running: Running::start(|stop| app.run_until_stopped(stop)),
-    }
+    Service2 { addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
+}
+
+/// `base`, loopback only, the shared certificates of `identity`, then
+/// `extra`, which wins over all of them.
+fn with_tls(base: &[&str], identity: &str, extra: &[&str]) -> Vec<String> {
+    let local = ["--bind-addr", "127.0.0.1"];
+    let own = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    [own(base), own(&local), Pki::shared().args(identity), own(extra)].concat()
 }

@@ -12,10 +12,7 @@ use std::{
 
 /// Runs `binary` with `env` to completion (at most 10 s).
 pub fn run(binary: &str, env: &[(&str, &str)], args: &[&str]) -> (ExitStatus, String, String) {
-    let child = command(binary, env)
-        .args(args)
-        .spawn()
-        .expect("the binary starts");
+    let child = command(binary, env).args(args).spawn().expect("the binary starts");
     let output = wait_bounded(child);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (output.status, text(&output.stdout), text(&output.stderr))
@@ -49,10 +46,7 @@ pub fn start_until(binary: &str, env: &[(&str, &str)], ready: &str) -> Child {
 /// Sends SIGTERM, as Kubernetes does, and waits (at most 10 s) for the exit.
 pub fn terminate(child: Child) -> ExitStatus {
     let pid = child.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(sent.success(), "SIGTERM sent");
     wait_bounded(child).status
 }
@@ -77,4 +71,26 @@ fn wait_bounded(mut child: Child) -> std::process::Output {
     }
     let _ = child.kill();
     panic!("the process did not exit within 10 s");
+}
+
+/// A development certificate set in a temporary folder, and the TLS
+/// environment variables that point `service` (service1 or service2) at it.
+pub fn dev_certs(service: &str) -> (tempfile::TempDir, Vec<(&'static str, String)>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    certgen::write_dev_set(dir.path(), &["localhost".to_owned()], false).expect("certificates");
+    let path = |file: &str| dir.path().join(file).display().to_string();
+    let env = vec![
+        ("TLS_CERT", path(&format!("{service}.crt"))),
+        ("TLS_KEY", path(&format!("{service}.key"))),
+        ("TLS_CA", path("ca.crt")),
+    ];
+    (dir, env)
+}
+
+/// `base` plus `extra`, as `run` and `start_until` take them.
+pub fn env<'a>(
+    base: &'a [(&'a str, &'a str)],
+    extra: &'a [(&'static str, String)],
+) -> Vec<(&'a str, &'a str)> {
+    base.iter().copied().chain(extra.iter().map(|(k, v)| (*k, v.as_str()))).collect()
 }

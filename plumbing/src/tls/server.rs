@@ -1,0 +1,152 @@
+//! The server side: an accept loop that runs each TLS handshake with the
+//! current config, bounded in time, and hands finished connections to tonic.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::Connected;
+
+use super::{identities, ServerReloader};
+
+/// Who is on the other end of a connection; handlers and layers find it in
+/// the request extensions.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub remote_addr: SocketAddr,
+    /// DNS and URI SANs of the client certificate; empty without TLS.
+    pub identities: Arc<[String]>,
+}
+
+/// An accepted connection: TLS, or plaintext when TLS is turned off.
+pub enum Connection {
+    Tls(Box<TlsStream<TcpStream>>, PeerInfo),
+    Plain(TcpStream, PeerInfo),
+}
+
+/// Accepts on `listener` until `stop`; with a reloader, each connection is
+/// a finished mTLS handshake (at most `handshake_timeout` long), and failed
+/// handshakes are logged and dropped.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<ServerReloader>>,
+    handshake_timeout: Duration,
+    stop: CancellationToken,
+) -> impl Stream<Item = io::Result<Connection>> {
+    // Handshakes finish in any order; a small queue is enough because tonic
+    // takes connections as fast as they come.
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote_addr) = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors, typically: back off
+                        // rather than spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let tx = tx.clone();
+            let Some(tls) = tls.clone() else {
+                let peer = PeerInfo { remote_addr, identities: Arc::from([]) };
+                let _ = tx.send(Ok(Connection::Plain(tcp, peer))).await;
+                continue;
+            };
+            tokio::spawn(async move {
+                let acceptor = TlsAcceptor::from(tls.current());
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let names =
+                            stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(identities);
+                        let peer = PeerInfo { remote_addr, identities: names.unwrap_or_default().into() };
+                        let _ = tx.send(Ok(Connection::Tls(Box::new(stream), peer))).await;
+                    }
+                    Ok(Err(error)) => tracing::warn!(peer = %remote_addr, %error, "TLS handshake failed"),
+                    Err(_) => tracing::warn!(peer = %remote_addr, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+// === impl Connection ===
+
+impl Connected for Connection {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        match self {
+            Self::Tls(_, peer) | Self::Plain(_, peer) => peer.clone(),
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Self::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Self::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Self::Plain(s, _) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tls(s, _) => s.is_write_vectored(),
+            Self::Plain(s, _) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
+            Self::Plain(s, _) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Self::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! service1 decides who may call it: the client certificate must name an
+//! identity (DNS or URI SAN) listed in `TLS_ALLOWED_CLIENTS`.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use plumbing::tls::server::PeerInfo;
+use tower::{Layer, Service};
+
+/// Health checks reveal nothing and must work for any authenticated peer.
+const OPEN_TO_ANY_AUTHENTICATED_PEER: &str = "/grpc.health.v1.Health/";
+
+#[derive(Debug, Clone)]
+pub struct AuthorizeLayer {
+    /// `None` when TLS is off: there are no identities to check.
+    allowed: Option<Arc<HashSet<String>>>,
+}
+
+impl AuthorizeLayer {
+    pub fn new(allowed: Option<&[String]>) -> Self {
+        let allowed = allowed.map(|list| Arc::new(list.iter().map(|c| c.trim().to_owned()).collect()));
+        Self { allowed }
+    }
+}
+
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authorize { inner, allowed: self.allowed.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Authorize<S> {
+    inner: S,
+    allowed: Option<Arc<HashSet<String>>>,
+}
+
+// === impl Authorize ===
+
+impl<S, B> Service<http::Request<B>> for Authorize<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let Some(allowed) = &self.allowed else {
+            return Box::pin(self.inner.call(request));
+        };
+        let peer = request.extensions().get::<PeerInfo>();
+        let identities = peer.map(|p| &p.identities[..]).unwrap_or_default();
+        if identities.iter().any(|id| allowed.contains(id))
+            || request.uri().path().starts_with(OPEN_TO_ANY_AUTHENTICATED_PEER)
+        {
+            return Box::pin(self.inner.call(request));
+        }
+        tracing::warn!(
+            peer = ?peer.map(|p| p.remote_addr),
+            identities = ?identities,
+            "caller's certificate is valid but its identity is not in TLS_ALLOWED_CLIENTS"
+        );
+        let denied = tonic::Status::permission_denied("this client is not allowed to call service1");
+        Box::pin(std::future::ready(Ok(denied.into_http())))
+    }
+}

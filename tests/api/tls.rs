@@ -1,0 +1,312 @@
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use certgen::{Authority, LeafSpec};
+use serde_json::json;
+use system_tests::{
+    grpc_client::{client_config, grpc_client, handshake, plaintext_is_answered},
+    logs,
+    pki::{expired, not_yet_valid, SERVICE1_SANS},
+    secret_volume::SecretVolume,
+    spawn_service1, spawn_service2_with, Pki,
+};
+use tonic::Code;
+
+use crate::get;
+
+/// Waits for service1's log line about the handshake from `peer`.
+async fn handshake_failure_logged_for(peer: std::net::SocketAddr) -> String {
+    let peer = peer.to_string();
+    let line = logs()
+        .wait_until(&format!("about a failed handshake from {peer}"), |l| {
+            l["message"] == "TLS handshake failed" && l["peer"] == peer
+        })
+        .await;
+    line["error"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_client_with_the_right_certificate_completes_a_tls13_handshake() {
+    let pki = Pki::shared();
+    let service1 = spawn_service1(&[]).await;
+    let leaf = pki.issue(LeafSpec::client("service2"));
+
+    let outcome =
+        handshake(service1.grpc_addr, client_config(pki, Some((&leaf.cert_pem, &leaf.key_pem)))).await;
+
+    assert!(outcome.accepted);
+    assert_eq!(outcome.protocol, Some(rustls::ProtocolVersion::TLSv1_3));
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_fails_the_handshake() {
+    let service1 = spawn_service1(&[]).await;
+
+    let outcome = handshake(service1.grpc_addr, client_config(Pki::shared(), None)).await;
+
+    assert!(!outcome.accepted);
+    let error = handshake_failure_logged_for(outcome.local_addr).await;
+    assert!(error.contains("peer sent no certificates"), "{error}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_from_another_ca_fails_the_handshake() {
+    let service1 = spawn_service1(&[]).await;
+    let stranger = Authority::new("someone else's CA").unwrap().issue(&LeafSpec::client("service2")).unwrap();
+
+    let outcome = handshake(
+        service1.grpc_addr,
+        client_config(Pki::shared(), Some((&stranger.cert_pem, &stranger.key_pem))),
+    )
+    .await;
+
+    assert!(!outcome.accepted);
+    let error = handshake_failure_logged_for(outcome.local_addr).await;
+    assert!(error.contains("UnknownIssuer"), "{error}");
+}
+
+#[tokio::test]
+async fn an_expired_client_certificate_fails_the_handshake() {
+    let pki = Pki::shared();
+    let service1 = spawn_service1(&[]).await;
+    let (from, until) = expired();
+    let leaf = pki.issue(LeafSpec::client("service2").valid_between(from, until));
+
+    let outcome =
+        handshake(service1.grpc_addr, client_config(pki, Some((&leaf.cert_pem, &leaf.key_pem)))).await;
+
+    assert!(!outcome.accepted);
+    let error = handshake_failure_logged_for(outcome.local_addr).await;
+    assert!(error.contains("expired"), "{error}");
+}
+
+#[tokio::test]
+async fn a_not_yet_valid_client_certificate_fails_the_handshake() {
+    let pki = Pki::shared();
+    let service1 = spawn_service1(&[]).await;
+    let (from, until) = not_yet_valid();
+    let leaf = pki.issue(LeafSpec::client("service2").valid_between(from, until));
+
+    let outcome =
+        handshake(service1.grpc_addr, client_config(pki, Some((&leaf.cert_pem, &leaf.key_pem)))).await;
+
+    assert!(!outcome.accepted);
+    let error = handshake_failure_logged_for(outcome.local_addr).await;
+    assert!(error.contains("not valid yet"), "{error}");
+}
+
+#[tokio::test]
+async fn a_plaintext_client_fails_the_handshake() {
+    let service1 = spawn_service1(&[]).await;
+
+    let (local_addr, answered) = plaintext_is_answered(service1.grpc_addr).await;
+
+    assert!(!answered, "service1 spoke HTTP/2 to a plaintext client");
+    handshake_failure_logged_for(local_addr).await;
+}
+
+#[tokio::test]
+async fn a_valid_certificate_whose_identity_is_not_allowed_gets_permission_denied() {
+    let pki = Pki::new();
+    pki.write_leaf("intruder", &pki.issue(LeafSpec::client("intruder")));
+    let service1 = spawn_service1(&strs(&pki.args("service1"))).await;
+    let mut client = grpc_client(service1.grpc_addr, &pki, "intruder").await;
+    let id = crate::unique_id("intruder");
+    let mut request = tonic::Request::new(plumbing::proto::ProcessNameRequest { name: "x".into() });
+    request.metadata_mut().insert("request_id", id.parse().unwrap());
+
+    let status = client.process_name(request).await.unwrap_err();
+
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let lines = logs().wait_for(&id, |l| l["message"] == "grpc call served").await;
+    let refusal = lines.iter().find(|l| l["level"] == "WARN").expect("a warning with the caller's identity");
+    assert_eq!(refusal["identities"], "[\"intruder\"]");
+}
+
+#[tokio::test]
+async fn a_uri_san_listed_in_the_allowed_clients_may_call() {
+    let pki = Pki::new();
+    let spiffe = "spiffe://cluster.local/ns/shop/sa/checkout";
+    pki.write_leaf("checkout", &pki.issue(LeafSpec::client("checkout").with_uri(spiffe)));
+    let mut flags = pki.args("service1");
+    flags.extend(["--tls-allowed-clients".into(), format!("service2,{spiffe}")]);
+    let service1 = spawn_service1(&strs(&flags)).await;
+    let mut client = grpc_client(service1.grpc_addr, &pki, "checkout").await;
+
+    let reply = client.process_name(plumbing::proto::ProcessNameRequest { name: "x".into() }).await;
+
+    assert_eq!(reply.unwrap().into_inner().name, "X");
+}
+
+#[tokio::test]
+async fn service2_refuses_a_service1_certificate_without_the_expected_name() {
+    let pki = Pki::new();
+    pki.write_leaf("service1", &pki.issue(LeafSpec::server("elsewhere", &["localhost", "127.0.0.1"])));
+    let service1 = spawn_service1(&strs(&pki.args("service1"))).await;
+    let service2 = spawn_service2_with(service1.grpc_addr, &strs(&pki.args("service2"))).await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!((reply.status, reply.body), (503, json!({ "error": "service1 is unavailable" })));
+}
+
+#[tokio::test]
+async fn service2_refuses_a_service1_certificate_from_another_ca() {
+    let pki = Pki::new();
+    let stranger = Authority::new("someone else's CA").unwrap();
+    pki.write_leaf("service1", &stranger.issue(&LeafSpec::server("service1", SERVICE1_SANS)).unwrap());
+    let service1 = spawn_service1(&strs(&pki.args("service1"))).await;
+    let service2 = spawn_service2_with(service1.grpc_addr, &strs(&pki.args("service2"))).await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!(reply.status, 503);
+}
+
+#[tokio::test]
+async fn with_tls_turned_off_on_both_sides_the_services_talk_plaintext() {
+    let service1 = spawn_service1(&["--tls-mode", "insecure"]).await;
+    let service2 = spawn_service2_with(service1.grpc_addr, &["--tls-mode", "insecure"]).await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    assert_eq!(reply.body, json!("Hello, TEST!"));
+    logs()
+        .wait_until("warning that TLS is off", |l| {
+            l["level"] == "WARN" && l["message"].as_str().unwrap_or_default().starts_with("TLS_MODE=insecure")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_certificate_rotated_by_a_symlink_swap_is_used_for_new_handshakes_and_no_request_fails() {
+    let pki = Pki::new();
+    let old = pki.issue(LeafSpec::server("service1", SERVICE1_SANS));
+    let new = pki.issue(LeafSpec::server("service1", SERVICE1_SANS));
+    let ca = pki.ca.cert_pem();
+    let volume = SecretVolume::create(
+        &pki.dir().join("service1-tls"),
+        &[("tls.crt", &old.cert_pem), ("tls.key", &old.key_pem), ("ca.crt", &ca)],
+    );
+    let service1 = spawn_service1(&volume_flags(&volume, "100ms")).await;
+    let service2 = spawn_service2_with(service1.grpc_addr, &strs(&pki.args("service2"))).await;
+    let client2 = pki.issue(LeafSpec::client("service2"));
+    let fresh_handshake =
+        || handshake(service1.grpc_addr, client_config(&pki, Some((&client2.cert_pem, &client2.key_pem))));
+    assert_eq!(serial_of(&fresh_handshake().await), old.serial_hex);
+
+    // Steady traffic through service2 while the certificate changes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let traffic = tokio::spawn({
+        let (stop, ok, failed, url) =
+            (stop.clone(), ok.clone(), failed.clone(), service2.url("/api/v1/say-hello?name=r"));
+        async move {
+            let client = crate::client();
+            for _ in 0..5_000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let status = client.get(&url).send().await.map(|r| r.status().as_u16());
+                let counter = if status.is_ok_and(|s| s == 200) { &ok } else { &failed };
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    volume.update(&[("tls.crt", &new.cert_pem), ("tls.key", &new.key_pem), ("ca.crt", &ca)]);
+
+    let mut rotated = false;
+    for _ in 0..100 {
+        if serial_of(&fresh_handshake().await) == new.serial_hex {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let served_before_stop = ok.load(Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    traffic.await.unwrap();
+
+    assert!(rotated, "a new handshake got the new certificate within 5 s");
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests failed during the rotation");
+    assert!(served_before_stop > 0);
+    logs()
+        .wait_until("about the reload", |l| {
+            l["message"].as_str().is_some_and(|m| m.starts_with("TLS material reloaded"))
+                && l["serial"] == new.serial_hex
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_broken_replacement_is_refused_and_the_old_certificate_stays_in_use() {
+    let pki = Pki::new();
+    let old = pki.issue(LeafSpec::server("service1", SERVICE1_SANS));
+    let ca = pki.ca.cert_pem();
+    let volume = SecretVolume::create(
+        &pki.dir().join("service1-tls"),
+        &[("tls.crt", &old.cert_pem), ("tls.key", &old.key_pem), ("ca.crt", &ca)],
+    );
+    let service1 = spawn_service1(&volume_flags(&volume, "100ms")).await;
+    let client2 = pki.issue(LeafSpec::client("service2"));
+    let other_key = pki.issue(LeafSpec::server("service1", SERVICE1_SANS)).key_pem;
+    let (from, until) = expired();
+    let stale = pki.issue(LeafSpec::server("service1", SERVICE1_SANS).valid_between(from, until));
+    let replacements: [(&str, &[(&str, &str)]); 4] = [
+        ("garbage", &[("tls.crt", "garbage"), ("tls.key", &old.key_pem), ("ca.crt", &ca)]),
+        ("mismatched key", &[("tls.crt", &old.cert_pem), ("tls.key", &other_key), ("ca.crt", &ca)]),
+        ("expired", &[("tls.crt", &stale.cert_pem), ("tls.key", &stale.key_pem), ("ca.crt", &ca)]),
+        // The new version lacks the key: its symlink dangles.
+        ("unreadable", &[("tls.crt", &old.cert_pem), ("ca.crt", &ca)]),
+    ];
+
+    for (why, files) in replacements {
+        let failures_before = refusals(&old.serial_hex);
+        volume.update(files);
+        logs()
+            .wait_until(&format!("refusing the {why} replacement"), |_| {
+                refusals(&old.serial_hex) > failures_before
+            })
+            .await;
+
+        let outcome =
+            handshake(service1.grpc_addr, client_config(&pki, Some((&client2.cert_pem, &client2.key_pem))))
+                .await;
+        assert!(outcome.accepted, "{why}");
+        assert_eq!(serial_of(&outcome), old.serial_hex, "{why}");
+    }
+}
+
+/// How many replacements were refused while `serial` stayed in use.
+fn refusals(serial: &str) -> usize {
+    logs().lines().iter().filter(|l| l["level"] == "ERROR" && l["serial_in_use"] == serial).count()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+fn volume_flags(volume: &SecretVolume, interval: &str) -> Vec<&'static str> {
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    vec![
+        "--tls-cert",
+        leak(volume.path("tls.crt").display().to_string()),
+        "--tls-key",
+        leak(volume.path("tls.key").display().to_string()),
+        "--tls-ca",
+        leak(volume.path("ca.crt").display().to_string()),
+        "--tls-reload-interval",
+        leak(interval.to_owned()),
+    ]
+}
+
+fn serial_of(outcome: &system_tests::grpc_client::Handshake) -> String {
+    let der = outcome.server_cert.as_ref().expect("the handshake completed");
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("a certificate");
+    cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect()
+}
