@@ -66,9 +66,16 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
-/// How long in-flight work may take to finish after SIGTERM or SIGINT.
+/// How a service stops on SIGTERM or SIGINT: first it reports draining for
+/// `DRAIN_DELAY`, then stops accepting and gives in-flight work
+/// `SHUTDOWN_GRACE`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ShutdownArgs {
+    /// How long to report NOT_SERVING (and /readyz 503) before closing the
+    /// listeners, so Kubernetes stops routing new calls here first.
+    #[arg(long, env = "DRAIN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+
     /// Time in-flight requests get to finish once a shutdown starts.
     /// Keep it below Kubernetes' terminationGracePeriodSeconds (30 s).
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]

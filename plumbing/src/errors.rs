@@ -166,3 +166,18 @@ mod tests {
         assert_eq!(error.body(), r#"{"error":"say \"hi\""}"#);
     }
 }
+
+/// An error and its sources on one line, for logs ("a: b: c").
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -3,6 +3,7 @@
 //! both servers put in front of their handlers.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod errors;
 pub mod grpc;

@@ -64,3 +64,25 @@ pub fn exit_code(service: &str, result: std::io::Result<()>) -> std::process::Ex
         }
     }
 }
+
+/// Kubernetes takes a pod out of Services and DNS only after it has seen it
+/// not ready, so stopping at once would refuse calls still being routed to
+/// it. After `stop`, this reports draining (NOT_SERVING, `/readyz` 503),
+/// waits `drain_delay`, and only then cancels the token it returns, which
+/// the listeners stop on.
+pub fn drain_then_stop(
+    stop: CancellationToken,
+    health: crate::admin::Health,
+    drain_delay: Duration,
+) -> CancellationToken {
+    let listeners = CancellationToken::new();
+    let stop_listeners = listeners.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        health.draining().await;
+        tracing::info!(?drain_delay, "reporting NOT_SERVING before closing the listeners");
+        tokio::time::sleep(drain_delay).await;
+        stop_listeners.cancel();
+    });
+    listeners
+}

@@ -24,6 +24,19 @@ pub struct Config {
     #[arg(long, env = "GRPC_PORT", default_value_t = 50051)]
     pub grpc_port: u16,
 
+    /// Plaintext admin port: gRPC health for kubelet probes, /livez, /readyz.
+    #[arg(long, env = "ADMIN_PORT", default_value_t = 9080)]
+    pub admin_port: u16,
+
+    /// Connections older than this are asked to go away (GOAWAY), so clients
+    /// reconnect and spread over replicas added since.
+    #[arg(long, env = "MAX_CONNECTION_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// How long calls on a connection past its age may still take.
+    #[arg(long, env = "MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub max_connection_age_grace: Duration,
+
     #[command(flatten)]
     pub tls: TlsArgs,
 

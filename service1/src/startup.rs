@@ -4,23 +4,25 @@
 use std::{io, net::SocketAddr, sync::Arc};
 
 use plumbing::{
+    admin::{self, Health},
     grpc::ObserveLayer,
-    shutdown::drain_within,
+    shutdown::{drain_then_stop, drain_within},
     tls::{self, ServerReloader},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::{server::NamedService, transport::Server};
 
 use crate::{authz::AuthorizeLayer, grpc::NameService, rest, Config};
+use plumbing::proto::service1_server::Service1Server;
 
 /// service1 with its listeners bound and its certificates loaded: port 0
-/// in the config gives a free port, which `rest_addr` and `grpc_addr` then
-/// report.
+/// in the config gives a free port, which the `*_addr` methods report.
 pub struct Application {
     config: Config,
     rest: TcpListener,
     grpc: TcpListener,
+    admin: TcpListener,
     tls: Option<Arc<ServerReloader>>,
 }
 
@@ -36,7 +38,8 @@ impl Application {
         let ip = config.listen.bind_addr;
         let rest = plumbing::http::bind(SocketAddr::new(ip, config.port)).await?;
         let grpc = plumbing::http::bind(SocketAddr::new(ip, config.grpc_port)).await?;
-        Ok(Self { config, rest, grpc, tls })
+        let admin = plumbing::http::bind(SocketAddr::new(ip, config.admin_port)).await?;
+        Ok(Self { config, rest, grpc, admin, tls })
     }
 
     pub fn rest_addr(&self) -> SocketAddr {
@@ -47,35 +50,51 @@ impl Application {
         self.grpc.local_addr().expect("a bound listener has an address")
     }
 
-    /// The state of the certificate in use; `None` when TLS is off.
-    pub fn tls_status(&self) -> Option<tls::TlsStatus> {
-        self.tls.as_ref().map(|t| t.status())
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves both ports until `stop` is cancelled, then stops accepting
+    /// Serves every port until `stop` is cancelled; then reports draining
+    /// for the drain delay, stops accepting (GOAWAY on gRPC connections),
     /// and lets in-flight calls finish within the grace period.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> io::Result<()> {
         let config = &self.config;
+        let tls_for_health = self.tls.clone();
+        let health = Health::new(&[Service1Server::<NameService>::NAME], move || {
+            admin::tls_details(tls_for_health.as_ref().map(|t| t.status()))
+        })
+        .await;
+        let listeners = drain_then_stop(stop.clone(), health.clone(), config.shutdown.drain_delay);
         if let Some(tls) = &self.tls {
-            tls.spawn_watcher(config.tls.tls_reload_interval, stop.clone());
+            tls.spawn_watcher(config.tls.tls_reload_interval, listeners.clone());
         }
+
         let max_name_bytes = config.names.max_name_bytes;
-        let rest = plumbing::http::serve(self.rest, rest::router(max_name_bytes), stop.clone());
+        let rest = plumbing::http::serve(self.rest, rest::router(max_name_bytes), listeners.clone());
+        let admin = plumbing::http::serve(self.admin, health.router(), listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
-        let incoming =
-            tls::server::incoming(self.grpc, self.tls.clone(), config.tls_handshake_timeout, stop.clone());
+        let incoming = tls::server::incoming(
+            self.grpc,
+            self.tls.clone(),
+            config.tls_handshake_timeout,
+            listeners.clone(),
+        );
         let grpc = async {
             Server::builder()
+                .max_connection_age(config.max_connection_age)
+                .max_connection_age_grace(config.max_connection_age_grace)
                 // Outermost first: the access line and request span cover
                 // every call, refused ones included.
                 .layer(ObserveLayer)
                 .layer(AuthorizeLayer::new(allowed))
+                .add_service(health.grpc_service())
                 .add_service(NameService::server(max_name_bytes))
-                .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned())
+                .serve_with_incoming_shutdown(incoming, listeners.clone().cancelled_owned())
                 .await
                 .map_err(io::Error::other)
         };
-        let both = async { tokio::try_join!(rest, grpc).map(|_| ()) };
-        drain_within(&stop, config.shutdown.shutdown_grace, both).await.unwrap_or(Ok(()))
+        health.serving().await;
+        let all = async { tokio::try_join!(rest, admin, grpc).map(|_| ()) };
+        drain_within(&listeners, config.shutdown.shutdown_grace, all).await.unwrap_or(Ok(()))
     }
 }

@@ -4,7 +4,13 @@
 mod process;
 
 const BIN: &str = env!("CARGO_BIN_EXE_service1");
-const LOCAL: [(&str, &str); 3] = [("BIND_ADDR", "127.0.0.1"), ("PORT", "0"), ("GRPC_PORT", "0")];
+const LOCAL: [(&str, &str); 5] = [
+    ("BIND_ADDR", "127.0.0.1"),
+    ("PORT", "0"),
+    ("GRPC_PORT", "0"),
+    ("ADMIN_PORT", "0"),
+    ("DRAIN_DELAY", "0s"),
+];
 
 #[test]
 fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {

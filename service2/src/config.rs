@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Parser;
 use plumbing::config::{parse_duration, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate};
 
-use crate::upstream::Target;
+use crate::target::Target;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -22,18 +22,41 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 8081)]
     pub port: u16,
 
-    /// Where service1's gRPC port is: host:port.
+    /// Plaintext admin port: gRPC health for kubelet probes, /livez, /readyz.
+    #[arg(long, env = "ADMIN_PORT", default_value_t = 9081)]
+    pub admin_port: u16,
+
+    /// Where service1 is: host:port, dns:///name:port,
+    /// dns://dns-server:port/name:port, or static:///host:port,host:port.
     #[arg(long, env = "SERVICE1_CHANNEL", default_value = "localhost:50051", value_parser = Target::parse)]
     pub service1_channel: Target,
 
-    /// Deadline of each call to service1, sent as grpc-timeout.
+    /// Deadline of each call to service1, retries included; sent as
+    /// grpc-timeout.
     #[arg(long, env = "SERVICE1_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub service1_timeout: Duration,
 
-    /// How long connecting to service1 may take before the call fails
-    /// with 503, so an unreachable service1 does not cost the whole deadline.
+    /// How long connecting to a replica may take, and how long a call
+    /// waits for a ready replica before failing with 503.
     #[arg(long, env = "SERVICE1_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub service1_connect_timeout: Duration,
+
+    /// How often a dns:/// target is looked up again (sooner when the
+    /// records' TTL is shorter, or right after a connection failure).
+    #[arg(long, env = "SERVICE1_RESOLVE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub service1_resolve_interval: Duration,
+
+    /// Attempts per call, the first included (1 turns retries off).
+    #[arg(long, env = "SERVICE1_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub service1_max_attempts: u32,
+
+    /// Retries may add at most this percentage to the calls made...
+    #[arg(long, env = "SERVICE1_RETRY_BUDGET_PERCENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub service1_retry_budget_percent: u32,
+
+    /// ...plus this many retries per second, so a quiet service can retry.
+    #[arg(long, env = "SERVICE1_RETRY_MIN_PER_SECOND", default_value_t = 10)]
+    pub service1_retry_min_per_second: u32,
 
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -56,12 +79,8 @@ pub struct Config {
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         self.tls.files()?;
-        rustls_name_check(&self.tls_server_name)
+        plumbing::tls::client::Connector::check_server_name(&self.tls_server_name)
+            .map(|_| ())
+            .map_err(|e| format!("TLS_SERVER_NAME: {e}"))
     }
-}
-
-fn rustls_name_check(name: &str) -> Result<(), String> {
-    plumbing::tls::client::Connector::check_server_name(name)
-        .map(|_| ())
-        .map_err(|e| format!("TLS_SERVER_NAME: {e}"))
 }

@@ -1,22 +1,33 @@
-//! Binding the listener, loading TLS material and making the channel to
-//! service1 (`build`), then serving until told to stop.
+//! Binding the listeners, loading TLS material and finding service1
+//! (`build`), then serving until told to stop.
 
 use std::{io, net::SocketAddr, sync::Arc};
 
 use plumbing::{
-    shutdown::drain_within,
-    tls::{self, client::Connector, ClientReloader},
+    admin::{self, Health},
+    shutdown::{drain_then_stop, drain_within},
+    tls::{client::Connector, ClientReloader},
 };
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{rest, upstream::Service1, Config};
+use crate::{
+    balance::Pool,
+    resolve::Resolver,
+    rest,
+    target::Target,
+    upstream::{CallPolicy, Service1},
+    Config,
+};
 
-/// service2 with its listener bound and its channel to service1 made.
+/// service2 with its listeners bound and its certificates loaded.
 pub struct Application {
     config: Config,
     rest: TcpListener,
-    service1: Service1,
+    admin: TcpListener,
+    connector: Connector,
+    resolver: Option<Resolver>,
     tls: Option<Arc<ClientReloader>>,
 }
 
@@ -33,34 +44,61 @@ impl Application {
             Some(tls) => Connector::mtls(tls.clone(), &config.tls_server_name).map_err(io::Error::other)?,
             None => Connector::plaintext(),
         };
-        let service1 = Service1::new(
-            &config.service1_channel,
-            connector,
-            config.service1_connect_timeout,
-            config.service1_timeout,
-        )
-        .map_err(io::Error::other)?;
-        let rest = plumbing::http::bind(SocketAddr::new(config.listen.bind_addr, config.port)).await?;
-        Ok(Self { config, rest, service1, tls })
+        let resolver = match &config.service1_channel {
+            Target::Dns { server, .. } => Some(Resolver::new(*server).map_err(io::Error::other)?),
+            _ => None,
+        };
+        let ip = config.listen.bind_addr;
+        let rest = plumbing::http::bind(SocketAddr::new(ip, config.port)).await?;
+        let admin = plumbing::http::bind(SocketAddr::new(ip, config.admin_port)).await?;
+        Ok(Self { config, rest, admin, connector, resolver, tls })
     }
 
     pub fn rest_addr(&self) -> SocketAddr {
         self.rest.local_addr().expect("a bound listener has an address")
     }
 
-    /// The state of the certificate in use; `None` when TLS is off.
-    pub fn tls_status(&self) -> Option<tls::TlsStatus> {
-        self.tls.as_ref().map(|t| t.status())
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `stop` is cancelled, then stops accepting and lets
-    /// in-flight requests finish within the grace period.
+    /// Serves until `stop` is cancelled; then reports draining for the
+    /// drain delay, stops accepting, and lets in-flight requests finish
+    /// within the grace period.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> io::Result<()> {
+        let config = self.config;
+        let background = CancellationToken::new();
+        let _stop_background = background.clone().drop_guard();
+        let pool = Pool::new(self.connector, config.service1_connect_timeout, background.clone());
+        pool.follow(config.service1_channel.clone(), self.resolver, config.service1_resolve_interval);
+
+        let (tls, counts) = (self.tls.clone(), pool.clone());
+        // Readiness does not depend on service1: a service2 pod taken out of
+        // its Service would not bring service1 back, only cascade the outage.
+        let health = Health::new(&[], move || {
+            let (ready, known) = counts.counts();
+            let mut details = admin::tls_details(tls.as_ref().map(|t| t.status()));
+            details["service1_endpoints"] = json!({ "ready": ready, "known": known });
+            details
+        })
+        .await;
+        let listeners = drain_then_stop(stop, health.clone(), config.shutdown.drain_delay);
         if let Some(tls) = &self.tls {
-            tls.spawn_watcher(self.config.tls.tls_reload_interval, stop.clone());
+            tls.spawn_watcher(config.tls.tls_reload_interval, background.clone());
         }
-        let router = rest::router(self.service1, self.config.names.max_name_bytes);
-        let serve = plumbing::http::serve(self.rest, router, stop.clone());
-        drain_within(&stop, self.config.shutdown.shutdown_grace, serve).await.unwrap_or(Ok(()))
+
+        let policy = CallPolicy {
+            deadline: config.service1_timeout,
+            fail_fast: config.service1_connect_timeout,
+            max_attempts: config.service1_max_attempts,
+            retry_ratio: config.service1_retry_budget_percent as f32 / 100.0,
+            retry_floor_per_second: config.service1_retry_min_per_second,
+        };
+        let router = rest::router(Service1::new(pool, policy), config.names.max_name_bytes);
+        let rest = plumbing::http::serve(self.rest, router, listeners.clone());
+        let admin = plumbing::http::serve(self.admin, health.router(), listeners.clone());
+        health.serving().await;
+        let both = async { tokio::try_join!(rest, admin).map(|_| ()) };
+        drain_within(&listeners, config.shutdown.shutdown_grace, both).await.unwrap_or(Ok(()))
     }
 }

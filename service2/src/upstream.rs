@@ -1,103 +1,153 @@
-//! The call to service1: one channel made at start and shared by every
-//! request, a deadline on each call, and gRPC failures turned into errors a
-//! REST caller can act on.
+//! The call to service1: a ready replica per call, a deadline on each call,
+//! retries on another replica within a budget, and gRPC failures turned into
+//! errors a REST caller can act on.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use plumbing::{
+    errors::chain,
     proto::{service1_client::Service1Client, ProcessNameRequest},
-    request_id,
-    tls::client::Connector,
-    ApiError, ErrorKind, RequestId,
+    request_id, ApiError, ErrorKind, RequestId,
 };
-use tonic::{
-    metadata::MetadataValue,
-    transport::{Channel, Endpoint},
-};
+use tonic::{metadata::MetadataValue, Code, Status};
+use tower::retry::budget::{Budget, TpsBudget};
 
-/// Where service1 is, as given in `SERVICE1_CHANNEL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// `host:port`, hosts may be names, IPv4 or bracketed IPv6.
-    authority: String,
-}
+use crate::balance::Pool;
 
-// === impl Target ===
+/// Retries wait from this...
+const BACKOFF_BASE: Duration = Duration::from_millis(10);
+/// ...doubling per attempt, up to this, with jitter.
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+/// How long the retry budget remembers calls.
+const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
-impl Target {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let expected = "expected host:port, such as service1:50051";
-        let (host, port) = text.rsplit_once(':').ok_or_else(|| format!("{text:?}: {expected}"))?;
-        let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-        let host_ok = !host.is_empty() && !host.contains(['/', '@', ' ']);
-        if !port_ok || !host_ok {
-            return Err(format!("{text:?}: {expected}"));
-        }
-        Ok(Self { authority: text.to_owned() })
-    }
-
-    pub fn authority(&self) -> &str {
-        &self.authority
-    }
+/// How calls to service1 behave.
+#[derive(Debug, Clone)]
+pub struct CallPolicy {
+    /// Deadline of the whole call, retries included; sent as grpc-timeout.
+    pub deadline: Duration,
+    /// How long a call waits for a ready replica before failing.
+    pub fail_fast: Duration,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Retries may add this share of calls (0.2 = 20%)...
+    pub retry_ratio: f32,
+    /// ...plus this many retries per second.
+    pub retry_floor_per_second: u32,
 }
 
 /// service1 as service2 sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Service1 {
-    client: Service1Client<Channel>,
-    deadline: Duration,
+    pool: Pool,
+    policy: CallPolicy,
+    budget: Arc<TpsBudget>,
 }
 
 // === impl Service1 ===
 
 impl Service1 {
-    /// Makes the channel without connecting: service2 starts, and stays
-    /// ready, whether or not service1 is up yet.
-    /// `connector` does TCP and, unless TLS is off, the mTLS handshake;
-    /// `connect_timeout` bounds both.
-    pub fn new(
-        target: &Target,
-        connector: Connector,
-        connect_timeout: Duration,
-        deadline: Duration,
-    ) -> Result<Self, String> {
-        // The scheme only tells tonic the protocol; TLS is the connector's.
-        let endpoint = Endpoint::from_shared(format!("http://{}", target.authority()))
-            .map_err(|e| format!("SERVICE1_CHANNEL: {e}"))?
-            .connect_timeout(connect_timeout);
-        let channel = endpoint.connect_with_connector_lazy(connector);
-        Ok(Self { client: Service1Client::new(channel), deadline })
+    pub fn new(pool: Pool, policy: CallPolicy) -> Self {
+        let budget = TpsBudget::new(BUDGET_WINDOW, policy.retry_floor_per_second, policy.retry_ratio);
+        Self { pool, policy, budget: Arc::new(budget) }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Asks service1 to process `name` on behalf of request `id`.
     pub async fn process_name(&self, name: String, id: &RequestId) -> Result<String, ApiError> {
-        let mut request = tonic::Request::new(ProcessNameRequest { name });
-        // Sent as `grpc-timeout`, so service1 knows when to give up too.
-        request.set_timeout(self.deadline);
-        if let Ok(value) = MetadataValue::try_from(id.as_str()) {
-            request.metadata_mut().insert(request_id::METADATA_KEY, value);
-        }
-        let started = Instant::now();
-        let mut client = self.client.clone();
-        match tokio::time::timeout(self.deadline, client.process_name(request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner().name),
-            Ok(Err(status)) => {
-                // Whatever ends a call at its deadline is a timeout, even if
-                // service1's own deadline fired first and said so differently.
-                let kind = if started.elapsed() >= self.deadline {
-                    ErrorKind::Timeout
+        let deadline = Instant::now() + self.policy.deadline;
+        self.budget.deposit();
+        let mut avoid: Option<String> = None;
+        for attempt in 1.. {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Some(replica) = self.pool.ready(remaining.min(self.policy.fail_fast), avoid.as_deref()).await
+            else {
+                let kind = if remaining.is_zero() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
+                tracing::warn!(attempt, "no service1 replica is ready");
+                return Err(caller_error(kind));
+            };
+            let mut request = tonic::Request::new(ProcessNameRequest { name: name.clone() });
+            // Sent as `grpc-timeout`, so service1 knows when to give up too.
+            request.set_timeout(remaining);
+            if let Ok(value) = MetadataValue::try_from(id.as_str()) {
+                request.metadata_mut().insert(request_id::METADATA_KEY, value);
+            }
+            let mut client = Service1Client::new(replica.channel());
+            let status = match tokio::time::timeout(remaining, client.process_name(request)).await {
+                Ok(Ok(response)) => return Ok(response.into_inner().name),
+                Ok(Err(status)) => status,
+                Err(_elapsed) => {
+                    tracing::warn!(deadline = ?self.policy.deadline, endpoint = replica.key(), "call to service1 ran out of time");
+                    return Err(caller_error(ErrorKind::Timeout));
+                }
+            };
+            let broken = connection_broke(&status);
+            if broken {
+                replica.mark_failed();
+            }
+            let retryable = broken || status.code() == Code::Unavailable;
+            if retryable && attempt < self.policy.max_attempts {
+                let backoff = backoff(attempt);
+                if Instant::now() + backoff >= deadline {
+                    tracing::warn!(attempt, "no time left to retry the call to service1");
+                } else if !self.budget.withdraw() {
+                    tracing::warn!(attempt, "retry budget exhausted; not retrying the call to service1");
                 } else {
-                    ErrorKind::from_upstream(status.code())
-                };
-                tracing::warn!(grpc_status = ?status.code(), detail = status.message(), "call to service1 failed");
-                Err(caller_error(kind))
+                    tracing::warn!(
+                        attempt,
+                        endpoint = replica.key(),
+                        grpc_status = ?status.code(),
+                        detail = %chain(&status),
+                        backoff_ms = backoff.as_millis() as u64,
+                        "call to service1 failed; retrying on another replica"
+                    );
+                    avoid = Some(replica.key().to_owned());
+                    drop(replica);
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
             }
-            Err(_elapsed) => {
-                tracing::warn!(deadline = ?self.deadline, "call to service1 ran out of time");
-                Err(caller_error(ErrorKind::Timeout))
-            }
+            // Whatever ends a call at its deadline is a timeout, even if
+            // service1's own deadline fired first and said so differently.
+            let kind = if Instant::now() >= deadline {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::from_upstream(status.code())
+            };
+            tracing::warn!(attempt, endpoint = replica.key(), grpc_status = ?status.code(), detail = %chain(&status), "call to service1 failed");
+            return Err(caller_error(kind));
         }
+        unreachable!("the loop returns")
     }
+}
+
+/// Did the call fail because its connection did (refused, reset, closed),
+/// rather than because service1 answered with an error? ProcessName is a
+/// pure function, so such a call is safe to send again even if it reached
+/// service1.
+fn connection_broke(status: &Status) -> bool {
+    use std::error::Error;
+    let mut source = status.source();
+    while let Some(error) = source {
+        if error.is::<tonic::transport::Error>() || error.is::<std::io::Error>() || error.is::<hyper::Error>()
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Exponential backoff with jitter: half fixed, half random.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_MAX);
+    ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
 /// What a REST caller is told; the gRPC detail stays in the log line.
@@ -117,12 +167,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_are_host_and_port() {
-        for good in ["localhost:50051", "service1:50051", "127.0.0.1:1", "[::1]:50051"] {
-            assert_eq!(Target::parse(good).map(|t| t.authority().to_owned()), Ok(good.to_owned()));
-        }
-        for bad in ["", "localhost", "localhost:", ":50051", "host:0", "host:70000", "http://h:1/x"] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
+    fn backoff_grows_with_attempts_stays_jittered_and_capped() {
+        for attempt in 1..20 {
+            let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_MAX);
+            let delay = backoff(attempt);
+            assert!(delay >= ceiling / 2 && delay <= ceiling, "{attempt}: {delay:?}");
         }
     }
 }

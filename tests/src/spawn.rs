@@ -92,7 +92,9 @@ pub async fn spawn_service2_with(service1: SocketAddr, extra: &[&str]) -> Servic
 /// `base`, loopback only, the shared certificates of `identity`, then
 /// `extra`, which wins over all of them.
 fn with_tls(base: &[&str], identity: &str, extra: &[&str]) -> Vec<String> {
-    let local = ["--bind-addr", "127.0.0.1"];
+    // Loopback only, a free admin port, and no drain delay: nothing routes
+    // to a test server that needs to be told it is going away.
+    let local = ["--bind-addr", "127.0.0.1", "--admin-port", "0", "--drain-delay", "0s"];
     let own = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     [own(base), own(&local), Pki::shared().args(identity), own(extra)].concat()
 }

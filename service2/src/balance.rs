@@ -1,0 +1,332 @@
+//! Per-request balancing over every service1 replica.
+//!
+//! A Kubernetes ClusterIP Service balances TCP connections, and one HTTP/2
+//! connection carries every call, so service2 keeps a connection to each
+//! replica itself and picks one per call: power of two choices (p2c) on
+//! calls in flight. Two random ready replicas are compared and the less busy
+//! one wins: it is O(1), needs no shared state, and steers calls away from a
+//! slow replica, where round-robin would keep feeding it.
+//!
+//! tonic's balanced channel has two known pitfalls this design avoids: an
+//! endpoint whose connection failed can keep being picked (tonic #2839), and
+//! with no endpoint left a call waits for its deadline. Here a replica is
+//! picked only while it has a live connection; a failed one leaves the
+//! ready set at once and is reconnected in the background with backoff; and
+//! with nothing ready a call waits at most `fail_fast`, then fails.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use plumbing::tls::client::Connector;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint as TonicEndpoint};
+
+use crate::{
+    resolve::{Answer, Resolver},
+    target::Target,
+};
+
+/// Never look up DNS more often than this, however many failures ask to.
+const MIN_RESOLVE_SPACING: Duration = Duration::from_millis(250);
+/// Reconnection backoff: from this...
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// ...doubling up to this.
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// HTTP/2 pings find a dead peer on an idle connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// service1's replicas as service2 sees them.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
+    /// Woken when an endpoint becomes ready.
+    ready_changed: Notify,
+    /// Woken when DNS should be asked again now (a connection failed).
+    resolve_now: Notify,
+    connector: Connector,
+    connect_timeout: Duration,
+    stop: CancellationToken,
+}
+
+/// One replica.
+pub struct Endpoint {
+    key: String,
+    /// The live connection and its generation; `None` while not ready.
+    channel: Mutex<Option<(Channel, u64)>>,
+    generations: AtomicU64,
+    in_flight: AtomicUsize,
+    calls: AtomicU64,
+    failed: Notify,
+    removed: CancellationToken,
+}
+
+/// A replica chosen for one call; counts as in flight until dropped.
+pub struct Picked {
+    endpoint: Arc<Endpoint>,
+    channel: Channel,
+    generation: u64,
+}
+
+// === impl Pool ===
+
+impl Pool {
+    pub fn new(connector: Connector, connect_timeout: Duration, stop: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                endpoints: ArcSwap::from_pointee(Vec::new()),
+                ready_changed: Notify::new(),
+                resolve_now: Notify::new(),
+                connector,
+                connect_timeout,
+                stop,
+            }),
+        }
+    }
+
+    /// Starts following `target`: once for fixed targets, every
+    /// `interval` (or sooner, within the records' TTL or after a connection
+    /// failure) for DNS.
+    pub fn follow(&self, target: Target, resolver: Option<Resolver>, interval: Duration) {
+        match (target, resolver) {
+            (Target::Single(endpoint), _) => self.set_endpoints(vec![endpoint]),
+            (Target::Static(endpoints), _) => self.set_endpoints(endpoints),
+            (Target::Dns { name, port, .. }, Some(resolver)) => {
+                tokio::spawn(self.clone().resolve_loop(resolver, name, port, interval));
+            }
+            (Target::Dns { name, .. }, None) => tracing::error!(%name, "no resolver for a DNS target"),
+        }
+    }
+
+    async fn resolve_loop(self, resolver: Resolver, name: String, port: u16, interval: Duration) {
+        loop {
+            let wait = match resolver.lookup(&name).await {
+                Ok(Answer::Found(addrs, valid_until)) => {
+                    self.set_endpoints(
+                        addrs.into_iter().map(|ip| std::net::SocketAddr::new(ip, port).to_string()).collect(),
+                    );
+                    let ttl = valid_until.saturating_duration_since(std::time::Instant::now());
+                    interval.min(ttl)
+                }
+                Ok(Answer::Nothing) => {
+                    self.set_endpoints(Vec::new());
+                    interval
+                }
+                Err(error) => {
+                    // Keep the replicas we know: DNS being down says
+                    // nothing about them.
+                    tracing::warn!(%name, %error, "DNS lookup of service1 failed; keeping the known replicas");
+                    interval
+                }
+            };
+            tokio::select! {
+                _ = self.inner.stop.cancelled() => return,
+                _ = tokio::time::sleep(wait.max(MIN_RESOLVE_SPACING)) => {}
+                _ = self.inner.resolve_now.notified() => {
+                    tokio::time::sleep(MIN_RESOLVE_SPACING).await;
+                }
+            }
+        }
+    }
+
+    /// Makes the pool match `keys`: new replicas start connecting, removed
+    /// ones take no new calls and close once their calls finish.
+    pub fn set_endpoints(&self, keys: Vec<String>) {
+        let current = self.inner.endpoints.load();
+        if current.len() == keys.len() && current.iter().all(|e| keys.contains(&e.key)) {
+            return;
+        }
+        let mut known: HashMap<&str, &Arc<Endpoint>> = current.iter().map(|e| (e.key.as_str(), e)).collect();
+        let mut next = Vec::with_capacity(keys.len());
+        for key in keys {
+            match known.remove(key.as_str()) {
+                Some(existing) => next.push(existing.clone()),
+                None => {
+                    tracing::info!(endpoint = %key, "service1 replica added");
+                    let endpoint = Arc::new(Endpoint::new(key, self.inner.stop.child_token()));
+                    tokio::spawn(self.clone().maintain(endpoint.clone()));
+                    next.push(endpoint);
+                }
+            }
+        }
+        for gone in known.into_values() {
+            tracing::info!(endpoint = %gone.key, "service1 replica removed; it gets no new calls");
+            gone.removed.cancel();
+        }
+        self.inner.endpoints.store(Arc::new(next));
+    }
+
+    /// Keeps one connection to `endpoint` open while it is in the pool.
+    async fn maintain(self, endpoint: Arc<Endpoint>) {
+        let mut backoff = RECONNECT_MIN;
+        loop {
+            let result = match TonicEndpoint::from_shared(format!("http://{}", endpoint.key)) {
+                Ok(target) => {
+                    let target = target
+                        .connect_timeout(self.inner.connect_timeout)
+                        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+                        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+                    tokio::select! {
+                        _ = endpoint.removed.cancelled() => return,
+                        result = target.connect_with_connector(self.inner.connector.clone()) => {
+                            result.map_err(|e| plumbing::errors::chain(&e))
+                        }
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(channel) => {
+                    backoff = RECONNECT_MIN;
+                    endpoint.set_ready(channel);
+                    self.inner.ready_changed.notify_waiters();
+                    tracing::info!(endpoint = %endpoint.key, "connected to service1 replica");
+                    tokio::select! {
+                        _ = endpoint.removed.cancelled() => return endpoint.set_not_ready(),
+                        _ = endpoint.failed.notified() => {}
+                    }
+                    // `mark_failed` took it out already; reconnect at once.
+                    continue;
+                }
+                Err(error) => {
+                    endpoint.set_not_ready();
+                    self.inner.resolve_now.notify_one();
+                    // Full jitter keeps replicas of service2 from
+                    // reconnecting in lockstep.
+                    let delay = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
+                    tracing::warn!(endpoint = %endpoint.key, %error, retry_in_ms = delay.as_millis() as u64, "cannot connect to service1 replica");
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
+                    tokio::select! {
+                        _ = endpoint.removed.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A ready replica, waiting at most `wait` for one; prefers one other
+    /// than `avoid` (the replica a retry just failed on).
+    pub async fn ready(&self, wait: Duration, avoid: Option<&str>) -> Option<Picked> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let changed = self.inner.ready_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(picked) = self.pick(avoid) {
+                return Some(picked);
+            }
+            self.inner.resolve_now.notify_one();
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn pick(&self, avoid: Option<&str>) -> Option<Picked> {
+        let endpoints = self.inner.endpoints.load();
+        let mut ready: Vec<(&Arc<Endpoint>, Channel, u64)> =
+            endpoints.iter().filter_map(|e| e.ready().map(|(c, g)| (e, c, g))).collect();
+        if ready.len() > 1 {
+            ready.retain(|(e, _, _)| Some(e.key.as_str()) != avoid);
+        }
+        let chosen = match ready.len() {
+            0 => return None,
+            1 => 0,
+            n => {
+                let a = fastrand::usize(..n);
+                let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+                let load = |i: usize| ready[i].0.in_flight.load(Ordering::Relaxed);
+                if load(b) < load(a) {
+                    b
+                } else {
+                    a
+                }
+            }
+        };
+        let (endpoint, channel, generation) = ready.swap_remove(chosen);
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        endpoint.calls.fetch_add(1, Ordering::Relaxed);
+        Some(Picked { endpoint: endpoint.clone(), channel, generation })
+    }
+
+    /// (ready, known) replica counts.
+    pub fn counts(&self) -> (usize, usize) {
+        let endpoints = self.inner.endpoints.load();
+        (endpoints.iter().filter(|e| e.ready().is_some()).count(), endpoints.len())
+    }
+}
+
+// === impl Endpoint ===
+
+impl Endpoint {
+    fn new(key: String, removed: CancellationToken) -> Self {
+        Self {
+            key,
+            channel: Mutex::new(None),
+            generations: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            failed: Notify::new(),
+            removed,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Channel, u64)>> {
+        self.channel.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn ready(&self) -> Option<(Channel, u64)> {
+        self.lock().clone()
+    }
+
+    fn set_ready(&self, channel: Channel) {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.lock() = Some((channel, generation));
+    }
+
+    fn set_not_ready(&self) {
+        *self.lock() = None;
+    }
+}
+
+// === impl Picked ===
+
+impl Picked {
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn key(&self) -> &str {
+        &self.endpoint.key
+    }
+
+    /// The connection failed: take the replica out of the ready set now and
+    /// have it reconnected. A failure on an older connection than the
+    /// current one changes nothing.
+    pub fn mark_failed(&self) {
+        let mut current = self.endpoint.lock();
+        if current.as_ref().is_some_and(|(_, g)| *g == self.generation) {
+            *current = None;
+            self.endpoint.failed.notify_one();
+        }
+    }
+}
+
+impl Drop for Picked {
+    fn drop(&mut self) {
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
