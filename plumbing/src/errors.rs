@@ -138,6 +138,21 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// An error and its sources on one line, for logs ("a: b: c").
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,19 +180,4 @@ mod tests {
         let error = ApiError::new(ErrorKind::InvalidInput, "say \"hi\"");
         assert_eq!(error.body(), r#"{"error":"say \"hi\""}"#);
     }
-}
-
-/// An error and its sources on one line, for logs ("a: b: c").
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
