@@ -23,6 +23,8 @@ $(DEV_CERTS):
 	$(CARGO) run --quiet -p certgen -- --out certs/dev
 
 test: ## Run every test that needs only Rust and python3
+	# The cluster tests start service1 binaries as real processes.
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 lint: ## rustfmt check and clippy with warnings as errors

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bin=target/debug
 
 certs=certs/dev
+# Nothing balances over these two processes, so there is no one to tell to
+# stop routing here before exiting: skip the drain delay.
+export DRAIN_DELAY=0s
 TLS_CERT=$certs/service1.crt TLS_KEY=$certs/service1.key TLS_CA=$certs/ca.crt \
   "$bin/service1" &
 service1=$!

@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     let stop = plumbing::shutdown::on_signal();
     let result = match Application::build(config).await {
         Ok(app) => {
-            tracing::info!(rest = %app.rest_addr(), grpc = %app.grpc_addr(), "service1 listening");
+            tracing::info!(rest = %app.rest_addr(), grpc = %app.grpc_addr(), admin = %app.admin_addr(), "service1 listening");
             app.run_until_stopped(stop).await
         }
         Err(error) => Err(error),

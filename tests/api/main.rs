@@ -2,6 +2,7 @@
 //! `TEST_LOG=1` prints the services' log lines.
 
 mod grpc;
+mod health;
 mod name;
 mod panics;
 mod request_id;

@@ -280,6 +280,11 @@ async fn a_broken_replacement_is_refused_and_the_old_certificate_stays_in_use() 
         assert!(outcome.accepted, "{why}");
         assert_eq!(serial_of(&outcome), old.serial_hex, "{why}");
     }
+    // Operators see it without reading logs: /readyz on the admin port.
+    let ready = get(&format!("http://{}/readyz", service1.admin_addr), None).await;
+    assert_eq!(ready.body["tls"]["serial"], old.serial_hex);
+    assert_eq!(ready.body["tls"]["reload_failures"], 4);
+    assert!(ready.body["tls"]["last_reload_error"].as_str().is_some_and(|e| e.contains("tls.key")));
 }
 
 /// How many replacements were refused while `serial` stayed in use.

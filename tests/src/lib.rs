@@ -2,6 +2,7 @@
 //! service1 that answers as told, and captured log lines.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod dns;
 pub mod fake;
 pub mod grpc_client;

@@ -49,11 +49,13 @@ impl Drop for Running {
 pub struct Service1 {
     pub rest_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub running: Running,
 }
 
 pub struct Service2 {
     pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub running: Running,
 }
 
@@ -69,8 +71,8 @@ pub async fn spawn_service1(extra: &[&str]) -> Service1 {
     let args = with_tls(&["service1", "--port", "0", "--grpc-port", "0"], "service1", extra);
     let config = service1::Config::try_parse_from(args).expect("valid test config");
     let app = service1::Application::build(config).await.expect("service1 binds");
-    let (rest_addr, grpc_addr) = (app.rest_addr(), app.grpc_addr());
-    Service1 { rest_addr, grpc_addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
+    let (rest_addr, grpc_addr, admin_addr) = (app.rest_addr(), app.grpc_addr(), app.admin_addr());
+    Service1 { rest_addr, grpc_addr, admin_addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
 }
 
 /// service2 calling service1 at `service1`.
@@ -85,8 +87,8 @@ pub async fn spawn_service2_with(service1: SocketAddr, extra: &[&str]) -> Servic
     let args = with_tls(&["service2", "--port", "0", "--service1-channel", &target], "service2", extra);
     let config = service2::Config::try_parse_from(args).expect("valid test config");
     let app = service2::Application::build(config).await.expect("service2 binds");
-    let addr = app.rest_addr();
-    Service2 { addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
+    let (addr, admin_addr) = (app.rest_addr(), app.admin_addr());
+    Service2 { addr, admin_addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
 }
 
 /// `base`, loopback only, the shared certificates of `identity`, then

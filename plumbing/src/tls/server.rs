@@ -49,6 +49,7 @@ pub fn incoming(
     // Handshakes finish in any order; a small queue is enough because tonic
     // takes connections as fast as they come.
     let (tx, rx) = mpsc::channel(64);
+    let local = listener.local_addr().ok();
     tokio::spawn(async move {
         loop {
             let (tcp, remote_addr) = tokio::select! {
@@ -78,6 +79,14 @@ pub fn incoming(
                         let names =
                             stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(identities);
                         let peer = PeerInfo { remote_addr, identities: names.unwrap_or_default().into() };
+                        // Connections are long-lived (see MAX_CONNECTION_AGE),
+                        // so this line is rare, and it says who connected.
+                        tracing::info!(
+                            peer = %remote_addr,
+                            local = ?local,
+                            identities = ?peer.identities,
+                            "TLS connection accepted"
+                        );
                         let _ = tx.send(Ok(Connection::Tls(Box::new(stream), peer))).await;
                     }
                     Ok(Err(error)) => tracing::warn!(peer = %remote_addr, %error, "TLS handshake failed"),
