@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV_CERTS := $(addprefix certs/dev/,ca.crt service1.crt service1.key service2.crt service2.key)
 
-.PHONY: help build run test lint fmt certs
+.PHONY: help build run test test-chart lint fmt certs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ test: ## Run every test that needs only Rust and python3
 	# The cluster tests start service1 binaries as real processes.
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	scripts/test-chart.sh
+
+test-chart: ## Only the Helm chart tests (offline; makes .venv on first use)
+	scripts/test-chart.sh
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,184 @@
+{{/*
+Chart name, for the app.kubernetes.io/name label.
+*/}}
+{{- define "grpc-services.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Prefix of every object name: the release name unless fullnameOverride is set.
+Cut to 40 characters so the longest name, <fullname>-service1-grpc, stays a
+valid 63-character DNS label.
+*/}}
+{{- define "grpc-services.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "grpc-services.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object. Takes the root context.
+*/}}
+{{- define "grpc-services.labels" -}}
+helm.sh/chart: {{ include "grpc-services.chart" . }}
+app.kubernetes.io/name: {{ include "grpc-services.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: {{ include "grpc-services.name" . }}
+{{- end }}
+
+{{/*
+Selector labels of one component. Takes (dict "root" $ "component" "service1").
+*/}}
+{{- define "grpc-services.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "grpc-services.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+All labels of one component. Takes (dict "root" $ "component" "service1").
+*/}}
+{{- define "grpc-services.componentLabels" -}}
+{{ include "grpc-services.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "grpc-services.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Names shared by several templates. */}}
+{{- define "grpc-services.service1GrpcName" -}}
+{{- printf "%s-service1-grpc" (include "grpc-services.fullname" .) }}
+{{- end }}
+
+{{- define "grpc-services.serviceAccountName" -}}
+{{- printf "%s-%s" (include "grpc-services.fullname" .root) .component }}
+{{- end }}
+
+{{/*
+The name service1's certificate must carry and service2 checks
+(TLS_SERVER_NAME): the headless Service's short name.
+*/}}
+{{- define "grpc-services.tlsServerName" -}}
+{{- include "grpc-services.service1GrpcName" . }}
+{{- end }}
+
+{{/*
+service2's SPIFFE identity, carried as a URI SAN by cert-manager certificates.
+*/}}
+{{- define "grpc-services.service2SpiffeId" -}}
+{{- printf "spiffe://%s/ns/%s/sa/%s" .Values.clusterDomain .Release.Namespace (include "grpc-services.serviceAccountName" (dict "root" . "component" "service2")) }}
+{{- end }}
+
+{{/*
+DNS names on service1's certificate, one per line: both its Services in
+every form a client may dial, plus "service1".
+*/}}
+{{- define "grpc-services.service1DnsNames" -}}
+{{- $ns := .Release.Namespace }}
+{{- range $svc := list (include "grpc-services.service1GrpcName" .) (printf "%s-service1" (include "grpc-services.fullname" .)) }}
+{{ $svc }}
+{{ $svc }}.{{ $ns }}
+{{ $svc }}.{{ $ns }}.svc
+{{ $svc }}.{{ $ns }}.svc.{{ $.Values.clusterDomain }}
+{{- end }}
+service1
+{{- end }}
+
+{{/*
+Secret holding a component's tls.crt, tls.key and ca.crt.
+Takes (dict "root" $ "component" "service1").
+*/}}
+{{- define "grpc-services.tlsSecretName" -}}
+{{- if eq .root.Values.tls.mode "existingSecret" }}
+{{- $name := index .root.Values.tls.existingSecret .component }}
+{{- required (printf "tls.existingSecret.%s is required when tls.mode is existingSecret" .component) $name }}
+{{- else }}
+{{- printf "%s-%s-tls" (include "grpc-services.fullname" .root) .component }}
+{{- end }}
+{{- end }}
+
+{{/*
+The `data` of a Secret from an earlier release, as YAML ({} if none).
+Takes (list $ "secret-name"). `lookup` asks the cluster; it returns nothing
+offline (helm template, --dry-run, the chart tests), and only then is
+.Values.tls.testExistingSecrets consulted, which the tests use to stand in
+for the cluster.
+*/}}
+{{- define "grpc-services.existingSecretData" -}}
+{{- $root := index . 0 }}
+{{- $name := index . 1 }}
+{{- $found := lookup "v1" "Secret" $root.Release.Namespace $name }}
+{{- if and $found $found.data }}
+{{- toYaml $found.data }}
+{{- else }}
+{{- toYaml (index $root.Values.tls.testExistingSecrets $name | default dict) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Seconds as a duration the services parse ("5s").
+*/}}
+{{- define "grpc-services.seconds" -}}
+{{- printf "%ds" (int .) }}
+{{- end }}
+
+{{/*
+Every second of shutdown, plus a margin: DRAIN_DELAY, then SHUTDOWN_GRACE.
+*/}}
+{{- define "grpc-services.terminationGracePeriodSeconds" -}}
+{{- add .Values.drainDelaySeconds .Values.shutdownGraceSeconds .Values.terminationGraceMarginSeconds }}
+{{- end }}
+
+{{/*
+The non-secret configuration of one component, as ConfigMap data. Pod
+templates carry its checksum, so changing any of it rolls the pods. TLS
+material is deliberately left out: certificates are re-read from the mounted
+Secret every TLS_RELOAD_INTERVAL, and a rotation must not restart pods.
+Takes (dict "root" $ "component" "service1").
+*/}}
+{{- define "grpc-services.configData" -}}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+{{- $c := index $v .component -}}
+BIND_ADDR: {{ $v.bindAddr | quote }}
+PORT: {{ int $c.ports.http | quote }}
+ADMIN_PORT: {{ int $c.ports.admin | quote }}
+LOG_FORMAT: {{ $v.logFormat | quote }}
+RUST_LOG: {{ $v.rustLog | quote }}
+DRAIN_DELAY: {{ include "grpc-services.seconds" $v.drainDelaySeconds | quote }}
+SHUTDOWN_GRACE: {{ include "grpc-services.seconds" $v.shutdownGraceSeconds | quote }}
+TLS_MODE: "mtls"
+TLS_CERT: "/etc/tls/tls.crt"
+TLS_KEY: "/etc/tls/tls.key"
+TLS_CA: "/etc/tls/ca.crt"
+TLS_RELOAD_INTERVAL: {{ include "grpc-services.seconds" $v.tls.reloadIntervalSeconds | quote }}
+OTEL_SERVICE_NAME: {{ .component | quote }}
+{{- with $v.otel.endpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- end }}
+{{- if eq .component "service1" }}
+GRPC_PORT: {{ int $c.ports.grpc | quote }}
+TLS_ALLOWED_CLIENTS: {{ concat (list "service2" (include "grpc-services.service2SpiffeId" $root)) $c.extraAllowedClients | uniq | join "," | quote }}
+MAX_CONNECTION_AGE: {{ include "grpc-services.seconds" $c.maxConnectionAgeSeconds | quote }}
+MAX_CONNECTION_AGE_GRACE: {{ include "grpc-services.seconds" $c.maxConnectionAgeGraceSeconds | quote }}
+{{- else }}
+SERVICE1_CHANNEL: {{ printf "dns:///%s.%s.svc.%s:%d" (include "grpc-services.service1GrpcName" $root) $root.Release.Namespace $v.clusterDomain (int $v.service1.ports.grpc) | quote }}
+TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
+SERVICE1_TIMEOUT: {{ include "grpc-services.seconds" $c.service1TimeoutSeconds | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+One native gRPC probe on the admin port. Takes (dict "port" 9080 "probe" {...}).
+*/}}
+{{- define "grpc-services.grpcProbe" -}}
+grpc:
+  port: {{ .port }}
+{{ toYaml .probe }}
+{{- end }}

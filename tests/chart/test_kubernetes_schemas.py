@@ -1,0 +1,139 @@
+"""Every rendered object is valid for the Kubernetes versions the chart supports.
+
+kubernetes_validate bundles the API server's OpenAPI schemas per version;
+the strict variant also rejects unknown fields (a misspelt key is silently
+dropped by the API server, so it would otherwise go unnoticed).
+cert-manager's kinds are not in those schemas: they are checked against the
+subset of cert-manager.io/v1 the chart uses, written out below.
+"""
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from chart_helpers import render
+
+# 1.27 is the chart's floor (native gRPC probes GA); 1.37 the newest bundled.
+KUBE_VERSIONS = ["1.27.0", "1.29.0", "1.31.0", "1.37.0"]
+
+_issuer_ref = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {"name": {"type": "string", "minLength": 1}, "kind": {"enum": ["Issuer", "ClusterIssuer"]},
+                   "group": {"type": "string"}},
+}
+_metadata = {"type": "object", "required": ["name", "namespace"]}
+_duration = {"type": "string", "pattern": "^([0-9]+(ns|us|ms|s|m|h))+$"}
+CERT_MANAGER = {
+    "Certificate": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "metadata": _metadata,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["secretName", "issuerRef"],
+                "properties": {
+                    "secretName": {"type": "string", "minLength": 1},
+                    "issuerRef": _issuer_ref,
+                    "commonName": {"type": "string", "maxLength": 64},
+                    "isCA": {"type": "boolean"},
+                    "dnsNames": {"type": "array", "items": {"type": "string"}},
+                    "uris": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+://"}},
+                    "usages": {"type": "array", "items": {"enum": [
+                        "signing", "digital signature", "content commitment", "key encipherment",
+                        "key agreement", "data encipherment", "cert sign", "crl sign", "encipher only",
+                        "decipher only", "any", "server auth", "client auth", "code signing",
+                        "email protection", "s/mime", "ipsec end system", "ipsec tunnel", "ipsec user",
+                        "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"]}},
+                    "duration": _duration,
+                    "renewBefore": _duration,
+                    "privateKey": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                            "size": {"type": "integer"},
+                            "encoding": {"enum": ["PKCS1", "PKCS8"]},
+                            "rotationPolicy": {"enum": ["Never", "Always"]},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "Issuer": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "metadata": _metadata,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "maxProperties": 1,
+                "properties": {
+                    "selfSigned": {"type": "object"},
+                    "ca": {"type": "object", "additionalProperties": False, "required": ["secretName"],
+                           "properties": {"secretName": {"type": "string", "minLength": 1}}},
+                },
+            },
+        },
+    },
+}
+
+CASES = {
+    "defaults (generate)": {},
+    "certManager": {"tls": {"mode": "certManager"}},
+    "certManager with an external issuer": {
+        "tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}
+    },
+    "existingSecret": {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}},
+    "NetworkPolicy, HPA and OTel on": {
+        "networkPolicy": {"enabled": True, "service1HttpFrom": [{"podSelector": {"matchLabels": {"a": "b"}}}],
+                          "service2HttpFrom": [{"namespaceSelector": {"matchLabels": {"ingress": "yes"}}}]},
+        "service1": {"autoscaling": {"enabled": True}, "extraEnv": [{"name": "A", "value": "b"}]},
+        "service2": {"autoscaling": {"enabled": True}, "podAnnotations": {"x": "y"}},
+        "otel": {"endpoint": "http://collector.observability:4317"},
+        "imagePullSecrets": [{"name": "regcred"}],
+    },
+}
+
+
+def _check(obj, version):
+    if obj["apiVersion"] == "cert-manager.io/v1":
+        jsonschema.validate(obj, CERT_MANAGER[obj["kind"]])
+    else:
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_object_is_valid_for_the_supported_kubernetes_versions(case, version):
+    rendered = render(CASES[case])
+    assert rendered.objects
+    for obj in rendered.objects:
+        try:
+            _check(obj, version)
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as e:
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} invalid for {version}: {e}")
+
+
+def test_the_schema_check_catches_a_misspelt_field(default):
+    """The strict schemas must reject what the API server would drop."""
+    broken = dict(default.deployment("service1"))
+    broken["spec"] = dict(broken["spec"], replica=3)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _check(broken, KUBE_VERSIONS[0])
+    cert = render({"tls": {"mode": "certManager"}}).get("Certificate", "hello-service2")
+    cert["spec"]["uriSANs"] = cert["spec"].pop("uris")
+    with pytest.raises(jsonschema.ValidationError):
+        _check(cert, KUBE_VERSIONS[0])
+
+
+def test_every_object_lives_in_the_release_namespace():
+    for case in CASES.values():
+        for obj in render(case).objects:
+            assert obj["metadata"].get("namespace") == "demo", f"{obj['kind']}/{obj['metadata']['name']}"
