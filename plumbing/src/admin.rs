@@ -1,6 +1,7 @@
 //! The plaintext admin port: `grpc.health.v1.Health` for the kubelet's
-//! native `grpc:` probes (which cannot speak TLS), and `GET /livez` and
-//! `GET /readyz` for people and HTTP probes. It serves nothing sensitive.
+//! native `grpc:` probes (which cannot speak TLS), `GET /livez` and
+//! `GET /readyz` for people and HTTP probes, and `GET /metrics` for
+//! Prometheus. It serves nothing sensitive.
 
 use std::sync::{
     atomic::{AtomicU8, Ordering},
@@ -99,10 +100,16 @@ impl Health {
         let http = Router::new()
             .route("/livez", get(|| async { Json(json!({ "status": "alive" })) }))
             .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
             .with_state(self.clone());
         let grpc = tonic::service::Routes::new(self.grpc_service()).into_axum_router();
         crate::http::with_common_layers(http.merge(grpc))
     }
+}
+
+async fn metrics() -> impl IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(http::header::CONTENT_TYPE, content_type)], crate::metrics::global().render())
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {

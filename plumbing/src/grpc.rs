@@ -14,7 +14,10 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use crate::{request_id, RequestId};
+use crate::{
+    metrics::{GrpcLabels, MethodLabels},
+    request_id, telemetry, RequestId,
+};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ObserveLayer;
@@ -50,8 +53,21 @@ where
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
         let id = RequestId::from_headers(request.headers(), request_id::METADATA_KEY);
-        let span = tracing::info_span!("grpc_request", request_id = %id);
         let method = request.uri().path().to_owned();
+        let full_name = method.trim_start_matches('/');
+        let (service, rpc) = full_name.split_once('/').unwrap_or((full_name, ""));
+        let span = tracing::info_span!(
+            "grpc_request",
+            request_id = %id,
+            otel.name = full_name,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            "rpc.system" = "grpc",
+            "rpc.service" = service,
+            "rpc.method" = rpc,
+            "rpc.grpc.status_code" = tracing::field::Empty,
+        );
+        telemetry::continue_trace(&span, request.headers());
         // Handlers find the id in `tonic::Request::extensions()`.
         request.extensions_mut().insert(id);
         let call = span.in_scope(|| self.inner.call(request));
@@ -76,8 +92,25 @@ struct AccessLine {
 
 impl Drop for AccessLine {
     fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        let metrics = crate::metrics::global();
+        let code_name = self.code.map_or("Cancelled".to_owned(), |c| format!("{c:?}"));
+        metrics
+            .grpc_handled
+            .get_or_create(&GrpcLabels { grpc_method: self.method.clone(), grpc_code: code_name })
+            .inc();
+        metrics
+            .grpc_duration
+            .get_or_create(&MethodLabels { grpc_method: self.method.clone() })
+            .observe(elapsed.as_secs_f64());
+        if let Some(code) = self.code {
+            self.span.record("rpc.grpc.status_code", code as i64);
+            if is_server_error(code) {
+                self.span.record("otel.status_code", "ERROR");
+            }
+        }
         let _entered = self.span.enter();
-        let duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        let duration_ms = elapsed.as_secs_f64() * 1e3;
         match self.code {
             Some(code) => tracing::info!(
                 method = %self.method,
@@ -93,6 +126,20 @@ impl Drop for AccessLine {
             ),
         }
     }
+}
+
+/// The codes OpenTelemetry's conventions count as server errors; the
+/// others are the caller's problem.
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
 }
 
 pin_project_lite::pin_project! {

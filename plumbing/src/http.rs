@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-use crate::{request_id, ApiError, RequestId};
+use crate::{
+    metrics::{HttpLabels, RouteLabels},
+    request_id, telemetry, ApiError, RequestId,
+};
 
 /// Wraps a service's routes in the layers every REST port has.
 pub fn with_common_layers(router: Router) -> Router {
@@ -39,19 +42,49 @@ async fn observe(mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     // The route template, never the raw path: it is bounded and safe to log.
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let route_name = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %id,
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        "http.request.method" = %method,
+        "http.route" = route_name,
+        "http.response.status_code" = tracing::field::Empty,
+    );
+    if telemetry::enabled() {
+        span.record("otel.name", format!("{method} {route_name}").as_str());
+        telemetry::continue_trace(&span, request.headers());
+    }
     request.extensions_mut().insert(id.clone());
-    let span = tracing::info_span!("http_request", request_id = %id);
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
     response.headers_mut().insert(request_id::HEADER, id.header_value().clone());
+    let status = response.status().as_u16();
+    let elapsed = start.elapsed();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    let metrics = crate::metrics::global();
+    let (method_name, route_label) = (method.as_str().to_owned(), route_name.to_owned());
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels { method: method_name.clone(), route: route_label.clone() })
+        .observe(elapsed.as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels { method: method_name, route: route_label, status })
+        .inc();
     let _entered = span.enter();
     tracing::info!(
         method = %method,
-        route = route.as_ref().map_or("<unmatched>", MatchedPath::as_str),
-        status = response.status().as_u16(),
+        route = route_name,
+        status,
         response_bytes = response.body().size_hint().exact(),
-        duration_ms = start.elapsed().as_secs_f64() * 1e3,
+        duration_ms = elapsed.as_secs_f64() * 1e3,
         "http request served"
     );
     response

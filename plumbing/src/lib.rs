@@ -9,10 +9,12 @@ pub mod errors;
 pub mod grpc;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod names;
 pub mod query;
 pub mod request_id;
 pub mod shutdown;
+pub mod telemetry;
 pub mod tls;
 
 /// Code generated from `protos/service1/app/grpc/service1.proto`.

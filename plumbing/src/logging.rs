@@ -6,12 +6,19 @@
 //! when the queue is full, new lines are dropped and counted
 //! ([`LogGuard::dropped_lines`]) rather than waited for.
 
-use std::fmt::{self, Write as _};
+use std::{
+    fmt::{self, Write as _},
+    sync::{Arc, OnceLock},
+};
+
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::trace::SdkTracer;
 
 use tracing::{
+    dispatcher::WeakDispatch,
     field::{Field, Visit},
     span::{Attributes, Id, Record},
-    Event, Subscriber,
+    Dispatch, Event, Subscriber,
 };
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
@@ -51,14 +58,25 @@ impl LogGuard {
     }
 }
 
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Lines dropped so far because stdout could not keep up.
+pub fn dropped_lines() -> usize {
+    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+}
+
 /// Installs the global subscriber: `format` on stdout, filtered by
-/// `RUST_LOG` (default `info`). Fails on a malformed `RUST_LOG`.
-pub fn init(format: LogFormat) -> Result<LogGuard, String> {
+/// `RUST_LOG` (default `info`), and spans to `tracer` when given. Fails on a
+/// malformed `RUST_LOG`.
+pub fn init(format: LogFormat, tracer: Option<SdkTracer>) -> Result<LogGuard, String> {
     let filter = env_filter()?;
     let (writer, worker) =
         NonBlockingBuilder::default().lossy(true).buffered_lines_limit(QUEUE_LINES).finish(std::io::stdout());
     let dropped = writer.error_counter();
-    subscriber(format, filter, writer).try_init().map_err(|e| format!("cannot install the logger: {e}"))?;
+    let _ = DROPPED.set(dropped.clone());
+    subscriber(format, filter, writer, tracer)
+        .try_init()
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(LogGuard { _worker: worker, dropped })
 }
 
@@ -73,25 +91,44 @@ pub fn env_filter() -> Result<EnvFilter, String> {
 }
 
 /// The subscriber both services use, generic over where lines go so tests
-/// can capture them.
-pub fn subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+/// can capture them. With a `tracer`, spans also become OpenTelemetry spans
+/// and log lines carry their `trace_id` and `span_id`.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    tracer: Option<SdkTracer>,
+) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    let dispatch = Arc::new(OnceLock::new());
     let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
-        LogFormat::Json => {
-            tracing_subscriber::fmt::layer().event_format(JsonLines).with_writer(writer).boxed()
-        }
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(JsonLines { dispatch: dispatch.clone() })
+            .with_writer(writer)
+            .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
-    Registry::default().with(lines).with(CaptureRequestId).with(filter)
+    let spans = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            // Our spans say what they are through semantic attributes.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+    });
+    Registry::default().with(lines).with(spans).with(CaptureRequestId { dispatch }).with(filter)
 }
 
 // === impl CaptureRequestId ===
 
 /// Remembers a span's `request_id` so every event inside it can print it at
-/// the top level of its line.
-struct CaptureRequestId;
+/// the top level of its line; also hands the formatter the dispatcher, which
+/// it needs to ask the OpenTelemetry layer for trace ids.
+struct CaptureRequestId {
+    dispatch: Arc<OnceLock<WeakDispatch>>,
+}
 
 struct SpanRequestId(String);
 
@@ -99,6 +136,10 @@ impl<S> Layer<S> for CaptureRequestId
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, dispatch: &Dispatch) {
+        let _ = self.dispatch.set(dispatch.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if attrs.metadata().fields().field(REQUEST_ID_FIELD).is_none() {
             return;
@@ -139,8 +180,11 @@ impl Visit for FindRequestId {
 // === impl JsonLines ===
 
 /// One JSON object per event: timestamp, level, target, message, the
-/// request id of the enclosing request, then the event's own fields.
-struct JsonLines;
+/// request id of the enclosing request, its trace and span ids when traces
+/// are on, then the event's own fields.
+struct JsonLines {
+    dispatch: Arc<OnceLock<WeakDispatch>>,
+}
 
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
@@ -159,6 +203,17 @@ where
                     w.write_str(",\"request_id\":")?;
                     write_json_str(&mut w, &id.0)?;
                     break;
+                }
+            }
+        }
+        if let Some(leaf) = ctx.event_scope().and_then(|mut scope| scope.next()) {
+            let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
+            let context = dispatch.and_then(|d| tracing_opentelemetry::get_otel_context(&leaf.id(), &d));
+            if let Some(context) = context {
+                let span = context.span();
+                let ids = span.span_context();
+                if ids.is_valid() {
+                    write!(w, ",\"trace_id\":\"{}\",\"span_id\":\"{}\"", ids.trace_id(), ids.span_id())?;
                 }
             }
         }
@@ -283,7 +338,7 @@ mod tests {
     fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
         let buffer = Buffer::default();
         let sink = buffer.clone();
-        let subscriber = subscriber(LogFormat::Json, EnvFilter::new("info"), move || sink.clone());
+        let subscriber = subscriber(LogFormat::Json, EnvFilter::new("info"), move || sink.clone(), None);
         tracing::subscriber::with_default(subscriber, f);
         let bytes = buffer.0.lock().unwrap().clone();
         String::from_utf8(bytes)

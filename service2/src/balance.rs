@@ -32,7 +32,9 @@ use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 use crate::{
     resolve::{Answer, Resolver},
     target::Target,
+    telemetry::{EndpointLabels, METRICS},
 };
+use prometheus_client::metrics::counter::Counter;
 
 /// Never look up DNS more often than this, however many failures ask to.
 const MIN_RESOLVE_SPACING: Duration = Duration::from_millis(250);
@@ -68,7 +70,8 @@ pub struct Endpoint {
     channel: Mutex<Option<(Channel, u64)>>,
     generations: AtomicU64,
     in_flight: AtomicUsize,
-    calls: AtomicU64,
+    /// This replica's series of `service1_calls_total`.
+    calls: Counter,
     failed: Notify,
     removed: CancellationToken,
 }
@@ -84,7 +87,7 @@ pub struct Picked {
 
 impl Pool {
     pub fn new(connector: Connector, connect_timeout: Duration, stop: CancellationToken) -> Self {
-        Self {
+        let pool = Self {
             inner: Arc::new(Inner {
                 endpoints: ArcSwap::from_pointee(Vec::new()),
                 ready_changed: Notify::new(),
@@ -93,7 +96,16 @@ impl Pool {
                 connect_timeout,
                 stop,
             }),
-        }
+        };
+        let weak = Arc::downgrade(&pool.inner);
+        plumbing::metrics::on_scrape(move || {
+            if let Some(inner) = weak.upgrade() {
+                let (ready, known) = Pool { inner }.counts();
+                METRICS.ready.set(ready as i64);
+                METRICS.known.set(known as i64);
+            }
+        });
+        pool
     }
 
     /// Starts following `target`: once for fixed targets, every
@@ -164,6 +176,8 @@ impl Pool {
         for gone in known.into_values() {
             tracing::info!(endpoint = %gone.key, "service1 replica removed; it gets no new calls");
             gone.removed.cancel();
+            // Pods come and go: keep the label set bounded.
+            METRICS.calls.remove(&EndpointLabels { endpoint: gone.key.clone() });
         }
         self.inner.endpoints.store(Arc::new(next));
     }
@@ -258,7 +272,7 @@ impl Pool {
         };
         let (endpoint, channel, generation) = ready.swap_remove(chosen);
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-        endpoint.calls.fetch_add(1, Ordering::Relaxed);
+        endpoint.calls.inc();
         Some(Picked { endpoint: endpoint.clone(), channel, generation })
     }
 
@@ -273,12 +287,13 @@ impl Pool {
 
 impl Endpoint {
     fn new(key: String, removed: CancellationToken) -> Self {
+        let calls = METRICS.calls.get_or_create(&EndpointLabels { endpoint: key.clone() }).clone();
         Self {
             key,
             channel: Mutex::new(None),
             generations: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            calls: AtomicU64::new(0),
+            calls,
             failed: Notify::new(),
             removed,
         }

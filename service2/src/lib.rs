@@ -8,6 +8,7 @@ pub mod resolve;
 pub mod rest;
 pub mod startup;
 pub mod target;
+pub mod telemetry;
 pub mod upstream;
 
 pub use config::Config;

@@ -5,7 +5,7 @@ use service2::{Application, Config};
 #[tokio::main]
 async fn main() -> ExitCode {
     let config: Config = plumbing::config::parse_or_exit();
-    let _logs = plumbing::logging::init(config.log.log_format)
+    let _telemetry = plumbing::telemetry::init("service2", config.log.log_format)
         .unwrap_or_else(|e| plumbing::config::exit_with_config_error(e));
     let stop = plumbing::shutdown::on_signal();
     let result = match Application::build(config).await {

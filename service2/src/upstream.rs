@@ -15,7 +15,9 @@ use plumbing::{
 use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
 
-use crate::balance::Pool;
+use tracing::Instrument;
+
+use crate::{balance::Pool, telemetry::METRICS};
 
 /// Retries wait from this...
 const BACKOFF_BASE: Duration = Duration::from_millis(10);
@@ -72,14 +74,43 @@ impl Service1 {
                 tracing::warn!(attempt, "no service1 replica is ready");
                 return Err(caller_error(kind));
             };
+            // One client span per attempt, so retries show in the trace.
+            let (address, port) = replica.key().rsplit_once(':').unwrap_or((replica.key(), ""));
+            let span = tracing::info_span!(
+                "grpc_call",
+                request_id = %id,
+                attempt,
+                otel.name = "app.grpc.Service1/ProcessName",
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                "rpc.system" = "grpc",
+                "rpc.service" = "app.grpc.Service1",
+                "rpc.method" = "ProcessName",
+                "server.address" = address.trim_start_matches('[').trim_end_matches(']'),
+                "server.port" = port,
+                "rpc.grpc.status_code" = tracing::field::Empty,
+            );
             let mut request = tonic::Request::new(ProcessNameRequest { name: name.clone() });
             // Sent as `grpc-timeout`, so service1 knows when to give up too.
             request.set_timeout(remaining);
             if let Ok(value) = MetadataValue::try_from(id.as_str()) {
                 request.metadata_mut().insert(request_id::METADATA_KEY, value);
             }
+            plumbing::telemetry::inject(&span, request.metadata_mut());
             let mut client = Service1Client::new(replica.channel());
-            let status = match tokio::time::timeout(remaining, client.process_name(request)).await {
+            let outcome =
+                tokio::time::timeout(remaining, client.process_name(request)).instrument(span.clone()).await;
+            let code = match &outcome {
+                Ok(Ok(_)) => Code::Ok,
+                Ok(Err(status)) => status.code(),
+                Err(_) => Code::DeadlineExceeded,
+            };
+            span.record("rpc.grpc.status_code", code as i64);
+            if code != Code::Ok {
+                span.record("otel.status_code", "ERROR");
+            }
+            let _entered = span.enter();
+            let status = match outcome {
                 Ok(Ok(response)) => return Ok(response.into_inner().name),
                 Ok(Err(status)) => status,
                 Err(_elapsed) => {
@@ -97,8 +128,10 @@ impl Service1 {
                 if Instant::now() + backoff >= deadline {
                     tracing::warn!(attempt, "no time left to retry the call to service1");
                 } else if !self.budget.withdraw() {
+                    METRICS.budget_exhausted.inc();
                     tracing::warn!(attempt, "retry budget exhausted; not retrying the call to service1");
                 } else {
+                    METRICS.retries.inc();
                     tracing::warn!(
                         attempt,
                         endpoint = replica.key(),
@@ -108,6 +141,7 @@ impl Service1 {
                         "call to service1 failed; retrying on another replica"
                     );
                     avoid = Some(replica.key().to_owned());
+                    drop(_entered);
                     drop(replica);
                     tokio::time::sleep(backoff).await;
                     continue;

@@ -15,11 +15,11 @@ use std::{
 
 use crate::Pki;
 
-/// The service1 binary cargo built next to this test binary.
-fn service1_binary() -> std::path::PathBuf {
+/// A service binary cargo built next to this test binary.
+fn binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    let binary = dir.join("service1");
+    let binary = dir.join(name);
     assert!(
         binary.exists(),
         "{} is missing: run `cargo build --bins` first (make test does)",
@@ -33,10 +33,12 @@ pub fn free_port(ip: IpAddr) -> u16 {
     std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
-/// One service1 process.
+/// One service process (a service1 replica, or service2).
 pub struct Replica {
     pub ip: IpAddr,
     pub admin: SocketAddr,
+    /// The "listening" log line: every address the service bound.
+    pub listening: serde_json::Value,
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
 }
@@ -45,20 +47,31 @@ impl Replica {
     /// Starts service1 on `ip:grpc_port` with `pki`'s certificates, and
     /// waits (at most 10 s) for its "listening" line.
     pub fn start(ip: IpAddr, grpc_port: u16, pki: &Pki, drain_delay: &str) -> Self {
-        let path = |f: &str| pki.path(f).display().to_string();
-        let mut child = Command::new(service1_binary())
+        let env = [
+            ("BIND_ADDR", ip.to_string()),
+            ("GRPC_PORT", grpc_port.to_string()),
+            ("PORT", "0".into()),
+            ("DRAIN_DELAY", drain_delay.into()),
+            ("SHUTDOWN_GRACE", "5s".into()),
+        ];
+        Self::spawn("service1", ip, pki, &env)
+    }
+
+    /// Starts `service` (service1 or service2) with `pki`'s certificates of
+    /// that name, a free admin port, and `env`.
+    pub fn spawn(service: &str, ip: IpAddr, pki: &Pki, env: &[(&str, String)]) -> Self {
+        let path = |f: String| pki.path(&f).display().to_string();
+        let tls = [
+            ("TLS_CERT", path(format!("{service}.crt"))),
+            ("TLS_KEY", path(format!("{service}.key"))),
+            ("TLS_CA", path("ca.crt".into())),
+            ("ADMIN_PORT", "0".into()),
+        ];
+        let ready = format!("{service} listening");
+        let mut child = Command::new(binary(service))
             .env_clear()
-            .envs([
-                ("BIND_ADDR", ip.to_string()),
-                ("GRPC_PORT", grpc_port.to_string()),
-                ("PORT", "0".into()),
-                ("ADMIN_PORT", "0".into()),
-                ("DRAIN_DELAY", drain_delay.into()),
-                ("SHUTDOWN_GRACE", "5s".into()),
-                ("TLS_CERT", path("service1.crt")),
-                ("TLS_KEY", path("service1.key")),
-                ("TLS_CA", path("ca.crt")),
-            ])
+            .envs(tls.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -70,7 +83,7 @@ impl Replica {
         let sink = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("service1 listening") {
+                if line.contains(&ready) {
                     let _ = ready_tx.send(line.clone());
                 }
                 if std::env::var_os("TEST_LOG").is_some() {
@@ -81,11 +94,11 @@ impl Replica {
         });
         let listening = ready_rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
             let _ = child.kill();
-            panic!("service1 on {ip} did not start within 10 s");
+            panic!("{service} on {ip} did not start within 10 s");
         });
-        let line: serde_json::Value = serde_json::from_str(&listening).expect("a JSON log line");
-        let admin = line["admin"].as_str().and_then(|a| a.parse().ok()).expect("the admin address");
-        Self { ip, admin, child: Some(child), lines }
+        let listening: serde_json::Value = serde_json::from_str(&listening).expect("a JSON log line");
+        let admin = listening["admin"].as_str().and_then(|a| a.parse().ok()).expect("the admin address");
+        Self { ip, admin, listening, child: Some(child), lines }
     }
 
     /// ProcessName calls this replica has logged as served.
@@ -118,7 +131,7 @@ impl Replica {
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = child.kill();
-        panic!("service1 on {} did not exit within 15 s of SIGTERM", self.ip);
+        panic!("the process on {} did not exit within 15 s of SIGTERM", self.ip);
     }
 }
 

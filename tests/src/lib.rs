@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod collector;
 pub mod dns;
 pub mod fake;
 pub mod grpc_client;

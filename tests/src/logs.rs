@@ -24,6 +24,7 @@ static LOGS: LazyLock<Logs> = LazyLock::new(|| {
         LogFormat::Json,
         EnvFilter::new("info"),
         logs.clone(),
+        None,
     ));
     assert!(installed.is_ok(), "another global subscriber was installed first");
     logs

@@ -232,6 +232,7 @@ impl<C: Send + Sync + 'static> Reloader<C> {
             last_error: None,
         };
         tracing::info!(cert = %files.cert.display(), serial = %status.serial, "TLS material loaded");
+        crate::metrics::global().tls_not_after.set(status.not_after);
         Ok(Arc::new(Self {
             files,
             build,
@@ -278,10 +279,14 @@ impl<C: Send + Sync + 'static> Reloader<C> {
                 status.last_error = None;
                 status.serial = material.serial;
                 status.not_after = material.not_after;
+                let metrics = crate::metrics::global();
+                metrics.tls_reloads.inc();
+                metrics.tls_not_after.set(status.not_after);
                 tracing::info!(serial = %status.serial, "TLS material reloaded; new handshakes use it");
             }
             Err(error) => {
                 state.status.reload_failures += 1;
+                crate::metrics::global().tls_reload_failures.inc();
                 tracing::error!(
                     %error,
                     serial_in_use = %state.status.serial,

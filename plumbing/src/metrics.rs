@@ -1,0 +1,251 @@
+//! Prometheus metrics, served as text on the admin port's `GET /metrics`.
+//!
+//! One registry per process (a process is one service), so any layer can
+//! record without plumbing handles through every constructor. Services add
+//! their own metrics with [`register`], and values that are cheaper to read
+//! than to keep current (ready replicas, process memory) with [`on_scrape`].
+
+use std::sync::{LazyLock, Mutex};
+
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, MetricType},
+    registry::{Metric, Registry},
+};
+
+/// Latency buckets in seconds, 100 µs to 10 s: our calls take well under a
+/// millisecond, deadlines are seconds.
+const LATENCY_BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcLabels {
+    pub grpc_method: String,
+    pub grpc_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub grpc_method: String,
+}
+
+/// The metrics both services record.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    scrape_hooks: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<RouteLabels, Histogram>,
+    pub grpc_handled: Family<GrpcLabels, Counter>,
+    pub grpc_duration: Family<MethodLabels, Histogram>,
+    pub tls_not_after: Gauge,
+    pub tls_reloads: Counter,
+    pub tls_reload_failures: Counter,
+    pub log_lines_dropped: Gauge,
+    pub spans_dropped: Counter,
+    pub spans_exported: Counter,
+    process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    process_resident_bytes: Gauge,
+    process_open_fds: Gauge,
+    process_start_time: Gauge,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// This process's metrics.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
+/// Adds a service's own metric to the registry.
+pub fn register(name: &str, help: &str, metric: impl Metric) {
+    global().lock_registry().register(name, help, metric);
+}
+
+/// Runs `hook` before each scrape, to bring gauges up to date.
+pub fn on_scrape(hook: impl Fn() + Send + Sync + 'static) {
+    let mut hooks = global().scrape_hooks.lock().unwrap_or_else(|p| p.into_inner());
+    hooks.push(Box::new(hook));
+}
+
+fn histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    fn new() -> Self {
+        let metrics = Self {
+            registry: Mutex::new(Registry::default()),
+            scrape_hooks: Mutex::new(Vec::new()),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(histogram),
+            grpc_handled: Family::default(),
+            grpc_duration: Family::new_with_constructor(histogram),
+            tls_not_after: Gauge::default(),
+            tls_reloads: Counter::default(),
+            tls_reload_failures: Counter::default(),
+            log_lines_dropped: Gauge::default(),
+            spans_dropped: Counter::default(),
+            spans_exported: Counter::default(),
+            process_cpu_seconds: Gauge::default(),
+            process_resident_bytes: Gauge::default(),
+            process_open_fds: Gauge::default(),
+            process_start_time: Gauge::default(),
+        };
+        {
+            let mut r = metrics.lock_registry();
+            r.register(
+                "http_server_requests",
+                "HTTP requests served, by route and status",
+                metrics.http_requests.clone(),
+            );
+            r.register(
+                "http_server_request_duration_seconds",
+                "HTTP request latency",
+                metrics.http_duration.clone(),
+            );
+            r.register(
+                "grpc_server_handled",
+                "gRPC calls served, by method and status code",
+                metrics.grpc_handled.clone(),
+            );
+            r.register(
+                "grpc_server_handling_seconds",
+                "gRPC call latency, as served",
+                metrics.grpc_duration.clone(),
+            );
+            r.register(
+                "tls_certificate_not_after_seconds",
+                "notAfter of the certificate in use, Unix time (0 with TLS off)",
+                metrics.tls_not_after.clone(),
+            );
+            r.register("tls_reloads", "Certificate replacements applied", metrics.tls_reloads.clone());
+            r.register(
+                "tls_reload_failures",
+                "Certificate replacements refused (the previous material stays in use)",
+                metrics.tls_reload_failures.clone(),
+            );
+            r.register(
+                "log_lines_dropped",
+                "Log lines dropped because stdout could not keep up",
+                metrics.log_lines_dropped.clone(),
+            );
+            r.register(
+                "otel_spans_dropped",
+                "Spans dropped because the export queue was full (collector down or slow)",
+                metrics.spans_dropped.clone(),
+            );
+            r.register(
+                "otel_spans_exported",
+                "Spans handed to the OTLP exporter",
+                metrics.spans_exported.clone(),
+            );
+            r.register(
+                "process_cpu_seconds",
+                "CPU time used by this process",
+                ProcessGauge(metrics.process_cpu_seconds.clone()),
+            );
+            r.register(
+                "process_resident_memory_bytes",
+                "Resident memory",
+                metrics.process_resident_bytes.clone(),
+            );
+            r.register("process_open_fds", "Open file descriptors", metrics.process_open_fds.clone());
+            r.register(
+                "process_start_time_seconds",
+                "Start time, Unix time",
+                metrics.process_start_time.clone(),
+            );
+        }
+        metrics
+    }
+
+    fn lock_registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The Prometheus (OpenMetrics) text of every metric, fresh.
+    pub fn render(&self) -> String {
+        for hook in self.scrape_hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            hook();
+        }
+        self.read_process_stats();
+        self.log_lines_dropped.set(crate::logging::dropped_lines() as i64);
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.lock_registry());
+        text
+    }
+
+    fn read_process_stats(&self) {
+        let ticks_per_second = 100.0; // USER_HZ on Linux
+        let page_size = 4096;
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name, which may contain spaces.
+            let fields: Vec<&str> =
+                stat.rsplit_once(") ").map(|(_, f)| f.split(' ').collect()).unwrap_or_default();
+            let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            self.process_cpu_seconds.set((field(14) + field(15)) / ticks_per_second);
+            self.process_resident_bytes.set(field(24) as i64 * page_size);
+            if let Some(boot) = boot_time() {
+                self.process_start_time.set(boot + (field(22) / ticks_per_second) as i64);
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+            self.process_open_fds.set(entries.count() as i64);
+        }
+    }
+}
+
+fn boot_time() -> Option<i64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())
+}
+
+/// CPU seconds only ever grow, so they are exposed as a counter.
+#[derive(Debug)]
+struct ProcessGauge(Gauge<f64, std::sync::atomic::AtomicU64>);
+
+impl prometheus_client::encoding::EncodeMetric for ProcessGauge {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&self.0.get(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_includes_recorded_values_and_process_metrics() {
+        let labels = HttpLabels { method: "GET".into(), route: "/unit".into(), status: 200 };
+        global().http_requests.get_or_create(&labels).inc();
+
+        let text = global().render();
+
+        assert!(
+            text.contains(r#"http_server_requests_total{method="GET",route="/unit",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    }
+}

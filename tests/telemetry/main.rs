@@ -1,0 +1,271 @@
+//! Traces and metrics, with both services as real processes exporting to
+//! an OTLP/gRPC collector inside the test.
+
+use std::{net::IpAddr, time::Duration};
+
+use system_tests::{
+    cluster::{free_port, Replica},
+    collector::{Collector, ReceivedSpan},
+    Pki,
+};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+struct Services {
+    service1: Vec<Replica>,
+    service2: Replica,
+}
+
+/// `replicas` service1 processes on 127.0.0.2.. and service2 on
+/// 127.0.0.1, all exporting to `otlp` with a short batch delay.
+fn start(pki: &Pki, otlp: &str, replicas: u8, extra: &[(&str, String)]) -> Services {
+    let port = free_port(ip(2));
+    let otel = |service: &str| {
+        let mut env = vec![
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+            ("OTEL_RESOURCE_ATTRIBUTES", format!("deployment.environment=test,role={service}")),
+            ("DRAIN_DELAY", "0s".to_owned()),
+            ("PORT", "0".to_owned()),
+        ];
+        // Empty means no export at all.
+        if !otlp.is_empty() {
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.to_owned()));
+        }
+        env.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+        env
+    };
+    let service1: Vec<_> = (2..2 + replicas)
+        .map(|last| {
+            let mut env = otel("service1");
+            env.extend([("BIND_ADDR", ip(last).to_string()), ("GRPC_PORT", port.to_string())]);
+            Replica::spawn("service1", ip(last), pki, &env)
+        })
+        .collect();
+    let targets: Vec<_> = service1.iter().map(|r| format!("{}:{port}", r.ip)).collect();
+    let mut env = otel("service2");
+    env.extend([
+        ("BIND_ADDR", "127.0.0.1".to_owned()),
+        ("SERVICE1_CHANNEL", format!("static:///{}", targets.join(","))),
+    ]);
+    let service2 = Replica::spawn("service2", ip(1), pki, &env);
+    Services { service1, service2 }
+}
+
+impl Services {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.service2.listening["rest"].as_str().expect("rest address"))
+    }
+}
+
+async fn call(url: &str, headers: &[(&str, &str)]) -> u16 {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let request = headers.iter().fold(client.get(url), |r, (k, v)| r.header(*k, *v));
+    request.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+fn one<'a>(
+    spans: &'a [ReceivedSpan],
+    what: &str,
+    accept: impl Fn(&ReceivedSpan) -> bool,
+) -> &'a ReceivedSpan {
+    let found: Vec<_> = spans.iter().filter(|s| accept(s)).collect();
+    assert_eq!(found.len(), 1, "expected one {what}, got {found:#?}");
+    found[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_both_services_with_request_id_on_every_span() {
+    let collector = Collector::start().await;
+    let pki = Pki::new();
+    let services = start(&pki, &format!("http://{}", collector.addr), 1, &[]);
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01");
+
+    let status = call(
+        &services.url("/api/v1/say-hello?name=trace"),
+        &[("traceparent", &traceparent), ("x-request-id", "trace-me-1")],
+    )
+    .await;
+
+    assert_eq!(status, 200);
+    let spans = collector
+        .wait_for("three spans of the trace", |spans| {
+            spans.iter().filter(|s| s.trace_id() == TRACE_ID).count() >= 3
+        })
+        .await;
+    let trace: Vec<_> = spans.into_iter().filter(|s| s.trace_id() == TRACE_ID).collect();
+    let kind = |s: &ReceivedSpan| s.span.kind;
+    let edge = one(&trace, "service2 server span", |s| s.service == "service2" && kind(s) == 2);
+    let client = one(&trace, "client span", |s| s.service == "service2" && kind(s) == 3);
+    let server = one(&trace, "service1 server span", |s| s.service == "service1" && kind(s) == 2);
+
+    // Parent links: caller -> service2 edge -> client attempt -> service1.
+    assert_eq!(edge.parent_span_id(), CALLER_SPAN_ID);
+    assert_eq!(client.parent_span_id(), edge.span_id());
+    assert_eq!(server.parent_span_id(), client.span_id());
+    for span in [edge, client, server] {
+        assert_eq!(span.attribute("request_id").as_deref(), Some("trace-me-1"), "{span:#?}");
+    }
+    assert_eq!(edge.span.name, "GET /api/v1/say-hello");
+    assert_eq!(edge.attribute("http.request.method").as_deref(), Some("GET"));
+    assert_eq!(edge.attribute("http.route").as_deref(), Some("/api/v1/say-hello"));
+    assert_eq!(edge.attribute("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(client.span.name, "app.grpc.Service1/ProcessName");
+    for span in [client, server] {
+        assert_eq!(span.attribute("rpc.system").as_deref(), Some("grpc"));
+        assert_eq!(span.attribute("rpc.service").as_deref(), Some("app.grpc.Service1"));
+        assert_eq!(span.attribute("rpc.method").as_deref(), Some("ProcessName"));
+        assert_eq!(span.attribute("rpc.grpc.status_code").as_deref(), Some("0"));
+    }
+    assert_eq!(client.attribute("server.address").as_deref(), Some("127.0.0.2"));
+    assert_eq!(client.attribute("attempt").as_deref(), Some("1"));
+
+    // Logs join traces: the same ids on the log lines of that request.
+    let line = services
+        .service2
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("\"trace-me-1\"") && l.contains("http request served"))
+        .expect("service2's access line");
+    assert!(line.contains(&format!("\"trace_id\":\"{TRACE_ID}\"")), "{line}");
+    assert!(line.contains(&format!("\"span_id\":\"{}\"", edge.span_id())), "{line}");
+    let line = services.service1[0]
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("\"trace-me-1\"") && l.contains("grpc call served"))
+        .expect("service1's access line");
+    assert!(line.contains(&format!("\"trace_id\":\"{TRACE_ID}\"")), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempt_and_its_retry_are_separate_client_spans() {
+    let collector = Collector::start().await;
+    let pki = Pki::new();
+    let mut services = start(&pki, &format!("http://{}", collector.addr), 2, &[]);
+    // Both replicas connected, then one dies with its connection open.
+    for _ in 0..10 {
+        assert_eq!(call(&services.url("/api/v1/say-hello?name=warm"), &[]).await, 200);
+    }
+    services.service1[0].kill();
+
+    let mut retried = None;
+    for i in 0..50 {
+        let id = format!("retry-{i}");
+        assert_eq!(call(&services.url("/api/v1/say-hello?name=r"), &[("x-request-id", &id)]).await, 200);
+        if services
+            .service2
+            .lines()
+            .iter()
+            .any(|l| l.contains(&format!("\"{id}\"")) && l.contains("retrying"))
+        {
+            retried = Some(id);
+            break;
+        }
+    }
+    let id = retried.expect("one of 50 calls hit the dead replica and was retried");
+
+    let spans = collector
+        .wait_for("two attempt spans", |spans| {
+            spans
+                .iter()
+                .filter(|s| s.span.kind == 3 && s.attribute("request_id").as_deref() == Some(&id))
+                .count()
+                >= 2
+        })
+        .await;
+    let attempts: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span.kind == 3 && s.attribute("request_id").as_deref() == Some(&id))
+        .collect();
+    let first = attempts.iter().find(|s| s.attribute("attempt").as_deref() == Some("1")).expect("attempt 1");
+    let second = attempts.iter().find(|s| s.attribute("attempt").as_deref() == Some("2")).expect("attempt 2");
+    assert_eq!(first.span.status.as_ref().map(|s| s.code), Some(2), "the failed attempt has status ERROR");
+    assert_eq!(second.attribute("rpc.grpc.status_code").as_deref(), Some("0"));
+    assert_eq!(first.parent_span_id(), second.parent_span_id(), "both are children of the same request span");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_collector_unreachable_every_request_still_succeeds_and_drops_are_counted() {
+    let closed = free_port(ip(1));
+    let pki = Pki::new();
+    let services =
+        start(&pki, &format!("http://127.0.0.1:{closed}"), 1, &[("OTEL_BSP_MAX_QUEUE_SIZE", "16".into())]);
+
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        statuses.push(call(&services.url("/api/v1/say-hello?name=x"), &[]).await);
+    }
+
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let metrics = reqwest::get(format!("http://{}/metrics", services.service2.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped = metric(&metrics, "otel_spans_dropped_total").expect("the counter is exposed");
+    assert!(dropped > 0.0, "a 16-span queue cannot hold 200 spans with no collector: {dropped}");
+}
+
+/// The value of an unlabelled metric in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Every sample of `name` whose labels contain all of `labels`, summed.
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+async fn scrape(admin: std::net::SocketAddr) -> String {
+    let response = reqwest::get(format!("http://{admin}/metrics")).await.expect("scrape");
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = response.text().await.unwrap();
+    assert!(text.trim_end().ends_with("# EOF"), "a complete exposition");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_as_requests_are_served() {
+    let pki = Pki::new();
+    let services = start(&pki, "", 1, &[]);
+    let (s1, s2) = (services.service1[0].admin, services.service2.admin);
+    let before = (scrape(s1).await, scrape(s2).await);
+
+    for _ in 0..3 {
+        assert_eq!(call(&services.url("/api/v1/say-hello?name=m"), &[]).await, 200);
+    }
+    assert_eq!(call(&services.url("/api/v1/say-hello"), &[]).await, 400);
+    let after = (scrape(s1).await, scrape(s2).await);
+
+    let delta = |before: &str, after: &str, name: &str, labels: &[&str]| {
+        sample(after, name, labels) - sample(before, name, labels)
+    };
+    let route = r#"route="/api/v1/say-hello""#;
+    assert_eq!(delta(&before.1, &after.1, "http_server_requests_total", &[route, r#"status="200""#]), 3.0);
+    assert_eq!(delta(&before.1, &after.1, "http_server_requests_total", &[route, r#"status="400""#]), 1.0);
+    assert_eq!(delta(&before.1, &after.1, "http_server_request_duration_seconds_count", &[route]), 4.0);
+    assert_eq!(delta(&before.1, &after.1, "service1_calls_total", &[]), 3.0);
+    let ok = [r#"grpc_method="/app.grpc.Service1/ProcessName""#, r#"grpc_code="Ok""#];
+    assert_eq!(delta(&before.0, &after.0, "grpc_server_handled_total", &ok), 3.0);
+    assert_eq!(delta(&before.0, &after.0, "grpc_server_handling_seconds_count", &ok[..1]), 3.0);
+    assert_eq!(sample(&after.1, "service1_endpoints_ready", &[]), 1.0);
+    assert_eq!(sample(&after.1, "service1_retries_total", &[]), 0.0);
+    for text in [&after.0, &after.1] {
+        assert!(sample(text, "tls_certificate_not_after_seconds", &[]) > 1.7e9, "a real notAfter");
+        assert_eq!(sample(text, "tls_reload_failures_total", &[]), 0.0);
+        assert!(sample(text, "process_resident_memory_bytes", &[]) > 0.0);
+        assert!(sample(text, "process_cpu_seconds_total", &[]) > 0.0);
+        assert!(sample(text, "process_open_fds", &[]) > 0.0);
+    }
+}
