@@ -96,14 +96,14 @@ impl Health {
     }
 
     /// The admin routes: gRPC health, `/livez` and `/readyz`.
-    pub fn router(&self) -> Router {
+    pub fn router(&self, limits: &crate::config::HttpLimits) -> Router {
         let http = Router::new()
             .route("/livez", get(|| async { Json(json!({ "status": "alive" })) }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(self.clone());
         let grpc = tonic::service::Routes::new(self.grpc_service()).into_axum_router();
-        crate::http::with_common_layers(http.merge(grpc))
+        crate::http::with_common_layers(http.merge(grpc), limits)
     }
 }
 

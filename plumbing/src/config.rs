@@ -90,6 +90,53 @@ pub struct NameArgs {
     pub max_name_bytes: usize,
 }
 
+/// Limits on every HTTP port (REST and admin), so broken, slow or hostile
+/// clients cannot hold the service hostage.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpLimits {
+    /// A client must send a request's headers within this time, or the
+    /// connection is closed (slowloris). Also closes HTTP/1 keep-alive
+    /// connections that wait this long for their next request.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_header_read_timeout: Duration,
+
+    /// Largest request head (request line and headers) in bytes; more gets
+    /// 431. At least 8192.
+    #[arg(long, env = "HTTP_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(8192..=1024 * 1024))]
+    pub http_max_header_bytes: u32,
+
+    /// Most header fields in a request; more gets 431.
+    #[arg(long, env = "HTTP_MAX_HEADERS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(8..=1024))]
+    pub http_max_headers: u32,
+
+    /// Longest a request may take, end to end; then it gets 504.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub http_request_timeout: Duration,
+
+    /// Requests served at once on a port; more are shed at once with 503
+    /// and Retry-After rather than queued.
+    #[arg(long, env = "HTTP_MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_concurrent_requests: u32,
+
+    /// Connections with no request in flight and no traffic for this long
+    /// are closed (HTTP/2 included).
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub http_idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        <Self as clap::FromArgMatches>::from_arg_matches(
+            &<Self as clap::Args>::augment_args(clap::Command::new("defaults"))
+                .get_matches_from(["defaults"]),
+        )
+        .expect("the defaults are valid")
+    }
+}
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     /// Mutual TLS: both sides present certificates from the same CA.

@@ -5,9 +5,12 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
+
+use tokio::sync::Semaphore;
 
 use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
@@ -181,5 +184,155 @@ impl<B: Body> Body for ObservedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Limits in front of a gRPC server: at most `max_calls` calls at once
+/// (beyond that, RESOURCE_EXHAUSTED at once, rather than a queue), and
+/// oversized messages reported as RESOURCE_EXHAUSTED, as the gRPC spec
+/// asks (tonic says OUT_OF_RANGE).
+#[derive(Debug, Clone)]
+pub struct LimitsLayer {
+    permits: Arc<Semaphore>,
+}
+
+impl LimitsLayer {
+    pub fn new(max_calls: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(max_calls)) }
+    }
+}
+
+impl<S> Layer<S> for LimitsLayer {
+    type Service = Limits<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Limits { inner, permits: self.permits.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+}
+
+/// The start of tonic's message for a message over the decoding limit, as
+/// sent (grpc-message is percent-encoded).
+const TOO_LARGE: &[u8] = b"Error,%20decoded%20message%20length%20too%20large";
+
+// === impl Limits ===
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Limits<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<TooLargeIsResourceExhausted<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::warn!("shedding load: too many gRPC calls in flight");
+            let status = tonic::Status::resource_exhausted("too many calls in flight, try again shortly");
+            let response = status.into_http::<ResBody>().map(|inner| TooLargeIsResourceExhausted { inner });
+            return Box::pin(std::future::ready(Ok(response)));
+        };
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = call.await?;
+            drop(permit);
+            // The status is in the headers when the call failed before any
+            // message was sent, else in the trailers (see the body).
+            rewrite_too_large(response.headers_mut());
+            Ok(response.map(|inner| TooLargeIsResourceExhausted { inner }))
+        })
+    }
+}
+
+fn rewrite_too_large(headers: &mut http::HeaderMap) {
+    let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers.get("grpc-message").is_some_and(|m| m.as_bytes().starts_with(TOO_LARGE));
+    if too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body whose trailers report an oversized message as
+    /// RESOURCE_EXHAUSTED.
+    pub struct TooLargeIsResourceExhausted<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B: Body> Body for TooLargeIsResourceExhausted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut polled = self.project().inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &mut polled {
+            if let Some(trailers) = frame.trailers_mut() {
+                rewrite_too_large(trailers);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn calls_beyond_the_limit_get_resource_exhausted_at_once_and_room_frees_up() {
+        let release = Arc::new(Notify::new());
+        let inner = tower::service_fn({
+            let release = release.clone();
+            move |_: http::Request<()>| {
+                let release = release.clone();
+                async move {
+                    release.notified().await;
+                    Ok::<_, Infallible>(http::Response::new(String::new()))
+                }
+            }
+        });
+        let service = LimitsLayer::new(1).layer(inner);
+
+        let first = tokio::spawn(service.clone().oneshot(http::Request::new(())));
+        tokio::task::yield_now().await;
+        let shed = service.clone().oneshot(http::Request::new(())).await.unwrap();
+        let shed_status = shed.headers()["grpc-status"].clone();
+        release.notify_one();
+        first.await.unwrap().unwrap();
+        release.notify_one();
+        let admitted = service.oneshot(http::Request::new(())).await.unwrap();
+
+        assert_eq!(shed_status, "8");
+        assert!(admitted.headers().get("grpc-status").is_none());
     }
 }

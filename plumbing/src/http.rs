@@ -1,39 +1,90 @@
 //! The HTTP stack both REST servers share: request ids, access lines, JSON
 //! errors for unknown routes and panics, and graceful serving.
 
-use std::{any::Any, io, net::SocketAddr, time::Instant};
+use std::{
+    any::Any,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
     Router,
 };
 use http_body::Body as _;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::Semaphore,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::{
+    config::HttpLimits,
     metrics::{HttpLabels, RouteLabels},
-    request_id, telemetry, ApiError, RequestId,
+    request_id, telemetry, ApiError, ErrorKind, RequestId,
 };
 
-/// Wraps a service's routes in the layers every REST port has.
-pub fn with_common_layers(router: Router) -> Router {
+/// Wraps a service's routes in the layers every HTTP port has.
+pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
+    let admission = Admission {
+        permits: Arc::new(Semaphore::new(limits.http_max_concurrent_requests as usize)),
+        timeout: limits.http_request_timeout,
+    };
     // Layers run outermost first, so the order below is the reverse of the
     // `.layer` calls:
     // 1. `observe` takes or makes the request id, opens the request span,
     //    writes the access line and echoes X-Request-ID on every response,
-    //    a panic's 500 included;
-    // 2. `CatchPanicLayer` turns a panicking handler into a JSON 500, inside
+    //    shed and timed-out ones included;
+    // 2. `admit` sheds load beyond the concurrency limit (503, Retry-After)
+    //    instead of queueing it, and bounds each request's time (504);
+    // 3. `CatchPanicLayer` turns a panicking handler into a JSON 500, inside
     //    the request span so the panic is logged with the request id.
     router
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(admission, admit))
         .layer(axum::middleware::from_fn(observe))
+}
+
+#[derive(Clone)]
+struct Admission {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = admission.permits.try_acquire() else {
+        tracing::warn!("shedding load: too many requests in flight");
+        let mut response =
+            ApiError::new(ErrorKind::Overloaded, "too many requests, try again shortly").into_response();
+        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        return response;
+    };
+    match tokio::time::timeout(admission.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout = ?admission.timeout, "request timed out");
+            ApiError::new(ErrorKind::Timeout, "the request took too long").into_response()
+        }
+    }
 }
 
 async fn observe(mut request: Request, next: Next) -> Response {
@@ -107,8 +158,203 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Serves `router` until `stop` is cancelled, then stops accepting and
-/// waits for in-flight requests (the caller bounds that wait).
-pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+/// Serves `router` until `stop` is cancelled, then stops accepting, asks
+/// every connection to close once its requests are done (HTTP/2 GOAWAY),
+/// and waits for them (the caller bounds that wait).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    stop: CancellationToken,
+) -> io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.http_header_read_timeout)
+        .max_headers(limits.http_max_headers as usize)
+        // The read buffer bounds the request head: past it, 431.
+        .max_buf_size(limits.http_max_header_bytes as usize);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.http_max_header_bytes)
+        .max_concurrent_streams(limits.http_max_concurrent_requests)
+        .keep_alive_interval(Some(HTTP2_KEEPALIVE))
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
+    let builder = Arc::new(builder);
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, typically: back off rather
+                    // than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
+        let idle_timeout = limits.http_idle_timeout;
+        connections.spawn(async move {
+            let activity = Activity::default();
+            let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
+            let service = TowerToHyperService::new(InFlight { inner: router, activity: activity.clone() });
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            tokio::pin!(connection);
+            let mut closing = false;
+            let mut check = tokio::time::interval(idle_timeout / 4);
+            loop {
+                tokio::select! {
+                    _ = &mut connection => break,
+                    _ = stop.cancelled(), if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    _ = check.tick(), if !closing => {
+                        if activity.idle_for() >= idle_timeout {
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+        });
+    }
+    // Closing the listener refuses new connections at once.
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// HTTP/2 pings find dead peers on idle connections.
+const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When a connection last moved bytes, and how many requests it has in
+/// flight: an idle connection has neither.
+#[derive(Clone, Default)]
+struct Activity {
+    inner: Arc<ActivityInner>,
+}
+
+#[derive(Default)]
+struct ActivityInner {
+    /// Milliseconds since `since` of the last read or write.
+    last: AtomicU64,
+    in_flight: AtomicUsize,
+    since: std::sync::OnceLock<Instant>,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        self.inner.since.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    fn touch(&self) {
+        self.inner.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        if self.inner.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(self.now_ms().saturating_sub(self.inner.last.load(Ordering::Relaxed)))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection that notes when it last moved bytes.
+    struct Tracked<T> {
+        #[pin]
+        inner: T,
+        activity: Activity,
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Tracked<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let polled = this.inner.poll_read(cx, buf);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write(cx, buf);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write_vectored(cx, bufs);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// Counts a connection's requests in flight, so a slow request is not
+/// mistaken for an idle connection.
+#[derive(Clone)]
+struct InFlight<S> {
+    inner: S,
+    activity: Activity,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for InFlight<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let activity = self.activity.clone();
+        activity.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let response = call.await;
+            activity.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+            activity.touch();
+            response
+        })
+    }
 }

@@ -3,7 +3,9 @@
 use clap::Parser;
 use std::time::Duration;
 
-use plumbing::config::{parse_duration, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate};
+use plumbing::config::{
+    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate,
+};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -37,6 +39,29 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub max_connection_age_grace: Duration,
 
+    /// Largest gRPC message accepted, in bytes (a name is at most
+    /// MAX_NAME_BYTES); larger gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub grpc_max_message_bytes: usize,
+
+    /// gRPC calls served at once on one connection (HTTP/2 streams).
+    #[arg(long, env = "GRPC_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub grpc_max_concurrent_streams: u32,
+
+    /// gRPC calls served at once in total; more get RESOURCE_EXHAUSTED at
+    /// once rather than a queue.
+    #[arg(long, env = "GRPC_MAX_CONCURRENT_CALLS", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub grpc_max_concurrent_calls: u32,
+
+    /// HTTP/2 ping interval on gRPC connections; a peer that does not
+    /// answer within GRPC_KEEPALIVE_TIMEOUT is dropped.
+    #[arg(long, env = "GRPC_KEEPALIVE_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub grpc_keepalive_interval: Duration,
+
+    #[arg(long, env = "GRPC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub grpc_keepalive_timeout: Duration,
+
     #[command(flatten)]
     pub tls: TlsArgs,
 
@@ -48,6 +73,9 @@ pub struct Config {
     /// Longest a TLS handshake may take before the connection is dropped.
     #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub tls_handshake_timeout: Duration,
+
+    #[command(flatten)]
+    pub http: HttpLimits,
 
     #[command(flatten)]
     pub names: NameArgs,

@@ -16,8 +16,8 @@ pub struct NameService {
 }
 
 impl NameService {
-    pub fn server(max_name_bytes: usize) -> Service1Server<Self> {
-        Service1Server::new(Self { max_name_bytes })
+    pub fn server(max_name_bytes: usize, max_message_bytes: usize) -> Service1Server<Self> {
+        Service1Server::new(Self { max_name_bytes }).max_decoding_message_size(max_message_bytes)
     }
 }
 

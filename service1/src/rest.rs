@@ -5,7 +5,7 @@ use axum::{
     routing::get,
     Json, Router,
 };
-use plumbing::{names, query, ApiError};
+use plumbing::{config::HttpLimits, names, query, ApiError};
 use serde::Serialize;
 
 #[derive(Clone)]
@@ -17,9 +17,9 @@ struct NameResponse {
 }
 
 /// The REST routes, with the layers every REST port has.
-pub fn router(max_name_bytes: usize) -> Router {
+pub fn router(max_name_bytes: usize, limits: &HttpLimits) -> Router {
     let routes = Router::new().route("/api/v1/name", get(name)).with_state(NameLimit(max_name_bytes));
-    plumbing::http::with_common_layers(routes)
+    plumbing::http::with_common_layers(routes, limits)
 }
 
 async fn name(

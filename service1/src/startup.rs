@@ -5,7 +5,7 @@ use std::{io, net::SocketAddr, sync::Arc};
 
 use plumbing::{
     admin::{self, Health},
-    grpc::ObserveLayer,
+    grpc::{LimitsLayer, ObserveLayer},
     shutdown::{drain_then_stop, drain_within},
     tls::{self, ServerReloader},
 };
@@ -70,8 +70,10 @@ impl Application {
         }
 
         let max_name_bytes = config.names.max_name_bytes;
-        let rest = plumbing::http::serve(self.rest, rest::router(max_name_bytes), listeners.clone());
-        let admin = plumbing::http::serve(self.admin, health.router(), listeners.clone());
+        let limits = &config.http;
+        let rest =
+            plumbing::http::serve(self.rest, rest::router(max_name_bytes, limits), limits, listeners.clone());
+        let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
         let incoming = tls::server::incoming(
             self.grpc,
@@ -83,12 +85,17 @@ impl Application {
             Server::builder()
                 .max_connection_age(config.max_connection_age)
                 .max_connection_age_grace(config.max_connection_age_grace)
+                .max_concurrent_streams(config.grpc_max_concurrent_streams)
+                .http2_keepalive_interval(Some(config.grpc_keepalive_interval))
+                .http2_keepalive_timeout(Some(config.grpc_keepalive_timeout))
                 // Outermost first: the access line and request span cover
-                // every call, refused ones included.
+                // every call, shed and refused ones included; shedding comes
+                // before the identity check, which is cheap but not free.
                 .layer(ObserveLayer)
+                .layer(LimitsLayer::new(config.grpc_max_concurrent_calls as usize))
                 .layer(AuthorizeLayer::new(allowed))
                 .add_service(health.grpc_service())
-                .add_service(NameService::server(max_name_bytes))
+                .add_service(NameService::server(max_name_bytes, config.grpc_max_message_bytes))
                 .serve_with_incoming_shutdown(incoming, listeners.clone().cancelled_owned())
                 .await
                 .map_err(io::Error::other)

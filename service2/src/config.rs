@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use plumbing::config::{parse_duration, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate};
+use plumbing::config::{
+    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate,
+};
 
 use crate::target::Target;
 
@@ -65,6 +67,9 @@ pub struct Config {
     /// dialled (pods are dialled by IP).
     #[arg(long, env = "TLS_SERVER_NAME", default_value = "service1")]
     pub tls_server_name: String,
+
+    #[command(flatten)]
+    pub http: HttpLimits,
 
     #[command(flatten)]
     pub names: NameArgs,

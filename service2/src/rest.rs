@@ -5,7 +5,7 @@ use axum::{
     routing::get,
     Extension, Json, Router,
 };
-use plumbing::{names, query, ApiError, RequestId};
+use plumbing::{config::HttpLimits, names, query, ApiError, RequestId};
 
 use crate::upstream::Service1;
 
@@ -16,11 +16,11 @@ struct AppState {
 }
 
 /// The REST routes, with the layers every REST port has.
-pub fn router(service1: Service1, max_name_bytes: usize) -> Router {
+pub fn router(service1: Service1, max_name_bytes: usize, limits: &HttpLimits) -> Router {
     let routes = Router::new()
         .route("/api/v1/say-hello", get(say_hello))
         .with_state(AppState { service1, max_name_bytes });
-    plumbing::http::with_common_layers(routes)
+    plumbing::http::with_common_layers(routes, limits)
 }
 
 async fn say_hello(

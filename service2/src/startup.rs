@@ -94,9 +94,10 @@ impl Application {
             retry_ratio: config.service1_retry_budget_percent as f32 / 100.0,
             retry_floor_per_second: config.service1_retry_min_per_second,
         };
-        let router = rest::router(Service1::new(pool, policy), config.names.max_name_bytes);
-        let rest = plumbing::http::serve(self.rest, router, listeners.clone());
-        let admin = plumbing::http::serve(self.admin, health.router(), listeners.clone());
+        let limits = &config.http;
+        let router = rest::router(Service1::new(pool, policy), config.names.max_name_bytes, limits);
+        let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
+        let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
         health.serving().await;
         let both = async { tokio::try_join!(rest, admin).map(|_| ()) };
         drain_within(&listeners, config.shutdown.shutdown_grace, both).await.unwrap_or(Ok(()))

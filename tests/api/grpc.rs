@@ -56,3 +56,14 @@ async fn every_grpc_call_gets_one_access_line_with_its_status() {
         assert!(access[0]["duration_ms"].is_number());
     }
 }
+
+#[tokio::test]
+async fn an_oversized_grpc_message_gets_resource_exhausted() {
+    let service1 = spawn_service1(&["--grpc-max-message-bytes", "100", "--max-name-bytes", "100000"]).await;
+
+    let status = process_name(service1.grpc_addr, &"x".repeat(200), None).await.unwrap_err();
+    let fits = process_name(service1.grpc_addr, &"x".repeat(50), None).await;
+
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(fits.unwrap(), "X".repeat(50));
+}

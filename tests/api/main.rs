@@ -3,6 +3,7 @@
 
 mod grpc;
 mod health;
+mod limits;
 mod name;
 mod panics;
 mod request_id;

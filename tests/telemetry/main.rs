@@ -265,7 +265,8 @@ async fn metrics_move_as_requests_are_served() {
         assert!(sample(text, "tls_certificate_not_after_seconds", &[]) > 1.7e9, "a real notAfter");
         assert_eq!(sample(text, "tls_reload_failures_total", &[]), 0.0);
         assert!(sample(text, "process_resident_memory_bytes", &[]) > 0.0);
-        assert!(sample(text, "process_cpu_seconds_total", &[]) > 0.0);
+        // A fresh process may not have used a whole clock tick of CPU yet.
+        assert!(text.lines().any(|l| l.starts_with("process_cpu_seconds_total ")), "{text}");
         assert!(sample(text, "process_open_fds", &[]) > 0.0);
     }
 }

@@ -1,0 +1,94 @@
+use std::time::Duration;
+
+use serde_json::json;
+use system_tests::{spawn_service1, spawn_service2_with, Behaviour, FakeService1, Hold};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::{client, get, get_with};
+
+/// Reads until the server closes the connection (at most 5 s); returns
+/// what it sent.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let service1 = spawn_service1(&["--http-header-read-timeout", "300ms"]).await;
+    let mut slowloris = TcpStream::connect(service1.rest_addr).await.unwrap();
+
+    slowloris.write_all(b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+
+    let answer = read_until_closed(&mut slowloris).await;
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test]
+async fn oversized_or_too_many_headers_get_431() {
+    let service1 = spawn_service1(&["--http-max-header-bytes", "8192", "--http-max-headers", "16"]).await;
+    let url = format!("http://{}/api/v1/name?name=x", service1.rest_addr);
+
+    let big = client().get(&url).header("x-big", "a".repeat(10_000)).send().await.unwrap();
+    let many =
+        (0..20).fold(client().get(&url), |r, i| r.header(format!("x-h{i}"), "v")).send().await.unwrap();
+    let fine = client().get(&url).header("x-small", "a".repeat(1_000)).send().await.unwrap();
+
+    assert_eq!(big.status(), 431);
+    assert_eq!(many.status(), 431);
+    assert_eq!(fine.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after() {
+    let (behaviour, mut hold) = Hold::new();
+    let fake = FakeService1::start(behaviour).await;
+    let service2 = spawn_service2_with(fake.addr, &["--http-max-concurrent-requests", "2"]).await;
+    let url = service2.url("/api/v1/say-hello?name=x");
+    let held: Vec<_> = (0..2).map(|_| tokio::spawn(get_with(client().get(url.clone()), None))).collect();
+    hold.next_arrival().await;
+    hold.next_arrival().await;
+
+    let shed = client().get(&url).send().await.unwrap();
+    let retry_after = shed.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = (shed.status().as_u16(), shed.json::<serde_json::Value>().await.unwrap());
+    // The two held calls, and the one after.
+    hold.release.add_permits(3);
+
+    assert_eq!((status, body), (503, json!({ "error": "too many requests, try again shortly" })));
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    for request in held {
+        assert_eq!(request.await.unwrap().status, 200, "the admitted requests still complete");
+    }
+    assert_eq!(get(&url, None).await.status, 200, "and the port serves again");
+}
+
+#[tokio::test]
+async fn a_request_that_outlasts_the_request_timeout_gets_504() {
+    let fake = FakeService1::start(Behaviour::Hang).await;
+    let service2 =
+        spawn_service2_with(fake.addr, &["--http-request-timeout", "300ms", "--service1-timeout", "60s"])
+            .await;
+
+    let reply = get(&service2.url("/api/v1/say-hello?name=x"), Some("slow-1")).await;
+
+    assert_eq!((reply.status, reply.body), (504, json!({ "error": "the request took too long" })));
+    assert_eq!(reply.request_id, "slow-1");
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let service1 =
+        spawn_service1(&["--http-idle-timeout", "400ms", "--http-header-read-timeout", "60s"]).await;
+    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+
+    connection.write_all(b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+
+    let answer = read_until_closed(&mut connection).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "served first: {answer}");
+}
