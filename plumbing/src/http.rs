@@ -28,7 +28,7 @@ use hyper_util::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -184,21 +184,7 @@ pub async fn serve(
         .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let builder = Arc::new(builder);
     let connections = TaskTracker::new();
-    loop {
-        let (tcp, _peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, typically: back off rather
-                    // than spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, _peer)) = accept(&listener, &stop).await {
         let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
         let idle_timeout = limits.http_idle_timeout;
         connections.spawn(async move {
@@ -231,6 +217,28 @@ pub async fn serve(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// The next connection (with Nagle off: our messages are small), or `None`
+/// once `stop` is cancelled.
+pub async fn accept(listener: &TcpListener, stop: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    return Some((tcp, peer));
+                }
+                Err(error) => {
+                    // Out of file descriptors, typically: back off rather
+                    // than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
 }
 
 /// HTTP/2 pings find dead peers on idle connections.

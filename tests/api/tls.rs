@@ -266,13 +266,10 @@ async fn a_broken_replacement_is_refused_and_the_old_certificate_stays_in_use() 
     ];
 
     for (why, files) in replacements {
-        let failures_before = refusals(&old.serial_hex);
+        let refused = |l: &serde_json::Value| l["level"] == "ERROR" && l["serial_in_use"] == old.serial_hex;
+        let failures_before = logs().count(refused);
         volume.update(files);
-        logs()
-            .wait_until(&format!("refusing the {why} replacement"), |_| {
-                refusals(&old.serial_hex) > failures_before
-            })
-            .await;
+        logs().wait_for_more(&format!("refusing the {why} replacement"), failures_before, refused).await;
 
         let outcome =
             handshake(service1.grpc_addr, client_config(&pki, Some((&client2.cert_pem, &client2.key_pem))))
@@ -285,11 +282,6 @@ async fn a_broken_replacement_is_refused_and_the_old_certificate_stays_in_use() 
     assert_eq!(ready.body["tls"]["serial"], old.serial_hex);
     assert_eq!(ready.body["tls"]["reload_failures"], 4);
     assert!(ready.body["tls"]["last_reload_error"].as_str().is_some_and(|e| e.contains("tls.key")));
-}
-
-/// How many replacements were refused while `serial` stayed in use.
-fn refusals(serial: &str) -> usize {
-    logs().lines().iter().filter(|l| l["level"] == "ERROR" && l["serial_in_use"] == serial).count()
 }
 
 fn strs(args: &[String]) -> Vec<&str> {

@@ -14,7 +14,8 @@ use tracing_subscriber::{fmt::MakeWriter, EnvFilter};
 
 #[derive(Clone, Default)]
 pub struct Logs {
-    lines: Arc<Mutex<Vec<u8>>>,
+    /// Parsed once, as written: tests look at them many times.
+    lines: Arc<Mutex<Vec<Value>>>,
     written: Arc<Notify>,
 }
 
@@ -40,11 +41,7 @@ pub fn logs() -> &'static Logs {
 impl Logs {
     /// Every line captured so far.
     pub fn lines(&self) -> Vec<Value> {
-        let bytes = self.lines.lock().unwrap().clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-            .collect()
+        self.lines.lock().unwrap().clone()
     }
 
     /// Every captured line whose `request_id` is `id`.
@@ -59,13 +56,34 @@ impl Logs {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             let written = self.written.notified();
-            if let Some(line) = self.lines().into_iter().find(&accept) {
-                return line;
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| accept(l)) {
+                return line.clone();
             }
             if tokio::time::timeout_at(deadline, written).await.is_err() {
                 panic!("no log line {what} within 5 s");
             }
         }
+    }
+
+    /// Waits (at most 5 s) until more than `seen` lines satisfy `accept`;
+    /// returns how many do.
+    pub async fn wait_for_more(&self, what: &str, seen: usize, accept: impl Fn(&Value) -> bool) -> usize {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let written = self.written.notified();
+            let count = self.count(&accept);
+            if count > seen {
+                return count;
+            }
+            if tokio::time::timeout_at(deadline, written).await.is_err() {
+                panic!("no new log line {what} within 5 s");
+            }
+        }
+    }
+
+    /// How many captured lines satisfy `accept`.
+    pub fn count(&self, accept: impl Fn(&Value) -> bool) -> usize {
+        self.lines.lock().unwrap().iter().filter(|l| accept(l)).count()
     }
 
     /// Waits for a line with `id` that satisfies `accept`; returns all of
@@ -78,7 +96,12 @@ impl Logs {
 
 impl Write for Logs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.lines.lock().unwrap().extend_from_slice(buf);
+        // The formatter writes one whole line per call.
+        let parsed = String::from_utf8_lossy(buf)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+            .collect::<Vec<Value>>();
+        self.lines.lock().unwrap().extend(parsed);
         if std::env::var_os("TEST_LOG").is_some() {
             std::io::stdout().write_all(buf)?;
         }

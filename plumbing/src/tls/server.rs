@@ -51,21 +51,7 @@ pub fn incoming(
     let (tx, rx) = mpsc::channel(64);
     let local = listener.local_addr().ok();
     tokio::spawn(async move {
-        loop {
-            let (tcp, remote_addr) = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors, typically: back off
-                        // rather than spin.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
+        while let Some((tcp, remote_addr)) = crate::http::accept(&listener, &stop).await {
             let tx = tx.clone();
             let Some(tls) = tls.clone() else {
                 let peer = PeerInfo { remote_addr, identities: Arc::from([]) };
