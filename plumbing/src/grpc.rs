@@ -17,10 +17,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use crate::{
-    metrics::{GrpcLabels, MethodLabels},
-    request_id, telemetry, RequestId,
-};
+use crate::{request_id, telemetry, RequestId};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ObserveLayer;
@@ -96,16 +93,7 @@ struct AccessLine {
 impl Drop for AccessLine {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        let metrics = crate::metrics::global();
-        let code_name = self.code.map_or("Cancelled".to_owned(), |c| format!("{c:?}"));
-        metrics
-            .grpc_handled
-            .get_or_create(&GrpcLabels { grpc_method: self.method.clone(), grpc_code: code_name })
-            .inc();
-        metrics
-            .grpc_duration
-            .get_or_create(&MethodLabels { grpc_method: self.method.clone() })
-            .observe(elapsed.as_secs_f64());
+        crate::metrics::global().record_grpc(&self.method, self.code, elapsed.as_secs_f64());
         if let Some(code) = self.code {
             self.span.record("rpc.grpc.status_code", code as i64);
             if is_server_error(code) {

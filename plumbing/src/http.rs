@@ -35,11 +35,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-use crate::{
-    config::HttpLimits,
-    metrics::{HttpLabels, RouteLabels},
-    request_id, telemetry, ApiError, ErrorKind, RequestId,
-};
+use crate::{config::HttpLimits, request_id, telemetry, ApiError, ErrorKind, RequestId};
 
 /// Wraps a service's routes in the layers every HTTP port has.
 pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
@@ -119,16 +115,7 @@ async fn observe(mut request: Request, next: Next) -> Response {
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }
-    let metrics = crate::metrics::global();
-    let (method_name, route_label) = (method.as_str().to_owned(), route_name.to_owned());
-    metrics
-        .http_duration
-        .get_or_create(&RouteLabels { method: method_name.clone(), route: route_label.clone() })
-        .observe(elapsed.as_secs_f64());
-    metrics
-        .http_requests
-        .get_or_create(&HttpLabels { method: method_name, route: route_label, status })
-        .inc();
+    crate::metrics::global().record_http(&method, route_name, status, elapsed.as_secs_f64());
     let _entered = span.enter();
     tracing::info!(
         method = %method,

@@ -1,14 +1,21 @@
 //! JSON log lines on stdout, each with the request id of the request being
 //! served when it was written.
 //!
-//! Stdout is written by a background thread through a bounded queue
-//! ([`QUEUE_LINES`]), so a slow reader of stdout never stalls a request:
-//! when the queue is full, new lines are dropped and counted
-//! ([`LogGuard::dropped_lines`]) rather than waited for.
+//! Lines are appended to an in-memory buffer that a background thread
+//! writes to stdout in batches every [`FLUSH_EVERY`], so a request never
+//! waits for stdout and there is no wake-up per line. The buffer holds at
+//! most [`QUEUE_BYTES`]: when stdout is slower than the services for that
+//! long, new lines are dropped and counted ([`dropped_lines`]) rather than
+//! waited for.
 
 use std::{
     fmt::{self, Write as _},
-    sync::{Arc, OnceLock},
+    io::Write,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, OnceLock,
+    },
+    time::Duration,
 };
 
 use opentelemetry::trace::TraceContextExt;
@@ -20,7 +27,6 @@ use tracing::{
     span::{Attributes, Id, Record},
     Dispatch, Event, Subscriber,
 };
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
     fmt::{
         format::Writer,
@@ -33,8 +39,11 @@ use tracing_subscriber::{
     EnvFilter, Layer, Registry,
 };
 
-/// Lines that may wait for stdout before new ones are dropped.
-pub const QUEUE_LINES: usize = 64 * 1024;
+/// Bytes of log lines that may wait for stdout before new ones are dropped.
+pub const QUEUE_BYTES: usize = 4 << 20;
+
+/// How often the writer thread hands waiting lines to stdout.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
 /// The span field that every log line inside the span repeats.
 const REQUEST_ID_FIELD: &str = "request_id";
@@ -45,24 +54,27 @@ pub enum LogFormat {
     Text,
 }
 
-/// Keeps the stdout writer alive; dropping it flushes what is queued.
+/// Keeps the stdout writer alive; dropping it writes what is queued.
 pub struct LogGuard {
-    _worker: WorkerGuard,
-    dropped: ErrorCounter,
+    batched: Batched,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl LogGuard {
-    /// Lines dropped because stdout could not keep up.
-    pub fn dropped_lines(&self) -> usize {
-        self.dropped.dropped_lines()
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.batched.lock().closed = true;
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 }
 
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+static DROPPED: OnceLock<Batched> = OnceLock::new();
 
 /// Lines dropped so far because stdout could not keep up.
 pub fn dropped_lines() -> usize {
-    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+    DROPPED.get().map_or(0, |b| b.shared.dropped.load(Ordering::Relaxed))
 }
 
 /// Installs the global subscriber: `format` on stdout, filtered by
@@ -70,14 +82,103 @@ pub fn dropped_lines() -> usize {
 /// malformed `RUST_LOG`.
 pub fn init(format: LogFormat, tracer: Option<SdkTracer>) -> Result<LogGuard, String> {
     let filter = env_filter()?;
-    let (writer, worker) =
-        NonBlockingBuilder::default().lossy(true).buffered_lines_limit(QUEUE_LINES).finish(std::io::stdout());
-    let dropped = writer.error_counter();
-    let _ = DROPPED.set(dropped.clone());
-    subscriber(format, filter, writer, tracer)
+    let (batched, thread) = Batched::spawn(std::io::stdout(), QUEUE_BYTES)?;
+    let _ = DROPPED.set(batched.clone());
+    subscriber(format, filter, batched.clone(), tracer)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
-    Ok(LogGuard { _worker: worker, dropped })
+    Ok(LogGuard { batched, thread: Some(thread) })
+}
+
+/// A bounded buffer of log lines, written out by a thread of its own.
+#[derive(Clone)]
+pub struct Batched {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    dropped: AtomicUsize,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    closed: bool,
+}
+
+// === impl Batched ===
+
+impl Batched {
+    /// Starts the thread that writes to `sink` every [`FLUSH_EVERY`].
+    pub fn spawn(
+        mut sink: impl Write + Send + 'static,
+        capacity: usize,
+    ) -> Result<(Self, std::thread::JoinHandle<()>), String> {
+        let batched = Self {
+            shared: Arc::new(Shared {
+                pending: Mutex::new(Pending::default()),
+                dropped: AtomicUsize::new(0),
+                capacity,
+            }),
+        };
+        let this = batched.clone();
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                // Two buffers take turns, so steady logging allocates nothing.
+                let mut batch = Vec::new();
+                loop {
+                    std::thread::park_timeout(FLUSH_EVERY);
+                    let closed = {
+                        let mut pending = this.lock();
+                        std::mem::swap(&mut batch, &mut pending.lines);
+                        pending.closed
+                    };
+                    if !batch.is_empty() {
+                        // Nowhere to report a failing stdout but stdout.
+                        let _ = sink.write_all(&batch).and_then(|_| sink.flush());
+                        batch.clear();
+                    }
+                    if closed {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the log writer: {e}"))?;
+        Ok((batched, thread))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.shared.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Write for Batched {
+    /// Takes one whole line (the formatter writes each line at once).
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut pending = self.lock();
+        if pending.lines.len() + line.len() > self.shared.capacity {
+            drop(pending);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            pending.lines.extend_from_slice(line);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Batched {
+    type Writer = Batched;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 /// `RUST_LOG` if set, otherwise `info`.
@@ -106,6 +207,9 @@ where
     let lines: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .event_format(JsonLines { dispatch: dispatch.clone() })
+            // JSON lines print no span fields but the request id (kept by
+            // CaptureRequestId): formatting them for every span is waste.
+            .fmt_fields(NoSpanFields)
             .with_writer(writer)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
@@ -174,6 +278,15 @@ impl Visit for FindRequestId {
             // `%id` arrives here as Display wrapped in Debug: no quotes.
             self.0 = Some(format!("{value:?}"));
         }
+    }
+}
+
+/// Formats nothing: see `subscriber`.
+struct NoSpanFields;
+
+impl<'w> FormatFields<'w> for NoSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(&self, _: Writer<'w>, _: R) -> fmt::Result {
+        Ok(())
     }
 }
 
@@ -365,6 +478,42 @@ mod tests {
         assert_eq!(line["status"], 200);
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
         assert!(line["target"].as_str().unwrap().starts_with("plumbing"));
+    }
+
+    /// A stdout that takes a long time to accept each write.
+    struct SlowSink(std::sync::mpsc::Sender<usize>);
+
+    impl std::io::Write for SlowSink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let _ = self.0.send(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_stdout_never_blocks_logging_and_overflow_is_dropped_and_counted() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let line = b"a log line\n";
+        let (mut batched, thread) = Batched::spawn(SlowSink(tx), 10 * line.len()).unwrap();
+
+        for _ in 0..50 {
+            std::io::Write::write_all(&mut batched, line).unwrap();
+        }
+        // Every write returned before the sink finished even one.
+        let before_any_output = rx.try_recv().is_err();
+        batched.lock().closed = true;
+        thread.thread().unpark();
+        thread.join().unwrap();
+
+        assert!(before_any_output);
+        let written = rx.try_iter().sum::<usize>() / line.len();
+        let dropped = batched.shared.dropped.load(Ordering::Relaxed);
+        assert!(written >= 10 && dropped > 0, "written {written}, dropped {dropped}");
+        assert_eq!(written + dropped, 50, "every line is either written or counted");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! their own metrics with [`register`], and values that are cheaper to read
 //! than to keep current (ready replicas, process memory) with [`on_scrape`].
 
-use std::sync::{LazyLock, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex, RwLock},
+};
 
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
@@ -42,9 +45,18 @@ pub struct MethodLabels {
     pub grpc_method: String,
 }
 
+/// The series of one HTTP route, by method and status.
+type HttpSeries = HashMap<(http::Method, u16), (Counter, Histogram)>;
+/// The series of one gRPC method: latency, and calls by status code.
+type GrpcSeries = (Histogram, HashMap<i32, Counter>);
+
 /// The metrics both services record.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Handles to series already created, so recording on the request path
+    /// is a map lookup under a read lock, with no label strings built.
+    http_series: RwLock<HashMap<String, HttpSeries>>,
+    grpc_series: RwLock<HashMap<String, GrpcSeries>>,
     scrape_hooks: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram>,
@@ -90,6 +102,8 @@ impl Metrics {
     fn new() -> Self {
         let metrics = Self {
             registry: Mutex::new(Registry::default()),
+            http_series: RwLock::default(),
+            grpc_series: RwLock::default(),
             scrape_hooks: Mutex::new(Vec::new()),
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(histogram),
@@ -172,6 +186,52 @@ impl Metrics {
             );
         }
         metrics
+    }
+
+    /// Counts one HTTP request and its latency.
+    pub fn record_http(&self, method: &http::Method, route: &str, status: u16, seconds: f64) {
+        let key = (method.clone(), status);
+        let read = self.http_series.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((count, latency)) = read.get(route).and_then(|r| r.get(&key)) {
+            count.inc();
+            latency.observe(seconds);
+            return;
+        }
+        drop(read);
+        let (method, route) = (method.as_str().to_owned(), route.to_owned());
+        let count = self
+            .http_requests
+            .get_or_create(&HttpLabels { method: method.clone(), route: route.clone(), status })
+            .clone();
+        let latency = self.http_duration.get_or_create(&RouteLabels { method, route: route.clone() }).clone();
+        count.inc();
+        latency.observe(seconds);
+        let mut write = self.http_series.write().unwrap_or_else(|p| p.into_inner());
+        write.entry(route).or_default().insert(key, (count, latency));
+    }
+
+    /// Counts one gRPC call served, its status code and latency.
+    pub fn record_grpc(&self, method: &str, code: Option<tonic::Code>, seconds: f64) {
+        // No status means the client went away first.
+        let code = code.unwrap_or(tonic::Code::Cancelled);
+        let read = self.grpc_series.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((latency, codes)) = read.get(method) {
+            if let Some(count) = codes.get(&(code as i32)) {
+                count.inc();
+                latency.observe(seconds);
+                return;
+            }
+        }
+        drop(read);
+        let labels = GrpcLabels { grpc_method: method.to_owned(), grpc_code: format!("{code:?}") };
+        let count = self.grpc_handled.get_or_create(&labels).clone();
+        let latency =
+            self.grpc_duration.get_or_create(&MethodLabels { grpc_method: method.to_owned() }).clone();
+        count.inc();
+        latency.observe(seconds);
+        let mut write = self.grpc_series.write().unwrap_or_else(|p| p.into_inner());
+        let series = write.entry(method.to_owned()).or_insert_with(|| (latency, HashMap::new()));
+        series.1.insert(code as i32, count);
     }
 
     fn lock_registry(&self) -> std::sync::MutexGuard<'_, Registry> {

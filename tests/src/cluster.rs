@@ -219,3 +219,17 @@ impl Load {
         self.stop().await
     }
 }
+
+impl Replica {
+    /// Waits (at most 5 s) for a log line that satisfies `accept`: lines
+    /// reach stdout in batches, a few milliseconds after they are written.
+    pub async fn wait_for_line(&self, what: &str, accept: impl Fn(&str) -> bool) -> String {
+        for _ in 0..500 {
+            if let Some(line) = self.lines().into_iter().find(|l| accept(l)) {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no log line {what} from the process on {} within 5 s", self.ip);
+    }
+}

@@ -127,17 +127,17 @@ async fn one_trace_spans_both_services_with_request_id_on_every_span() {
     // Logs join traces: the same ids on the log lines of that request.
     let line = services
         .service2
-        .lines()
-        .into_iter()
-        .find(|l| l.contains("\"trace-me-1\"") && l.contains("http request served"))
-        .expect("service2's access line");
+        .wait_for_line("service2's access line", |l| {
+            l.contains("\"trace-me-1\"") && l.contains("http request served")
+        })
+        .await;
     assert!(line.contains(&format!("\"trace_id\":\"{TRACE_ID}\"")), "{line}");
     assert!(line.contains(&format!("\"span_id\":\"{}\"", edge.span_id())), "{line}");
     let line = services.service1[0]
-        .lines()
-        .into_iter()
-        .find(|l| l.contains("\"trace-me-1\"") && l.contains("grpc call served"))
-        .expect("service1's access line");
+        .wait_for_line("service1's access line", |l| {
+            l.contains("\"trace-me-1\"") && l.contains("grpc call served")
+        })
+        .await;
     assert!(line.contains(&format!("\"trace_id\":\"{TRACE_ID}\"")), "{line}");
 }
 
@@ -152,20 +152,13 @@ async fn a_failed_attempt_and_its_retry_are_separate_client_spans() {
     }
     services.service1[0].kill();
 
-    let mut retried = None;
     for i in 0..50 {
         let id = format!("retry-{i}");
         assert_eq!(call(&services.url("/api/v1/say-hello?name=r"), &[("x-request-id", &id)]).await, 200);
-        if services
-            .service2
-            .lines()
-            .iter()
-            .any(|l| l.contains(&format!("\"{id}\"")) && l.contains("retrying"))
-        {
-            retried = Some(id);
-            break;
-        }
     }
+    let line = services.service2.wait_for_line("about a retry", |l| l.contains("retrying")).await;
+    let line: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let retried = line["request_id"].as_str().map(str::to_owned);
     let id = retried.expect("one of 50 calls hit the dead replica and was retried");
 
     let spans = collector
