@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV_CERTS := $(addprefix certs/dev/,ca.crt service1.crt service1.key service2.crt service2.key)
 
-.PHONY: help build run test test-chart lint fmt certs
+.PHONY: help build run test test-chart lint fmt certs bench image test-image test-kind fuzz stress
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,3 +37,25 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+bench: ## Load benchmark on a release build (writes results/latest; bench/README.md)
+	CARGO=$(CARGO) bench/run.sh
+
+stress: ## Overload and soak check: 2,000 connections, slowloris, 10-min soak (stress/README.md)
+	CARGO=$(CARGO) python3 stress/stress.py
+
+fuzz: ## Run each fuzz target for FUZZ_SECONDS (default 60) on stable; installs cargo-fuzz if missing
+	scripts/fuzz.sh
+
+# The image is built with podman when it is installed, else docker
+# (`make image CONTAINER_ENGINE=docker` to choose).
+CONTAINER_ENGINE ?= $(if $(shell command -v podman 2>/dev/null),podman,docker)
+
+image: ## Build the container image grpc-services:latest (public base images)
+	$(CONTAINER_ENGINE) build --build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -t grpc-services:latest .
+
+test-image: ## Build the image with podman and test it in containers (root; Debian: installs podman)
+	scripts/test-image.sh
+
+test-kind: ## End to end on a kind cluster (needs docker or podman, kind, kubectl, helm)
+	tests/kind/run.sh

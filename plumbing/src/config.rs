@@ -82,6 +82,28 @@ pub struct ShutdownArgs {
     pub shutdown_grace: Duration,
 }
 
+/// The async runtime's threads.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// Threads serving requests. One is the most efficient per request (no
+    /// hand-offs between threads) and scales out by adding replicas; raise
+    /// it to let one replica use more cores.
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub worker_threads: u16,
+}
+
+impl RuntimeArgs {
+    /// Runs `main` to completion on a runtime with these threads.
+    pub fn block_on<F: std::future::Future>(&self, main: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.worker_threads.into())
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| exit_with_config_error(format!("cannot start the runtime: {e}")));
+        runtime.block_on(main)
+    }
+}
+
 /// The limit both services put on a name.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NameArgs {

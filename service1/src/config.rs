@@ -4,7 +4,7 @@ use clap::Parser;
 use std::time::Duration;
 
 use plumbing::config::{
-    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate,
+    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, RuntimeArgs, ShutdownArgs, TlsArgs, Validate,
 };
 
 #[derive(Parser, Debug, Clone)]
@@ -85,6 +85,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 impl Validate for Config {

@@ -2,9 +2,12 @@ use std::process::ExitCode;
 
 use service1::{Application, Config};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config: Config = plumbing::config::parse_or_exit();
+    config.runtime.clone().block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
     let _telemetry = plumbing::telemetry::init("service1", config.log.log_format)
         .unwrap_or_else(|e| plumbing::config::exit_with_config_error(e));
     let stop = plumbing::shutdown::on_signal();

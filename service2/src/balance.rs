@@ -16,6 +16,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
@@ -24,10 +25,12 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use plumbing::errors::chain;
 use plumbing::tls::client::Connector;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 
 use crate::{
     resolve::{Answer, Resolver},
@@ -67,7 +70,7 @@ struct Inner {
 pub struct Endpoint {
     key: String,
     /// The live connection and its generation; `None` while not ready.
-    channel: Mutex<Option<(Channel, u64)>>,
+    channel: Mutex<Option<(Connection, u64)>>,
     generations: AtomicU64,
     in_flight: AtomicUsize,
     /// This replica's series of `service1_calls_total`.
@@ -79,7 +82,7 @@ pub struct Endpoint {
 /// A replica chosen for one call; counts as in flight until dropped.
 pub struct Picked {
     endpoint: Arc<Endpoint>,
-    channel: Channel,
+    channel: Connection,
     generation: u64,
 }
 
@@ -182,37 +185,34 @@ impl Pool {
         self.inner.endpoints.store(Arc::new(next));
     }
 
-    /// Keeps one connection to `endpoint` open while it is in the pool.
+    /// Keeps one connection to `endpoint` open while it is in the pool, and
+    /// replaces it as soon as it ends (peer gone, GOAWAY) or a call on it
+    /// fails, so a dead connection is rarely even tried.
     async fn maintain(self, endpoint: Arc<Endpoint>) {
         let mut backoff = RECONNECT_MIN;
         loop {
-            let result = match TonicEndpoint::from_shared(format!("http://{}", endpoint.key)) {
-                Ok(target) => {
-                    let target = target
-                        .connect_timeout(self.inner.connect_timeout)
-                        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-                        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
-                    tokio::select! {
-                        _ = endpoint.removed.cancelled() => return,
-                        result = target.connect_with_connector(self.inner.connector.clone()) => {
-                            result.map_err(|e| plumbing::errors::chain(&e))
-                        }
-                    }
-                }
-                Err(e) => Err(e.to_string()),
+            let connecting = tokio::time::timeout(self.inner.connect_timeout, self.connect(&endpoint.key));
+            let result = tokio::select! {
+                _ = endpoint.removed.cancelled() => return,
+                result = connecting => result.unwrap_or_else(|_| Err("connect timeout".to_owned())),
             };
             match result {
-                Ok(channel) => {
+                Ok((connection, driver)) => {
                     backoff = RECONNECT_MIN;
-                    endpoint.set_ready(channel);
+                    // The connection runs on its own task, so calls in
+                    // flight finish even after we stop offering it.
+                    let mut driver = tokio::spawn(driver);
+                    endpoint.set_ready(connection);
                     self.inner.ready_changed.notify_waiters();
                     tracing::info!(endpoint = %endpoint.key, "connected to service1 replica");
                     tokio::select! {
                         _ = endpoint.removed.cancelled() => return endpoint.set_not_ready(),
                         _ = endpoint.failed.notified() => {}
+                        _ = &mut driver => {
+                            endpoint.set_not_ready();
+                            tracing::info!(endpoint = %endpoint.key, "connection to service1 replica closed");
+                        }
                     }
-                    // `mark_failed` took it out already; reconnect at once.
-                    continue;
                 }
                 Err(error) => {
                     endpoint.set_not_ready();
@@ -229,6 +229,32 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// TCP, TLS (unless off), then an HTTP/2 handshake. Returns the handle
+    /// calls use and the future that drives the connection.
+    async fn connect(
+        &self,
+        key: &str,
+    ) -> Result<(Connection, impl Future<Output = ()> + Send + 'static), String> {
+        let uri: http::Uri = format!("http://{key}").parse().map_err(|e| format!("{key}: {e}"))?;
+        let mut connector = self.inner.connector.clone();
+        let io = tower::Service::call(&mut connector, uri.clone()).await.map_err(|e| chain(&e))?;
+        let (send, driver) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .handshake(io)
+            .await
+            .map_err(|e| chain(&e))?;
+        let key = key.to_owned();
+        let driver = async move {
+            if let Err(error) = driver.await {
+                tracing::debug!(endpoint = %key, error = %chain(&error), "connection to service1 replica failed");
+            }
+        };
+        Ok((Connection { send, origin: uri }, driver))
     }
 
     /// A ready replica, waiting at most `wait` for one; prefers one other
@@ -251,7 +277,7 @@ impl Pool {
 
     fn pick(&self, avoid: Option<&str>) -> Option<Picked> {
         let endpoints = self.inner.endpoints.load();
-        let mut ready: Vec<(&Arc<Endpoint>, Channel, u64)> =
+        let mut ready: Vec<(&Arc<Endpoint>, Connection, u64)> =
             endpoints.iter().filter_map(|e| e.ready().map(|(c, g)| (e, c, g))).collect();
         if ready.len() > 1 {
             ready.retain(|(e, _, _)| Some(e.key.as_str()) != avoid);
@@ -283,6 +309,35 @@ impl Pool {
     }
 }
 
+/// One HTTP/2 connection to a replica, as the tower service tonic's
+/// client calls through. Cloning it is cheap; calls go straight onto the
+/// connection, with no queue or task in between.
+#[derive(Clone)]
+pub struct Connection {
+    send: SendRequest<tonic::body::Body>,
+    origin: http::Uri,
+}
+
+impl Connection {
+    pub fn origin(&self) -> http::Uri {
+        self.origin.clone()
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Connection {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), hyper::Error>> {
+        self.send.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.send.send_request(request))
+    }
+}
+
 // === impl Endpoint ===
 
 impl Endpoint {
@@ -299,15 +354,15 @@ impl Endpoint {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Channel, u64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Connection, u64)>> {
         self.channel.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn ready(&self) -> Option<(Channel, u64)> {
+    fn ready(&self) -> Option<(Connection, u64)> {
         self.lock().clone()
     }
 
-    fn set_ready(&self, channel: Channel) {
+    fn set_ready(&self, channel: Connection) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         *self.lock() = Some((channel, generation));
     }
@@ -320,7 +375,7 @@ impl Endpoint {
 // === impl Picked ===
 
 impl Picked {
-    pub fn channel(&self) -> Channel {
+    pub fn channel(&self) -> Connection {
         self.channel.clone()
     }
 

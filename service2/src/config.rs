@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use plumbing::config::{
-    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, ShutdownArgs, TlsArgs, Validate,
+    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, RuntimeArgs, ShutdownArgs, TlsArgs, Validate,
 };
 
 use crate::target::Target;
@@ -79,6 +79,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 impl Validate for Config {

@@ -97,7 +97,8 @@ impl Service1 {
                 request.metadata_mut().insert(request_id::METADATA_KEY, value);
             }
             plumbing::telemetry::inject(&span, request.metadata_mut());
-            let mut client = Service1Client::new(replica.channel());
+            let connection = replica.channel();
+            let mut client = Service1Client::with_origin(connection.clone(), connection.origin());
             let outcome =
                 tokio::time::timeout(remaining, client.process_name(request)).instrument(span.clone()).await;
             let code = match &outcome {

@@ -77,7 +77,11 @@ impl FakeService1 {
     /// A fake with service1's test certificate, requiring mTLS like the
     /// real one.
     pub async fn start(behaviour: Behaviour) -> Self {
-        let pki = Pki::shared();
+        Self::start_with(behaviour, Pki::shared()).await
+    }
+
+    /// The same, with `pki`'s service1 certificate.
+    pub async fn start_with(behaviour: Behaviour, pki: &Pki) -> Self {
         let files = TlsFiles {
             cert: pki.path("service1.crt"),
             key: pki.path("service1.key"),

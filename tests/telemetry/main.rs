@@ -6,7 +6,7 @@ use std::{net::IpAddr, time::Duration};
 use system_tests::{
     cluster::{free_port, Replica},
     collector::{Collector, ReceivedSpan},
-    Pki,
+    Behaviour, FakeService1, Pki,
 };
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -24,6 +24,17 @@ struct Services {
 /// `replicas` service1 processes on 127.0.0.2.. and service2 on
 /// 127.0.0.1, all exporting to `otlp` with a short batch delay.
 fn start(pki: &Pki, otlp: &str, replicas: u8, extra: &[(&str, String)]) -> Services {
+    start_with_targets(pki, otlp, replicas, extra, &[])
+}
+
+/// As `start`, with `more` endpoints (such as a fake) in service2's target.
+fn start_with_targets(
+    pki: &Pki,
+    otlp: &str,
+    replicas: u8,
+    extra: &[(&str, String)],
+    more: &[String],
+) -> Services {
     let port = free_port(ip(2));
     let otel = |service: &str| {
         let mut env = vec![
@@ -46,7 +57,8 @@ fn start(pki: &Pki, otlp: &str, replicas: u8, extra: &[(&str, String)]) -> Servi
             Replica::spawn("service1", ip(last), pki, &env)
         })
         .collect();
-    let targets: Vec<_> = service1.iter().map(|r| format!("{}:{port}", r.ip)).collect();
+    let mut targets: Vec<_> = service1.iter().map(|r| format!("{}:{port}", r.ip)).collect();
+    targets.extend_from_slice(more);
     let mut env = otel("service2");
     env.extend([
         ("BIND_ADDR", "127.0.0.1".to_owned()),
@@ -145,21 +157,20 @@ async fn one_trace_spans_both_services_with_request_id_on_every_span() {
 async fn a_failed_attempt_and_its_retry_are_separate_client_spans() {
     let collector = Collector::start().await;
     let pki = Pki::new();
-    let mut services = start(&pki, &format!("http://{}", collector.addr), 2, &[]);
-    // Both replicas connected, then one dies with its connection open.
-    for _ in 0..10 {
-        assert_eq!(call(&services.url("/api/v1/say-hello?name=warm"), &[]).await, 200);
-    }
-    services.service1[0].kill();
-
+    // A replica that answers UNAVAILABLE, next to a real one: calls that
+    // land on it are retried on the other.
+    let failing = FakeService1::start_with(Behaviour::Fail(tonic::Code::Unavailable), &pki).await;
+    let otlp = format!("http://{}", collector.addr);
+    let services = start_with_targets(&pki, &otlp, 1, &[], &[failing.addr.to_string()]);
     for i in 0..50 {
         let id = format!("retry-{i}");
         assert_eq!(call(&services.url("/api/v1/say-hello?name=r"), &[("x-request-id", &id)]).await, 200);
     }
     let line = services.service2.wait_for_line("about a retry", |l| l.contains("retrying")).await;
+    drop(failing);
     let line: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     let retried = line["request_id"].as_str().map(str::to_owned);
-    let id = retried.expect("one of 50 calls hit the dead replica and was retried");
+    let id = retried.expect("one of 50 calls landed on the failing replica and was retried");
 
     let spans = collector
         .wait_for("two attempt spans", |spans| {
