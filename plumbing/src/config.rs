@@ -137,11 +137,17 @@ pub struct HttpLimits {
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub http_request_timeout: Duration,
 
-    /// Requests served at once on a port; more are shed at once with 503
-    /// and Retry-After rather than queued.
+    /// Requests served at once on a port; more wait at most
+    /// HTTP_QUEUE_TIMEOUT for a turn, then are shed with 503 and Retry-After.
     #[arg(long, env = "HTTP_MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub http_max_concurrent_requests: u32,
+
+    /// How long a request over HTTP_MAX_CONCURRENT_REQUESTS may wait for a
+    /// turn before it is shed (0s sheds at once). A short wait serves a burst
+    /// instead of bouncing it, and costs less than answering 503s.
+    #[arg(long, env = "HTTP_QUEUE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub http_queue_timeout: Duration,
 
     /// Connections with no request in flight and no traffic for this long
     /// are closed (HTTP/2 included).

@@ -41,6 +41,7 @@ use crate::{config::HttpLimits, request_id, telemetry, ApiError, ErrorKind, Requ
 pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
     let admission = Admission {
         permits: Arc::new(Semaphore::new(limits.http_max_concurrent_requests as usize)),
+        queue_timeout: limits.http_queue_timeout,
         timeout: limits.http_request_timeout,
     };
     // Layers run outermost first, so the order below is the reverse of the
@@ -63,11 +64,21 @@ pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
 #[derive(Clone)]
 struct Admission {
     permits: Arc<Semaphore>,
+    queue_timeout: Duration,
     timeout: Duration,
 }
 
 async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = admission.permits.try_acquire() else {
+    // The wait is bounded in time, and each connection has at most a few
+    // requests waiting, so this is no unbounded queue.
+    let permit = match admission.permits.try_acquire() {
+        Ok(permit) => Some(permit),
+        Err(_) => tokio::time::timeout(admission.queue_timeout, admission.permits.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    let Some(_permit) = permit else {
         tracing::warn!("shedding load: too many requests in flight");
         let mut response =
             ApiError::new(ErrorKind::Overloaded, "too many requests, try again shortly").into_response();
@@ -174,6 +185,10 @@ pub async fn serve(
     while let Some((tcp, _peer)) = accept(&listener, &stop).await {
         let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
         let idle_timeout = limits.http_idle_timeout;
+        // hyper times the request head only once it has seen a byte, and not
+        // at all while it works out the protocol or for HTTP/2: so a client
+        // that sends nothing, or trickles a preface, is timed here.
+        let first_head_by = tokio::time::Instant::now() + limits.http_header_read_timeout;
         connections.spawn(async move {
             let activity = Activity::default();
             let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
@@ -194,6 +209,10 @@ pub async fn serve(
                             closing = true;
                             connection.as_mut().graceful_shutdown();
                         }
+                    }
+                    _ = tokio::time::sleep_until(first_head_by), if !activity.has_had_a_request() => {
+                        // Nothing to finish gracefully: drop it.
+                        break;
                     }
                 }
             }
@@ -244,10 +263,15 @@ struct ActivityInner {
     /// Milliseconds since `since` of the last read or write.
     last: AtomicU64,
     in_flight: AtomicUsize,
+    requests: AtomicU64,
     since: std::sync::OnceLock<Instant>,
 }
 
 impl Activity {
+    fn has_had_a_request(&self) -> bool {
+        self.inner.requests.load(Ordering::Relaxed) > 0
+    }
+
     fn now_ms(&self) -> u64 {
         self.inner.since.get_or_init(Instant::now).elapsed().as_millis() as u64
     }
@@ -344,6 +368,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let activity = self.activity.clone();
         activity.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.inner.requests.fetch_add(1, Ordering::Relaxed);
         let call = self.inner.call(request);
         Box::pin(async move {
             let response = call.await;

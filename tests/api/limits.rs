@@ -48,7 +48,11 @@ async fn oversized_or_too_many_headers_get_431() {
 async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after() {
     let (behaviour, mut hold) = Hold::new();
     let fake = FakeService1::start(behaviour).await;
-    let service2 = spawn_service2_with(fake.addr, &["--http-max-concurrent-requests", "2"]).await;
+    let service2 = spawn_service2_with(
+        fake.addr,
+        &["--http-max-concurrent-requests", "2", "--http-queue-timeout", "100ms"],
+    )
+    .await;
     let url = service2.url("/api/v1/say-hello?name=x");
     let held: Vec<_> = (0..2).map(|_| tokio::spawn(get_with(client().get(url.clone()), None))).collect();
     hold.next_arrival().await;
@@ -91,4 +95,23 @@ async fn idle_keep_alive_connections_are_closed() {
 
     let answer = read_until_closed(&mut connection).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "served first: {answer}");
+}
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_or_trickles_a_preface_is_cut_off_too() {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
+    let mut silent = TcpStream::connect(service1.rest_addr).await.unwrap();
+    let mut trickle = TcpStream::connect(service1.rest_addr).await.unwrap();
+
+    // An HTTP/2 preface, a byte at a time, never finished.
+    for byte in b"PRI * HTTP/2.0\r\n" {
+        if trickle.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(read_until_closed(&mut silent).await, "");
+    assert_eq!(read_until_closed(&mut trickle).await, "");
 }
