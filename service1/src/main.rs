@@ -2,9 +2,6 @@ use std::process::ExitCode;
 
 use service1::{Application, Config};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let config: Config = plumbing::config::parse_or_exit();
     config.runtime.clone().block_on(serve(config))
