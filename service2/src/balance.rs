@@ -41,6 +41,8 @@ use prometheus_client::metrics::counter::Counter;
 
 /// Never look up DNS more often than this, however many failures ask to.
 const MIN_RESOLVE_SPACING: Duration = Duration::from_millis(250);
+/// Empty DNS answers in a row before every replica is dropped.
+const CONFIRM_EMPTY_ANSWERS: u32 = 2;
 /// Reconnection backoff: from this...
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// ...doubling up to this.
@@ -126,8 +128,13 @@ impl Pool {
     }
 
     async fn resolve_loop(self, resolver: Resolver, name: String, port: u16, interval: Duration) {
+        let mut empty_answers = 0;
         loop {
-            let wait = match resolver.lookup(&name).await {
+            let answer = resolver.lookup(&name).await;
+            if !matches!(answer, Ok(Answer::Nothing)) {
+                empty_answers = 0;
+            }
+            let wait = match answer {
                 Ok(Answer::Found(addrs, valid_until)) => {
                     self.set_endpoints(
                         addrs.into_iter().map(|ip| std::net::SocketAddr::new(ip, port).to_string()).collect(),
@@ -136,8 +143,17 @@ impl Pool {
                     interval.min(ttl)
                 }
                 Ok(Answer::Nothing) => {
-                    self.set_endpoints(Vec::new());
-                    interval
+                    // With several nameservers in resolv.conf, one that does
+                    // not know the name can answer first. Believe "no
+                    // replicas" only when it is said twice in a row.
+                    empty_answers += 1;
+                    if empty_answers >= CONFIRM_EMPTY_ANSWERS || self.counts().1 == 0 {
+                        self.set_endpoints(Vec::new());
+                        interval
+                    } else {
+                        tracing::warn!(%name, "DNS says service1 has no replicas; asking again before believing it");
+                        MIN_RESOLVE_SPACING
+                    }
                 }
                 Err(error) => {
                     // Keep the replicas we know: DNS being down says

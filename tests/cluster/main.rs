@@ -195,3 +195,37 @@ async fn with_every_replica_down_say_hello_fails_fast_with_503_and_recovers_when
     }
     assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_empty_dns_answer_does_not_drop_every_replica_but_two_in_a_row_do() {
+    let cluster = Cluster::start("0s").await;
+    let replicas: Vec<_> = cluster.replicas.iter().map(|r| r.ip).collect();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    assert_eq!(client.get(cluster.url()).send().await.unwrap().status(), 200);
+
+    // One empty answer, as a stray upstream nameserver would give, then the
+    // records again: no call fails in between.
+    let doubted = |l: &serde_json::Value| {
+        l["message"].as_str().is_some_and(|m| m.starts_with("DNS says service1 has no replicas"))
+    };
+    let before = system_tests::logs().count(doubted);
+    cluster.dns.set(NAME, &[]);
+    system_tests::logs().wait_for_more("doubting the empty answer", before, doubted).await;
+    cluster.dns.set(NAME, &replicas);
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(client.get(cluster.url()).send().await.unwrap().status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let port = format!(":{}", cluster.port);
+    let removed = system_tests::logs().count(|l| {
+        l["message"] == "service1 replica removed; it gets no new calls"
+            && l["endpoint"].as_str().is_some_and(|e| e.ends_with(&port))
+    });
+    assert_eq!(removed, 0, "one empty answer dropped replicas");
+
+    // Empty for good: the replicas go, and calls fail fast with 503.
+    cluster.dns.set(NAME, &[]);
+    cluster.wait_for_reresolution().await;
+    assert_eq!(client.get(cluster.url()).send().await.unwrap().status(), 503);
+}
