@@ -53,23 +53,10 @@ fn sigterm_stops_service1_with_exit_code_0() {
 
 #[test]
 fn without_tls_files_service1_refuses_to_start_unless_tls_is_turned_off() {
-    let (status, _, stderr) = process::run(BIN, &LOCAL, &[]);
-    assert_eq!(status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.trim(), "error: invalid configuration: TLS_CERT is required unless TLS_MODE=insecure");
-
-    let insecure = [LOCAL.as_slice(), &[("TLS_MODE", "insecure")]].concat();
-    let child = process::start_until(BIN, &insecure, "TLS_MODE=insecure");
-    assert_eq!(process::terminate(child).code(), Some(0));
+    process::check_tls_is_required(BIN, &LOCAL);
 }
 
 #[test]
 fn unreadable_tls_files_stop_service1_with_one_clear_line() {
-    let (dir, tls) = process::dev_certs("service1");
-    std::fs::remove_file(dir.path().join("ca.crt")).unwrap();
-
-    let (status, _, stderr) = process::run(BIN, &process::env(&LOCAL, &tls), &[]);
-
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot read") && stderr.contains("ca.crt"), "{stderr}");
+    process::check_unreadable_tls_files_stop_the_start(BIN, "service1", &LOCAL);
 }

@@ -94,3 +94,28 @@ pub fn env<'a>(
 ) -> Vec<(&'a str, &'a str)> {
     base.iter().copied().chain(extra.iter().map(|(k, v)| (*k, v.as_str()))).collect()
 }
+
+/// `binary` (service1 or service2) with `local` settings: without TLS files
+/// it refuses to start (exit 2, one line) unless TLS is turned off, then it
+/// starts and stops on SIGTERM with 0.
+pub fn check_tls_is_required(binary: &str, local: &[(&str, &str)]) {
+    let (status, _, stderr) = run(binary, local, &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim(), "error: invalid configuration: TLS_CERT is required unless TLS_MODE=insecure");
+
+    let insecure = [local, &[("TLS_MODE", "insecure")]].concat();
+    let child = start_until(binary, &insecure, "TLS_MODE=insecure");
+    assert_eq!(terminate(child).code(), Some(0));
+}
+
+/// With a TLS file missing, `service` exits 1 with one line naming it.
+pub fn check_unreadable_tls_files_stop_the_start(binary: &str, service: &str, local: &[(&str, &str)]) {
+    let (dir, tls) = dev_certs(service);
+    std::fs::remove_file(dir.path().join("ca.crt")).expect("remove");
+
+    let (status, _, stderr) = run(binary, &env(local, &tls), &[]);
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot read") && stderr.contains("ca.crt"), "{stderr}");
+}
