@@ -345,8 +345,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for Connection {
     type Error = hyper::Error;
     type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), hyper::Error>> {
-        self.send.poll_ready(cx)
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), hyper::Error>> {
+        // A closed connection must fail the call, not readiness: tonic turns
+        // a readiness error into UNKNOWN without its cause, which would
+        // hide that the call is safe to retry elsewhere. `send_request` on
+        // a closed connection fails with the cause attached.
+        std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {

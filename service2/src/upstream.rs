@@ -168,6 +168,10 @@ impl Service1 {
 /// service1.
 fn connection_broke(status: &Status) -> bool {
     use std::error::Error;
+    // tonic's words when the connection failed before the call could start.
+    if status.code() == Code::Unknown && status.message().starts_with("Service was not ready") {
+        return true;
+    }
     let mut source = status.source();
     while let Some(error) = source {
         if error.is::<tonic::transport::Error>() || error.is::<std::io::Error>() || error.is::<hyper::Error>()
