@@ -60,3 +60,8 @@ fn without_tls_files_service1_refuses_to_start_unless_tls_is_turned_off() {
 fn unreadable_tls_files_stop_service1_with_one_clear_line() {
     process::check_unreadable_tls_files_stop_the_start(BIN, "service1", &LOCAL);
 }
+
+#[test]
+fn the_readme_limits_table_states_service1s_defaults() {
+    assert!(process::check_readme_limits_match(BIN) >= 8, "the table covers the HTTP limits");
+}

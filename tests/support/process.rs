@@ -119,3 +119,26 @@ pub fn check_unreadable_tls_files_stop_the_start(binary: &str, service: &str, lo
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("cannot read") && stderr.contains("ca.crt"), "{stderr}");
 }
+
+/// Every row of the README's limits table that names one of `binary`'s
+/// settings states the default `--help` shows: the table and the code
+/// cannot drift apart.
+pub fn check_readme_limits_match(binary: &str) -> usize {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README");
+    let help = run(binary, &[], &["--help"]).1;
+    let table = readme.split("## Limits").nth(1).and_then(|s| s.split("\n## ").next()).expect("a Limits section");
+    let mut checked = 0;
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (variable, default) = (cells[1].trim_matches('`'), cells[2].trim_matches('`'));
+        // Rows that pair two settings ("A / B", "A (+ _GRACE)") are prose.
+        if variable.contains(['/', '(', ' ']) || default.contains(['/', '(', ' ']) {
+            continue;
+        }
+        let Some(at) = help.find(&format!("[env: {variable}=]")) else { continue };
+        let shown = help[at..].lines().nth(1).unwrap_or_default().trim();
+        assert_eq!(shown, format!("[default: {default}]"), "README says {variable} defaults to {default}");
+        checked += 1;
+    }
+    checked
+}
