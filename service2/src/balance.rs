@@ -72,7 +72,7 @@ struct Inner {
 pub struct Endpoint {
     key: String,
     /// The live connection and its generation; `None` while not ready.
-    channel: Mutex<Option<(Connection, u64)>>,
+    connection: Mutex<Option<(Connection, u64)>>,
     generations: AtomicU64,
     in_flight: AtomicUsize,
     /// This replica's series of `service1_calls_total`.
@@ -84,7 +84,7 @@ pub struct Endpoint {
 /// A replica chosen for one call; counts as in flight until dropped.
 pub struct Picked {
     endpoint: Arc<Endpoint>,
-    channel: Connection,
+    connection: Connection,
     generation: u64,
 }
 
@@ -312,10 +312,10 @@ impl Pool {
                 }
             }
         };
-        let (endpoint, channel, generation) = ready.swap_remove(chosen);
+        let (endpoint, connection, generation) = ready.swap_remove(chosen);
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         endpoint.calls.inc();
-        Some(Picked { endpoint: endpoint.clone(), channel, generation })
+        Some(Picked { endpoint: endpoint.clone(), connection, generation })
     }
 
     /// (ready, known) replica counts.
@@ -365,7 +365,7 @@ impl Endpoint {
         let calls = METRICS.calls.get_or_create(&EndpointLabels { endpoint: key.clone() }).clone();
         Self {
             key,
-            channel: Mutex::new(None),
+            connection: Mutex::new(None),
             generations: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             calls,
@@ -375,16 +375,16 @@ impl Endpoint {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Connection, u64)>> {
-        self.channel.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn ready(&self) -> Option<(Connection, u64)> {
         self.lock().clone()
     }
 
-    fn set_ready(&self, channel: Connection) {
+    fn set_ready(&self, connection: Connection) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        *self.lock() = Some((channel, generation));
+        *self.lock() = Some((connection, generation));
     }
 
     fn set_not_ready(&self) {
@@ -395,8 +395,8 @@ impl Endpoint {
 // === impl Picked ===
 
 impl Picked {
-    pub fn channel(&self) -> Connection {
-        self.channel.clone()
+    pub fn connection(&self) -> Connection {
+        self.connection.clone()
     }
 
     pub fn key(&self) -> &str {

@@ -57,10 +57,6 @@ impl Service1 {
         Self { pool, policy, budget: Arc::new(budget) }
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// Asks service1 to process `name` on behalf of request `id`.
     pub async fn process_name(&self, name: String, id: &RequestId) -> Result<String, ApiError> {
         let deadline = Instant::now() + self.policy.deadline;
@@ -97,7 +93,7 @@ impl Service1 {
                 request.metadata_mut().insert(request_id::METADATA_KEY, value);
             }
             plumbing::telemetry::inject(&span, request.metadata_mut());
-            let connection = replica.channel();
+            let connection = replica.connection();
             let mut client = Service1Client::with_origin(connection.clone(), connection.origin());
             let outcome =
                 tokio::time::timeout(remaining, client.process_name(request)).instrument(span.clone()).await;

@@ -124,9 +124,11 @@ pub fn check_unreadable_tls_files_stop_the_start(binary: &str, service: &str, lo
 /// settings states the default `--help` shows: the table and the code
 /// cannot drift apart.
 pub fn check_readme_limits_match(binary: &str) -> usize {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README");
     let help = run(binary, &[], &["--help"]).1;
-    let table = readme.split("## Limits").nth(1).and_then(|s| s.split("\n## ").next()).expect("a Limits section");
+    let table =
+        readme.split("## Limits").nth(1).and_then(|s| s.split("\n## ").next()).expect("a Limits section");
     let mut checked = 0;
     for row in table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
