@@ -5,7 +5,10 @@ use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use clap::error::ErrorKind as ClapErrorKind;
 
-use crate::{logging::LogFormat, tls::TlsFiles};
+use crate::{
+    logging::LogFormat,
+    tls::{Reloader, TlsError, TlsFiles},
+};
 
 /// Exit code for configuration errors, as sysexits-style tools use.
 pub const EXIT_CONFIG: i32 = 2;
@@ -48,6 +51,31 @@ fn first_line(text: &str) -> &str {
 /// Parses `10s`, `500ms`, `1m 30s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 500ms)"))
+}
+
+/// The settings both services have, flattened into each one's `Config`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub http: HttpLimits,
+
+    #[command(flatten)]
+    pub names: NameArgs,
+
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Where a service listens, shared by both.
@@ -215,14 +243,20 @@ impl TlsArgs {
         }))
     }
 
-    /// The warning a service logs at start when TLS is off.
-    pub fn warn_if_insecure(&self) {
-        if self.tls_mode == TlsMode::Insecure {
+    /// Loads the TLS material with `load` (a server or client reloader),
+    /// or warns loudly and returns `None` when TLS is off.
+    pub fn load<C>(
+        &self,
+        load: fn(TlsFiles) -> Result<std::sync::Arc<Reloader<C>>, TlsError>,
+    ) -> std::io::Result<Option<std::sync::Arc<Reloader<C>>>> {
+        let Some(files) = self.files().map_err(std::io::Error::other)? else {
             tracing::warn!(
                 "TLS_MODE=insecure: gRPC between the services is PLAINTEXT, neither encrypted nor \
                  authenticated. Use it only for experiments against plaintext peers."
             );
-        }
+            return Ok(None);
+        };
+        load(files).map(Some).map_err(std::io::Error::other)
     }
 }
 

@@ -3,9 +3,7 @@
 use clap::Parser;
 use std::time::Duration;
 
-use plumbing::config::{
-    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, RuntimeArgs, ShutdownArgs, TlsArgs, Validate,
-};
+use plumbing::config::{parse_duration, CommonArgs, Validate};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -16,7 +14,7 @@ use plumbing::config::{
 )]
 pub struct Config {
     #[command(flatten)]
-    pub listen: ListenArgs,
+    pub common: CommonArgs,
 
     /// REST port (GET /api/v1/name).
     #[arg(long, env = "PORT", default_value_t = 8080)]
@@ -62,9 +60,6 @@ pub struct Config {
     #[arg(long, env = "GRPC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub grpc_keepalive_timeout: Duration,
 
-    #[command(flatten)]
-    pub tls: TlsArgs,
-
     /// Client identities (DNS or URI SANs of the client certificate)
     /// allowed to call the gRPC API, comma-separated.
     #[arg(long, env = "TLS_ALLOWED_CLIENTS", value_delimiter = ',', default_value = "service2")]
@@ -73,26 +68,11 @@ pub struct Config {
     /// Longest a TLS handshake may take before the connection is dropped.
     #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub tls_handshake_timeout: Duration,
-
-    #[command(flatten)]
-    pub http: HttpLimits,
-
-    #[command(flatten)]
-    pub names: NameArgs,
-
-    #[command(flatten)]
-    pub shutdown: ShutdownArgs,
-
-    #[command(flatten)]
-    pub log: LogArgs,
-
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
-        self.tls.files()?;
+        self.common.tls.files()?;
         if self.tls_allowed_clients.iter().all(|c| c.trim().is_empty()) {
             return Err("TLS_ALLOWED_CLIENTS must name at least one client identity".into());
         }

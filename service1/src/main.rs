@@ -4,11 +4,11 @@ use service1::{Application, Config};
 
 fn main() -> ExitCode {
     let config: Config = plumbing::config::parse_or_exit();
-    config.runtime.clone().block_on(serve(config))
+    config.common.runtime.clone().block_on(serve(config))
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let _telemetry = plumbing::telemetry::init("service1", config.log.log_format)
+    let _telemetry = plumbing::telemetry::init("service1", config.common.log.log_format)
         .unwrap_or_else(|e| plumbing::config::exit_with_config_error(e));
     let stop = plumbing::shutdown::on_signal();
     let result = match Application::build(config).await {

@@ -30,12 +30,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
-        config.tls.warn_if_insecure();
-        let tls = match config.tls.files().map_err(io::Error::other)? {
-            Some(files) => Some(ServerReloader::server(files).map_err(io::Error::other)?),
-            None => None,
-        };
-        let ip = config.listen.bind_addr;
+        let tls = config.common.tls.load(ServerReloader::server)?;
+        let ip = config.common.listen.bind_addr;
         let rest = plumbing::http::bind(SocketAddr::new(ip, config.port)).await?;
         let grpc = plumbing::http::bind(SocketAddr::new(ip, config.grpc_port)).await?;
         let admin = plumbing::http::bind(SocketAddr::new(ip, config.admin_port)).await?;
@@ -64,13 +60,13 @@ impl Application {
             admin::tls_details(tls_for_health.as_ref().map(|t| t.status()))
         })
         .await;
-        let listeners = drain_then_stop(stop.clone(), health.clone(), config.shutdown.drain_delay);
+        let listeners = drain_then_stop(stop.clone(), health.clone(), config.common.shutdown.drain_delay);
         if let Some(tls) = &self.tls {
-            tls.spawn_watcher(config.tls.tls_reload_interval, listeners.clone());
+            tls.spawn_watcher(config.common.tls.tls_reload_interval, listeners.clone());
         }
 
-        let max_name_bytes = config.names.max_name_bytes;
-        let limits = &config.http;
+        let max_name_bytes = config.common.names.max_name_bytes;
+        let limits = &config.common.http;
         let rest =
             plumbing::http::serve(self.rest, rest::router(max_name_bytes, limits), limits, listeners.clone());
         let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
@@ -102,6 +98,6 @@ impl Application {
         };
         health.serving().await;
         let all = async { tokio::try_join!(rest, admin, grpc).map(|_| ()) };
-        drain_within(&listeners, config.shutdown.shutdown_grace, all).await.unwrap_or(Ok(()))
+        drain_within(&listeners, config.common.shutdown.shutdown_grace, all).await.unwrap_or(Ok(()))
     }
 }

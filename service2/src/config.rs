@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use plumbing::config::{
-    parse_duration, HttpLimits, ListenArgs, LogArgs, NameArgs, RuntimeArgs, ShutdownArgs, TlsArgs, Validate,
-};
+use plumbing::config::{parse_duration, CommonArgs, Validate};
 
 use crate::target::Target;
 
@@ -18,7 +16,7 @@ use crate::target::Target;
 )]
 pub struct Config {
     #[command(flatten)]
-    pub listen: ListenArgs,
+    pub common: CommonArgs,
 
     /// REST port (GET /api/v1/say-hello).
     #[arg(long, env = "PORT", default_value_t = 8081)]
@@ -60,33 +58,15 @@ pub struct Config {
     #[arg(long, env = "SERVICE1_RETRY_MIN_PER_SECOND", default_value_t = 10)]
     pub service1_retry_min_per_second: u32,
 
-    #[command(flatten)]
-    pub tls: TlsArgs,
-
     /// The name service1's certificate must carry, whatever address is
     /// dialled (pods are dialled by IP).
     #[arg(long, env = "TLS_SERVER_NAME", default_value = "service1")]
     pub tls_server_name: String,
-
-    #[command(flatten)]
-    pub http: HttpLimits,
-
-    #[command(flatten)]
-    pub names: NameArgs,
-
-    #[command(flatten)]
-    pub shutdown: ShutdownArgs,
-
-    #[command(flatten)]
-    pub log: LogArgs,
-
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
-        self.tls.files()?;
+        self.common.tls.files()?;
         plumbing::tls::client::Connector::check_server_name(&self.tls_server_name)
             .map(|_| ())
             .map_err(|e| format!("TLS_SERVER_NAME: {e}"))

@@ -35,11 +35,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
-        config.tls.warn_if_insecure();
-        let tls = match config.tls.files().map_err(io::Error::other)? {
-            Some(files) => Some(ClientReloader::client(files).map_err(io::Error::other)?),
-            None => None,
-        };
+        let tls = config.common.tls.load(ClientReloader::client)?;
         let connector = match &tls {
             Some(tls) => Connector::mtls(tls.clone(), &config.tls_server_name).map_err(io::Error::other)?,
             None => Connector::plaintext(),
@@ -48,7 +44,7 @@ impl Application {
             Target::Dns { server, .. } => Some(Resolver::new(*server).map_err(io::Error::other)?),
             _ => None,
         };
-        let ip = config.listen.bind_addr;
+        let ip = config.common.listen.bind_addr;
         let rest = plumbing::http::bind(SocketAddr::new(ip, config.port)).await?;
         let admin = plumbing::http::bind(SocketAddr::new(ip, config.admin_port)).await?;
         Ok(Self { config, rest, admin, connector, resolver, tls })
@@ -82,9 +78,9 @@ impl Application {
             details
         })
         .await;
-        let listeners = drain_then_stop(stop, health.clone(), config.shutdown.drain_delay);
+        let listeners = drain_then_stop(stop, health.clone(), config.common.shutdown.drain_delay);
         if let Some(tls) = &self.tls {
-            tls.spawn_watcher(config.tls.tls_reload_interval, background.clone());
+            tls.spawn_watcher(config.common.tls.tls_reload_interval, background.clone());
         }
 
         let policy = CallPolicy {
@@ -94,12 +90,12 @@ impl Application {
             retry_ratio: config.service1_retry_budget_percent as f32 / 100.0,
             retry_floor_per_second: config.service1_retry_min_per_second,
         };
-        let limits = &config.http;
-        let router = rest::router(Service1::new(pool, policy), config.names.max_name_bytes, limits);
+        let limits = &config.common.http;
+        let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
         let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
         let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
         health.serving().await;
         let both = async { tokio::try_join!(rest, admin).map(|_| ()) };
-        drain_within(&listeners, config.shutdown.shutdown_grace, both).await.unwrap_or(Ok(()))
+        drain_within(&listeners, config.common.shutdown.shutdown_grace, both).await.unwrap_or(Ok(()))
     }
 }
