@@ -769,12 +769,17 @@ def point_latest(results_dir, outdir):
 # -------------------------------------------------------------------- main
 
 
-def main():
+def stop_on_signals():
+    """SIGTERM and SIGHUP raise Stop, so `finally` blocks stop the services."""
     def on_signal(signum, _frame):
         raise Stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+
+
+def main():
+    stop_on_signals()
 
     started = time.monotonic()
     cfg = settings()

@@ -36,7 +36,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -988,11 +987,7 @@ def finish(services):
 
 
 def main():
-    def on_signal(signum, _frame):
-        raise Stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    bench.stop_on_signals()
 
     started = time.monotonic()
     cfg = settings()
