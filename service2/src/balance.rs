@@ -18,7 +18,7 @@ use std::{
     collections::HashMap,
     future::Future,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -74,6 +74,8 @@ pub struct Endpoint {
     /// The live connection and its generation; `None` while not ready.
     connection: Mutex<Option<(Connection, u64)>>,
     generations: AtomicU64,
+    /// Mirrors whether `connection` is set, so picking reads no lock.
+    is_ready: AtomicBool,
     in_flight: AtomicUsize,
     /// This replica's series of `service1_calls_total`.
     calls: Counter,
@@ -291,20 +293,29 @@ impl Pool {
         }
     }
 
+    /// Power of two choices among the ready replicas, without allocating:
+    /// only the chosen replica's connection is locked and cloned.
     fn pick(&self, avoid: Option<&str>) -> Option<Picked> {
         let endpoints = self.inner.endpoints.load();
-        let mut ready: Vec<(&Arc<Endpoint>, Connection, u64)> =
-            endpoints.iter().filter_map(|e| e.ready().map(|(c, g)| (e, c, g))).collect();
-        if ready.len() > 1 {
-            ready.retain(|(e, _, _)| Some(e.key.as_str()) != avoid);
+        let candidate = |e: &&Arc<Endpoint>, skip_avoided: bool| {
+            e.is_ready.load(Ordering::Relaxed) && !(skip_avoided && Some(e.key.as_str()) == avoid)
+        };
+        // Skip the replica a retry just failed on, unless it is the only one.
+        let mut skip = true;
+        let mut n = endpoints.iter().filter(|e| candidate(e, true)).count();
+        if n == 0 {
+            skip = false;
+            n = endpoints.iter().filter(|e| candidate(e, false)).count();
         }
-        let chosen = match ready.len() {
+        let nth = |i: usize| endpoints.iter().filter(|e| candidate(e, skip)).nth(i);
+        let endpoint = match n {
             0 => return None,
-            1 => 0,
+            1 => nth(0)?,
             n => {
                 let a = fastrand::usize(..n);
                 let b = (a + 1 + fastrand::usize(..n - 1)) % n;
-                let load = |i: usize| ready[i].0.in_flight.load(Ordering::Relaxed);
+                let (a, b) = (nth(a)?, nth(b)?);
+                let load = |e: &Endpoint| e.in_flight.load(Ordering::Relaxed);
                 if load(b) < load(a) {
                     b
                 } else {
@@ -312,7 +323,9 @@ impl Pool {
                 }
             }
         };
-        let (endpoint, connection, generation) = ready.swap_remove(chosen);
+        // It may have failed since the readiness flag was read: then the
+        // caller waits for a ready replica, as with none.
+        let (connection, generation) = endpoint.ready()?;
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         endpoint.calls.inc();
         Some(Picked { endpoint: endpoint.clone(), connection, generation })
@@ -321,7 +334,7 @@ impl Pool {
     /// (ready, known) replica counts.
     pub fn counts(&self) -> (usize, usize) {
         let endpoints = self.inner.endpoints.load();
-        (endpoints.iter().filter(|e| e.ready().is_some()).count(), endpoints.len())
+        (endpoints.iter().filter(|e| e.is_ready.load(Ordering::Relaxed)).count(), endpoints.len())
     }
 }
 
@@ -367,6 +380,7 @@ impl Endpoint {
             key,
             connection: Mutex::new(None),
             generations: AtomicU64::new(0),
+            is_ready: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             calls,
             failed: Notify::new(),
@@ -384,11 +398,15 @@ impl Endpoint {
 
     fn set_ready(&self, connection: Connection) {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        *self.lock() = Some((connection, generation));
+        let mut current = self.lock();
+        *current = Some((connection, generation));
+        self.is_ready.store(true, Ordering::Relaxed);
     }
 
     fn set_not_ready(&self) {
-        *self.lock() = None;
+        let mut current = self.lock();
+        *current = None;
+        self.is_ready.store(false, Ordering::Relaxed);
     }
 }
 
@@ -410,6 +428,7 @@ impl Picked {
         let mut current = self.endpoint.lock();
         if current.as_ref().is_some_and(|(_, g)| *g == self.generation) {
             *current = None;
+            self.endpoint.is_ready.store(false, Ordering::Relaxed);
             self.endpoint.failed.notify_one();
         }
     }
