@@ -194,7 +194,9 @@ pub async fn serve(
             let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
             let service = TowerToHyperService::new(InFlight { inner: router, activity: activity.clone() });
             let connection = builder.serve_connection_with_upgrades(io, service);
-            tokio::pin!(connection);
+            let first_head = tokio::time::sleep_until(first_head_by);
+            tokio::pin!(connection, first_head);
+            let mut awaiting_first_head = true;
             let mut closing = false;
             let mut check = tokio::time::interval(idle_timeout / 4);
             loop {
@@ -210,9 +212,15 @@ pub async fn serve(
                             connection.as_mut().graceful_shutdown();
                         }
                     }
-                    _ = tokio::time::sleep_until(first_head_by), if !activity.has_had_a_request() => {
-                        // Nothing to finish gracefully: drop it.
-                        break;
+                    // A `select!` condition is read once, when the wait
+                    // begins, and a wait can outlast many requests: so
+                    // whether one came is asked when the deadline fires.
+                    _ = &mut first_head, if awaiting_first_head => {
+                        if !activity.has_had_a_request() {
+                            // Nothing to finish gracefully: drop it.
+                            break;
+                        }
+                        awaiting_first_head = false;
                     }
                 }
             }

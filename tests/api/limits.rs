@@ -97,6 +97,55 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "served first: {answer}");
 }
 
+/// Reads one HTTP/1.1 response with a Content-Length (at most 5 s).
+async fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&received);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .expect("a Content-Length");
+                if body.len() >= length {
+                    return;
+                }
+            }
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed the connection: {text}");
+            received.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no whole response");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn a_busy_connection_whose_first_request_came_late_is_not_cut_off() {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
+    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+    let request = b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    // A client that thinks before its first request, then asks every
+    // 100 ms, well past the time allowed for that first request head.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        connection.write_all(request).await.unwrap();
+        answers.push(read_one_response(&mut connection).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 200"), "every request served on one connection: {answer}");
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_sends_nothing_or_trickles_a_preface_is_cut_off_too() {
     let service1 =
