@@ -53,6 +53,11 @@ fn unreadable_tls_files_stop_service2_with_one_clear_line() {
 }
 
 #[test]
+fn a_port_in_use_stops_service2_with_one_clear_line() {
+    process::check_a_port_in_use_stops_the_start(BIN, &LOCAL);
+}
+
+#[test]
 fn the_readme_limits_table_states_service2s_defaults() {
     assert!(process::check_readme_limits_match(BIN) >= 8, "the table covers the HTTP limits");
 }

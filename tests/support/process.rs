@@ -120,6 +120,20 @@ pub fn check_unreadable_tls_files_stop_the_start(binary: &str, service: &str, lo
     assert!(stderr.contains("cannot read") && stderr.contains("ca.crt"), "{stderr}");
 }
 
+/// With its REST port taken, `binary` exits 1 with one line naming the
+/// address.
+pub fn check_a_port_in_use_stops_the_start(binary: &str, local: &[(&str, &str)]) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let settings = [local, &[("PORT", port.as_str()), ("TLS_MODE", "insecure")]].concat();
+
+    let (status, _, stderr) = run(binary, &settings, &[]);
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}: ")), "{stderr}");
+}
+
 /// Every row of the README's limits table that names one of `binary`'s
 /// settings states the default `--help` shows: the table and the code
 /// cannot drift apart.
