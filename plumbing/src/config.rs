@@ -84,6 +84,19 @@ pub struct ListenArgs {
     /// Address every listener binds to.
     #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0")]
     pub bind_addr: IpAddr,
+
+    /// Connections the kernel may queue for each listener before they are
+    /// accepted; Linux caps it at net.core.somaxconn.
+    #[arg(long, env = "LISTEN_BACKLOG", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub listen_backlog: u32,
+}
+
+impl ListenArgs {
+    /// Binds `port` on the configured address, with the configured backlog.
+    pub async fn bind(&self, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+        crate::http::bind(std::net::SocketAddr::new(self.bind_addr, port), self.listen_backlog).await
+    }
 }
 
 /// Log settings; `RUST_LOG` filters (default `info`).

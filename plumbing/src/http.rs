@@ -150,22 +150,20 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Binds a listener, with an error that names the address.
-pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+///
+/// The backlog is set rather than left to tokio (128): a burst of clients
+/// connecting at once overflows a short accept queue, and an overflowed
+/// handshake waits a second or more for a SYN-ACK retransmit, or leaves a
+/// client believing it is connected while the server has never seen it.
+pub async fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let listen = || {
         let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
-        socket.listen(LISTEN_BACKLOG)
+        socket.listen(backlog)
     };
     listen().map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
-
-/// Connections the kernel may hold for us before `accept`. tokio's default
-/// (128) overflows when many clients connect at once, and an overflowed
-/// handshake waits for a SYN-ACK retransmit: a second or more of latency, or a
-/// client that thinks it is connected while the server has never seen it.
-/// Linux caps this at `net.core.somaxconn` (4096 by default since 5.4).
-const LISTEN_BACKLOG: u32 = 4096;
 
 /// Serves `router` until `stop` is cancelled, then stops accepting, asks
 /// every connection to close once its requests are done (HTTP/2 GOAWAY),

@@ -31,10 +31,10 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
         let tls = config.common.tls.load(ServerReloader::server)?;
-        let ip = config.common.listen.bind_addr;
-        let rest = plumbing::http::bind(SocketAddr::new(ip, config.port)).await?;
-        let grpc = plumbing::http::bind(SocketAddr::new(ip, config.grpc_port)).await?;
-        let admin = plumbing::http::bind(SocketAddr::new(ip, config.admin_port)).await?;
+        let listen = &config.common.listen;
+        let rest = listen.bind(config.port).await?;
+        let grpc = listen.bind(config.grpc_port).await?;
+        let admin = listen.bind(config.admin_port).await?;
         Ok(Self { config, rest, grpc, admin, tls })
     }
 

@@ -44,9 +44,9 @@ impl Application {
             Target::Dns { server, .. } => Some(Resolver::new(*server).map_err(io::Error::other)?),
             _ => None,
         };
-        let ip = config.common.listen.bind_addr;
-        let rest = plumbing::http::bind(SocketAddr::new(ip, config.port)).await?;
-        let admin = plumbing::http::bind(SocketAddr::new(ip, config.admin_port)).await?;
+        let listen = &config.common.listen;
+        let rest = listen.bind(config.port).await?;
+        let admin = listen.bind(config.admin_port).await?;
         Ok(Self { config, rest, admin, connector, resolver, tls })
     }
 

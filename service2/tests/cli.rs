@@ -9,7 +9,12 @@ const LOCAL: [(&str, &str); 4] =
 
 #[test]
 fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
-    for env in [[("SERVICE1_CHANNEL", "service1")], [("SERVICE1_TIMEOUT", "10")], [("PORT", "-1")]] {
+    for env in [
+        [("SERVICE1_CHANNEL", "service1")],
+        [("SERVICE1_TIMEOUT", "10")],
+        [("PORT", "-1")],
+        [("LISTEN_BACKLOG", "0")],
+    ] {
         let (status, _, stderr) = process::run(BIN, &env, &[]);
         assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");
