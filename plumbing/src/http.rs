@@ -7,7 +7,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     task::{Context, Poll},
@@ -178,7 +178,10 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.http_header_read_timeout)
+        // hyper's timer also runs while a keep-alive connection waits for its
+        // next request, which would make the header-read timeout the idle
+        // timeout; `Activity` times request heads instead (below).
+        .header_read_timeout(None)
         .max_headers(limits.http_max_headers as usize)
         // The read buffer bounds the request head: past it, 431.
         .max_buf_size(limits.http_max_header_bytes as usize);
@@ -191,21 +194,19 @@ pub async fn serve(
         .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let builder = Arc::new(builder);
     let connections = TaskTracker::new();
+    let header_read_timeout = limits.http_header_read_timeout;
     while let Some((tcp, _peer)) = accept(&listener, &stop).await {
         let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
         let idle_timeout = limits.http_idle_timeout;
-        // hyper times the request head only once it has seen a byte, and not
-        // at all while it works out the protocol or for HTTP/2: so a client
-        // that sends nothing, or trickles a preface, is timed here.
-        let first_head_by = tokio::time::Instant::now() + limits.http_header_read_timeout;
+        // Made here, not in the task, so a new connection's first request
+        // head is timed from its accept.
+        let activity = Activity::new();
         connections.spawn(async move {
-            let activity = Activity::default();
             let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
             let service = TowerToHyperService::new(InFlight { inner: router, activity: activity.clone() });
             let connection = builder.serve_connection_with_upgrades(io, service);
-            let first_head = tokio::time::sleep_until(first_head_by);
-            tokio::pin!(connection, first_head);
-            let mut awaiting_first_head = true;
+            let head_check = tokio::time::sleep(header_read_timeout);
+            tokio::pin!(connection, head_check);
             let mut closing = false;
             let mut check = tokio::time::interval(idle_timeout / 4);
             loop {
@@ -221,15 +222,17 @@ pub async fn serve(
                             connection.as_mut().graceful_shutdown();
                         }
                     }
-                    // A `select!` condition is read once, when the wait
-                    // begins, and a wait can outlast many requests: so
-                    // whether one came is asked when the deadline fires.
-                    _ = &mut first_head, if awaiting_first_head => {
-                        if !activity.has_had_a_request() {
-                            // Nothing to finish gracefully: drop it.
-                            break;
-                        }
-                        awaiting_first_head = false;
+                    // A head begins without waking this task, so it is looked
+                    // for once per timeout; one found is then cut off exactly
+                    // the timeout after it began.
+                    _ = &mut head_check => {
+                        let next = match activity.head_read_for() {
+                            // A slowloris: nothing to finish gracefully, drop it.
+                            Some(taken) if taken >= header_read_timeout => break,
+                            Some(taken) => header_read_timeout - taken,
+                            None => header_read_timeout,
+                        };
+                        head_check.as_mut().reset(tokio::time::Instant::now() + next);
                     }
                 }
             }
@@ -268,33 +271,81 @@ pub async fn accept(listener: &TcpListener, stop: &CancellationToken) -> Option<
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// When a connection last moved bytes, and how many requests it has in
-/// flight: an idle connection has neither.
-#[derive(Clone, Default)]
+/// What a connection is doing, as its bytes and requests show: when it last
+/// moved bytes, how many requests it has in flight, and since when it has
+/// been sending a request head.
+///
+/// A request head is timed from its first byte (from the accept, for a new
+/// connection's first) until hyper hands the request over; bytes that come
+/// while a request is in flight are its body, not a head. HTTP/2 frames
+/// interleave, so after a first request an HTTP/2 connection is left to the
+/// idle timeout and HTTP/2's own limits.
+#[derive(Clone)]
 struct Activity {
     inner: Arc<ActivityInner>,
 }
 
-#[derive(Default)]
 struct ActivityInner {
     /// Milliseconds since `since` of the last read or write.
     last: AtomicU64,
+    /// Milliseconds since `since` when the head now being read began, or
+    /// `NO_HEAD`.
+    head_since: AtomicU64,
     in_flight: AtomicUsize,
-    requests: AtomicU64,
-    since: std::sync::OnceLock<Instant>,
+    http2: AtomicBool,
+    since: Instant,
 }
 
+const NO_HEAD: u64 = u64::MAX;
+
 impl Activity {
-    fn has_had_a_request(&self) -> bool {
-        self.inner.requests.load(Ordering::Relaxed) > 0
+    /// A new connection: its first head is being read from now.
+    fn new() -> Self {
+        let inner = ActivityInner {
+            last: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            http2: AtomicBool::new(false),
+            since: Instant::now(),
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     fn now_ms(&self) -> u64 {
-        self.inner.since.get_or_init(Instant::now).elapsed().as_millis() as u64
+        self.inner.since.elapsed().as_millis() as u64
     }
 
     fn touch(&self) {
         self.inner.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn bytes_read(&self) {
+        let now = self.now_ms();
+        self.inner.last.store(now, Ordering::Relaxed);
+        if self.inner.in_flight.load(Ordering::Relaxed) == 0 && !self.inner.http2.load(Ordering::Relaxed) {
+            // Only the first byte of a head starts its clock.
+            let _ =
+                self.inner.head_since.compare_exchange(NO_HEAD, now, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    fn request_began(&self, version: http::Version) {
+        self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.inner.head_since.store(NO_HEAD, Ordering::Relaxed);
+        if version == http::Version::HTTP_2 {
+            self.inner.http2.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn request_ended(&self) {
+        self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// How long the head now being read has taken, if one is.
+    fn head_read_for(&self) -> Option<Duration> {
+        let since = self.inner.head_since.load(Ordering::Relaxed);
+        (since != NO_HEAD).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
     }
 
     fn idle_for(&self) -> Duration {
@@ -317,9 +368,14 @@ pin_project_lite::pin_project! {
 impl<T: AsyncRead> AsyncRead for Tracked<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
+        let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
         if polled.is_ready() {
-            this.activity.touch();
+            if buf.filled().len() > before {
+                this.activity.bytes_read();
+            } else {
+                this.activity.touch();
+            }
         }
         polled
     }
@@ -384,13 +440,11 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let activity = self.activity.clone();
-        activity.inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        activity.inner.requests.fetch_add(1, Ordering::Relaxed);
+        activity.request_began(request.version());
         let call = self.inner.call(request);
         Box::pin(async move {
             let response = call.await;
-            activity.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
-            activity.touch();
+            activity.request_ended();
             response
         })
     }

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use system_tests::{spawn_service1, spawn_service2_with, Behaviour, FakeService1, Hold};
 use tokio::{
@@ -144,6 +145,69 @@ async fn a_busy_connection_whose_first_request_came_late_is_not_cut_off() {
     for answer in &answers {
         assert!(answer.starts_with("HTTP/1.1 200"), "every request served on one connection: {answer}");
     }
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_may_wait_longer_than_the_header_read_timeout_between_requests() {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
+    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+    let request = b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    connection.write_all(request).await.unwrap();
+    let first = read_one_response(&mut connection).await;
+    // Idle, as a load balancer's pooled connection is, for twice the time
+    // a request head may take (but far less than the idle timeout).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    connection.write_all(request).await.unwrap();
+    let second = read_one_response(&mut connection).await;
+
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(second.starts_with("HTTP/1.1 200"), "the same connection still serves: {second}");
+}
+
+#[tokio::test]
+async fn a_later_request_head_that_is_never_finished_is_cut_off() {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
+    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+    connection.write_all(b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let first = read_one_response(&mut connection).await;
+
+    connection.write_all(b"GET /api/v1/name?name=y HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let answer = read_until_closed(&mut connection).await;
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[tokio::test]
+async fn an_http2_client_that_pings_between_requests_is_not_taken_for_a_slowloris() {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
+    let tcp = TcpStream::connect(service1.rest_addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(100))
+        .keep_alive_while_idle(true)
+        .handshake::<_, String>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = || {
+        http::Request::get(format!("http://{}/api/v1/name?name=x", service1.rest_addr))
+            .body(String::new())
+            .unwrap()
+    };
+
+    let first = sender.send_request(request()).await.unwrap();
+    // Pings, and nothing else, for twice the time a request head may take.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = sender.send_request(request()).await;
+
+    assert_eq!(first.status(), 200);
+    assert_eq!(second.expect("the connection still serves").status(), 200);
+    assert!(!connection.is_finished());
 }
 
 #[tokio::test]
