@@ -280,6 +280,11 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// while a request is in flight are its body, not a head. HTTP/2 frames
 /// interleave, so after a first request an HTTP/2 connection is left to the
 /// idle timeout and HTTP/2's own limits.
+///
+/// What this cannot see is hyper's buffer: part of a head pipelined behind a
+/// request (in the same read, or while that request is in flight) is not
+/// timed until the client sends more. A client that then sends nothing is
+/// idle, and the idle timeout closes it, as it would any idle connection.
 #[derive(Clone)]
 struct Activity {
     inner: Arc<ActivityInner>,
@@ -371,7 +376,9 @@ impl<T: AsyncRead> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
         if polled.is_ready() {
-            if buf.filled().len() > before {
+            // Empty lines between requests are allowed (RFC 9112 2.2) and are
+            // not the start of a head.
+            if buf.filled()[before..].iter().any(|b| !matches!(b, b'\r' | b'\n')) {
                 this.activity.bytes_read();
             } else {
                 this.activity.touch();

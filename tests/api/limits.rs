@@ -182,6 +182,41 @@ async fn a_later_request_head_that_is_never_finished_is_cut_off() {
 }
 
 #[tokio::test]
+async fn part_of_a_head_pipelined_behind_a_request_does_not_hold_the_connection_open() {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "400ms"]).await;
+    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+
+    connection
+        .write_all(b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v1/name HTTP/1.1\r\nX-Sl")
+        .await
+        .unwrap();
+
+    let answer = read_until_closed(&mut connection).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "the whole request is served: {answer}");
+}
+
+#[tokio::test]
+async fn empty_lines_between_requests_do_not_start_the_header_clock() {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
+    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+    let request = b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n";
+    connection.write_all(request).await.unwrap();
+    let first = read_one_response(&mut connection).await;
+
+    // Some clients end a request with an extra CRLF; the server must
+    // tolerate it (RFC 9112 2.2), and it is not the start of a head.
+    connection.write_all(b"\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    connection.write_all(request).await.unwrap();
+    let second = read_one_response(&mut connection).await;
+
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(second.starts_with("HTTP/1.1 200"), "the same connection still serves: {second}");
+}
+
+#[tokio::test]
 async fn an_http2_client_that_pings_between_requests_is_not_taken_for_a_slowloris() {
     let service1 =
         spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
