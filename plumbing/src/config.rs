@@ -53,6 +53,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 500ms)"))
 }
 
+/// A duration that must be more than zero: a timeout or interval of 0 would
+/// fail every request or spin (tokio's timers refuse a zero period).
+pub fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than 0 (examples: 10s, 500ms)".to_owned()),
+        d => Ok(d),
+    }
+}
+
 /// The settings both services have, flattened into each one's `Config`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
@@ -157,10 +166,10 @@ pub struct NameArgs {
 /// clients cannot hold the service hostage.
 #[derive(clap::Args, Debug, Clone)]
 pub struct HttpLimits {
-    /// A client must send a request's headers within this time, or the
-    /// connection is closed (slowloris). Also closes HTTP/1 keep-alive
-    /// connections that wait this long for their next request.
-    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// A request head must be complete this long after its first byte (a
+    /// new connection's first: after connecting), or the connection is
+    /// closed (slowloris). Waits between requests are HTTP_IDLE_TIMEOUT's.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub http_header_read_timeout: Duration,
 
     /// Largest request head (request line and headers) in bytes; more gets
@@ -175,7 +184,7 @@ pub struct HttpLimits {
     pub http_max_headers: u32,
 
     /// Longest a request may take, end to end; then it gets 504.
-    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_nonzero_duration)]
     pub http_request_timeout: Duration,
 
     /// Requests served at once on a port; more wait at most
@@ -192,7 +201,7 @@ pub struct HttpLimits {
 
     /// Connections with no request in flight and no traffic for this long
     /// are closed (HTTP/2 included).
-    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub http_idle_timeout: Duration,
 }
 
@@ -236,7 +245,7 @@ pub struct TlsArgs {
 
     /// How often the three files are re-read; new content is used for new
     /// handshakes.
-    #[arg(long, env = "TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_nonzero_duration)]
     pub tls_reload_interval: Duration,
 }
 
@@ -282,6 +291,8 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("10").is_err());
+        assert_eq!(parse_nonzero_duration("1ms"), Ok(Duration::from_millis(1)));
+        assert!(parse_nonzero_duration("0s").unwrap_err().contains("more than 0"));
     }
 
     #[test]

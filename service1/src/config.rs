@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::time::Duration;
 
-use plumbing::config::{parse_duration, CommonArgs, Validate};
+use plumbing::config::{parse_duration, parse_nonzero_duration, CommonArgs, Validate};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -30,7 +30,7 @@ pub struct Config {
 
     /// Connections older than this are asked to go away (GOAWAY), so clients
     /// reconnect and spread over replicas added since.
-    #[arg(long, env = "MAX_CONNECTION_AGE", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "MAX_CONNECTION_AGE", default_value = "5m", value_parser = parse_nonzero_duration)]
     pub max_connection_age: Duration,
 
     /// How long calls on a connection past its age may still take.
@@ -54,10 +54,10 @@ pub struct Config {
 
     /// HTTP/2 ping interval on gRPC connections; a peer that does not
     /// answer within GRPC_KEEPALIVE_TIMEOUT is dropped.
-    #[arg(long, env = "GRPC_KEEPALIVE_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = "GRPC_KEEPALIVE_INTERVAL", default_value = "20s", value_parser = parse_nonzero_duration)]
     pub grpc_keepalive_interval: Duration,
 
-    #[arg(long, env = "GRPC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "GRPC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub grpc_keepalive_timeout: Duration,
 
     /// Client identities (DNS or URI SANs of the client certificate)
@@ -66,7 +66,7 @@ pub struct Config {
     pub tls_allowed_clients: Vec<String>,
 
     /// Longest a TLS handshake may take before the connection is dropped.
-    #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub tls_handshake_timeout: Duration,
 }
 

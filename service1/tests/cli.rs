@@ -14,9 +14,14 @@ const LOCAL: [(&str, &str); 5] = [
 
 #[test]
 fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
-    for env in
-        [[("PORT", "http")], [("LOG_FORMAT", "xml")], [("SHUTDOWN_GRACE", "soon")], [("RUST_LOG", "a=b=c")]]
-    {
+    for env in [
+        [("PORT", "http")],
+        [("LOG_FORMAT", "xml")],
+        [("SHUTDOWN_GRACE", "soon")],
+        [("RUST_LOG", "a=b=c")],
+        [("HTTP_IDLE_TIMEOUT", "0s")],
+        [("TLS_RELOAD_INTERVAL", "0s")],
+    ] {
         let (status, stdout, stderr) = process::run(BIN, &env, &[]);
         assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr}");

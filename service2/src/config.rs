@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use plumbing::config::{parse_duration, CommonArgs, Validate};
+use plumbing::config::{parse_nonzero_duration, CommonArgs, Validate};
 
 use crate::target::Target;
 
@@ -33,17 +33,17 @@ pub struct Config {
 
     /// Deadline of each call to service1, retries included; sent as
     /// grpc-timeout.
-    #[arg(long, env = "SERVICE1_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "SERVICE1_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub service1_timeout: Duration,
 
     /// How long connecting to a replica may take, and how long a call
     /// waits for a ready replica before failing with 503.
-    #[arg(long, env = "SERVICE1_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "SERVICE1_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub service1_connect_timeout: Duration,
 
     /// How often a dns:/// target is looked up again (sooner when the
     /// records' TTL is shorter, or right after a connection failure).
-    #[arg(long, env = "SERVICE1_RESOLVE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "SERVICE1_RESOLVE_INTERVAL", default_value = "5s", value_parser = parse_nonzero_duration)]
     pub service1_resolve_interval: Duration,
 
     /// Attempts per call, the first included (1 turns retries off).

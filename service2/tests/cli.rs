@@ -14,6 +14,7 @@ fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
         [("SERVICE1_TIMEOUT", "10")],
         [("PORT", "-1")],
         [("LISTEN_BACKLOG", "0")],
+        [("SERVICE1_RESOLVE_INTERVAL", "0s")],
     ] {
         let (status, _, stderr) = process::run(BIN, &env, &[]);
         assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
