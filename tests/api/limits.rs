@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
-use system_tests::{spawn_service1, spawn_service2_with, Behaviour, FakeService1, Hold};
+use system_tests::{spawn::Service1, spawn_service1, spawn_service2_with, Behaviour, FakeService1, Hold};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -92,7 +92,7 @@ async fn idle_keep_alive_connections_are_closed() {
         spawn_service1(&["--http-idle-timeout", "400ms", "--http-header-read-timeout", "60s"]).await;
     let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
 
-    connection.write_all(b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    connection.write_all(GET_NAME).await.unwrap();
 
     let answer = read_until_closed(&mut connection).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "served first: {answer}");
@@ -125,19 +125,27 @@ async fn read_one_response(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&received).into_owned()
 }
 
+const GET_NAME: &[u8] = b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// service1 whose request heads must be whole 300 ms after their first
+/// byte, with `idle` as its idle timeout, and a raw connection to it.
+async fn with_a_300ms_header_timeout(idle: &str) -> (Service1, TcpStream) {
+    let service1 =
+        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", idle]).await;
+    let connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+    (service1, connection)
+}
+
 #[tokio::test]
 async fn a_busy_connection_whose_first_request_came_late_is_not_cut_off() {
-    let service1 =
-        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
-    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
-    let request = b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (_service1, mut connection) = with_a_300ms_header_timeout("60s").await;
 
     // A client that thinks before its first request, then asks every
     // 100 ms, well past the time allowed for that first request head.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut answers = Vec::new();
     for _ in 0..8 {
-        connection.write_all(request).await.unwrap();
+        connection.write_all(GET_NAME).await.unwrap();
         answers.push(read_one_response(&mut connection).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -149,17 +157,14 @@ async fn a_busy_connection_whose_first_request_came_late_is_not_cut_off() {
 
 #[tokio::test]
 async fn a_keep_alive_connection_may_wait_longer_than_the_header_read_timeout_between_requests() {
-    let service1 =
-        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
-    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
-    let request = b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (_service1, mut connection) = with_a_300ms_header_timeout("60s").await;
 
-    connection.write_all(request).await.unwrap();
+    connection.write_all(GET_NAME).await.unwrap();
     let first = read_one_response(&mut connection).await;
     // Idle, as a load balancer's pooled connection is, for twice the time
     // a request head may take (but far less than the idle timeout).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    connection.write_all(request).await.unwrap();
+    connection.write_all(GET_NAME).await.unwrap();
     let second = read_one_response(&mut connection).await;
 
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
@@ -168,10 +173,8 @@ async fn a_keep_alive_connection_may_wait_longer_than_the_header_read_timeout_be
 
 #[tokio::test]
 async fn a_later_request_head_that_is_never_finished_is_cut_off() {
-    let service1 =
-        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
-    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
-    connection.write_all(b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let (_service1, mut connection) = with_a_300ms_header_timeout("60s").await;
+    connection.write_all(GET_NAME).await.unwrap();
     let first = read_one_response(&mut connection).await;
 
     connection.write_all(b"GET /api/v1/name?name=y HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
@@ -183,9 +186,7 @@ async fn a_later_request_head_that_is_never_finished_is_cut_off() {
 
 #[tokio::test]
 async fn part_of_a_head_pipelined_behind_a_request_does_not_hold_the_connection_open() {
-    let service1 =
-        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "400ms"]).await;
-    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+    let (_service1, mut connection) = with_a_300ms_header_timeout("400ms").await;
 
     connection
         .write_all(b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v1/name HTTP/1.1\r\nX-Sl")
@@ -198,18 +199,15 @@ async fn part_of_a_head_pipelined_behind_a_request_does_not_hold_the_connection_
 
 #[tokio::test]
 async fn empty_lines_between_requests_do_not_start_the_header_clock() {
-    let service1 =
-        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
-    let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
-    let request = b"GET /api/v1/name?name=x HTTP/1.1\r\nHost: x\r\n\r\n";
-    connection.write_all(request).await.unwrap();
+    let (_service1, mut connection) = with_a_300ms_header_timeout("60s").await;
+    connection.write_all(GET_NAME).await.unwrap();
     let first = read_one_response(&mut connection).await;
 
     // Some clients end a request with an extra CRLF; the server must
     // tolerate it (RFC 9112 2.2), and it is not the start of a head.
     connection.write_all(b"\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    connection.write_all(request).await.unwrap();
+    connection.write_all(GET_NAME).await.unwrap();
     let second = read_one_response(&mut connection).await;
 
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
@@ -218,9 +216,7 @@ async fn empty_lines_between_requests_do_not_start_the_header_clock() {
 
 #[tokio::test]
 async fn an_http2_client_that_pings_between_requests_is_not_taken_for_a_slowloris() {
-    let service1 =
-        spawn_service1(&["--http-header-read-timeout", "300ms", "--http-idle-timeout", "60s"]).await;
-    let tcp = TcpStream::connect(service1.rest_addr).await.unwrap();
+    let (service1, tcp) = with_a_300ms_header_timeout("60s").await;
     let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_millis(100))
