@@ -103,8 +103,8 @@ pub struct ListenArgs {
 
 impl ListenArgs {
     /// Binds `port` on the configured address, with the configured backlog.
-    pub async fn bind(&self, port: u16) -> std::io::Result<tokio::net::TcpListener> {
-        crate::http::bind(std::net::SocketAddr::new(self.bind_addr, port), self.listen_backlog).await
+    pub fn bind(&self, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+        crate::http::bind(std::net::SocketAddr::new(self.bind_addr, port), self.listen_backlog)
     }
 }
 

@@ -155,7 +155,7 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 /// connecting at once overflows a short accept queue, and an overflowed
 /// handshake waits a second or more for a SYN-ACK retransmit, or leaves a
 /// client believing it is connected while the server has never seen it.
-pub async fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let listen = || {
         let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;

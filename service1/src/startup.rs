@@ -32,9 +32,9 @@ impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
         let tls = config.common.tls.load(ServerReloader::server)?;
         let listen = &config.common.listen;
-        let rest = listen.bind(config.port).await?;
-        let grpc = listen.bind(config.grpc_port).await?;
-        let admin = listen.bind(config.admin_port).await?;
+        let rest = listen.bind(config.port)?;
+        let grpc = listen.bind(config.grpc_port)?;
+        let admin = listen.bind(config.admin_port)?;
         Ok(Self { config, rest, grpc, admin, tls })
     }
 

@@ -45,8 +45,8 @@ impl Application {
             _ => None,
         };
         let listen = &config.common.listen;
-        let rest = listen.bind(config.port).await?;
-        let admin = listen.bind(config.admin_port).await?;
+        let rest = listen.bind(config.port)?;
+        let admin = listen.bind(config.admin_port)?;
         Ok(Self { config, rest, admin, connector, resolver, tls })
     }
 
