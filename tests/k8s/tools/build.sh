@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# Builds the test cluster's Kubernetes components and etcd into BIN_DIR
-# (default: target/k8s-bin/<version>), skipping the build when they are
-# there already. Uses the normal Go build cache, so a rebuild after a change
-# of flags is incremental.
+# Builds every program the test cluster runs from its Go module, each into
+# target/k8s-bin/<program>-<version>/, and skips a program whose folder is
+# there already (binaries are kept by version; a version bump builds anew).
+# The Go build and module caches make a rebuild after a flag change
+# incremental. Prints the folder of each, as NAME=DIR lines.
+#
+#   kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler,
+#               kubelet, kube-proxy, kubectl (k8s.io/kubernetes, this module)
+#   etcd:       ./etcd, the etcd server module k8s.io/kubernetes pins
+#   pause:      ./pause, the pod sandbox program (no deps)
+#   coredns:    ./coredns, its own module
+#   helm:       ./helm, its own module
 set -euo pipefail
 cd "$(dirname "$0")"
+OUT=${OUT:-$(cd ../../.. && pwd)/target/k8s-bin}
 K8S_VERSION=$(cat K8S_VERSION)
-BIN_DIR=${BIN_DIR:-$(cd ../../.. && pwd)/target/k8s-bin/${K8S_VERSION}}
-cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-missing=0
-for c in "${cmds[@]}" etcd; do [[ -x "$BIN_DIR/$c" ]] || missing=1; done
-if [[ $missing == 0 ]]; then echo "$BIN_DIR"; exit 0; fi
-mkdir -p "$BIN_DIR.tmp"
-minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+export CGO_ENABLED=0
+
+# module_version DIR MODULE: the version DIR's go.mod requires.
+module_version() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
+
+# build NAME VERSION DIR: go build (args after --) into $OUT/NAME-VERSION unless there.
+build() {
+  local name=$1 version=$2 dir=$3 dest=$OUT/$1-$2
+  shift 4
+  if [[ ! -f $dest/.complete ]]; then
+    echo "build: $name $version" >&2
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    (cd "$dir" && go build -trimpath -o "$dest/" "$@")
+    touch "$dest/.complete"
+  fi
+  echo "$name=$dest"
+}
+
+minor=${K8S_VERSION#v1.}
+minor=${minor%%.*}
 # What hack/lib/version.sh sets, so `kubectl version` and Helm's kubeVersion
 # check see the real release, not v0.0.0-master.
 ldflags="-s -w"
@@ -20,9 +43,14 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
   ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
 done
-export CGO_ENABLED=0
-pkgs=()
-for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-go build -trimpath -tags selinux,notest -ldflags "$ldflags" -o "$BIN_DIR.tmp/" "${pkgs[@]}" ./etcd
-rm -rf "$BIN_DIR"; mv "$BIN_DIR.tmp" "$BIN_DIR"
-echo "$BIN_DIR"
+k8s_pkgs=()
+for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+  k8s_pkgs+=("k8s.io/kubernetes/cmd/$c")
+done
+build kubernetes "$K8S_VERSION" . -- -tags selinux,notest -ldflags "$ldflags" "${k8s_pkgs[@]}" ./etcd
+build pause 1 . -- -ldflags "-s -w" ./pause
+coredns_version=$(module_version coredns github.com/coredns/coredns)
+build coredns "$coredns_version" coredns -- -ldflags "-s -w" github.com/coredns/coredns
+helm_version=$(module_version helm helm.sh/helm/v4)
+build helm "$helm_version" helm -- \
+  -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" helm.sh/helm/v4/cmd/helm

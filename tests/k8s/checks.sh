@@ -1,0 +1,249 @@
+# shellcheck shell=bash
+# The live checks of the chart and image on a real cluster, shared by
+# `make test-cluster` (tests/k8s/run.sh: upstream components built from
+# source, inside a network namespace) and `make test-kind` (tests/kind/run.sh),
+# so a user's kind run and our CI run the same assertions.
+#
+# Source it after defining, in the runner:
+#   kubectl, helm           commands (or functions) that reach the cluster
+#   local_sh SCRIPT ARGS..  runs a bash script where kubectl runs, i.e. where
+#                           `kubectl port-forward` listens
+#   node_sh SCRIPT ARGS..   runs a bash script where ClusterIPs and pod IPs
+#                           are reachable (the node); it needs bash and curl
+#   node_touch FILE         creates FILE where node_sh scripts run
+# and the variables CHART, NAMESPACE, RELEASE, IMAGE_REPOSITORY, IMAGE_TAG,
+# PF_PORT (a free local port for port-forwards).
+#
+# Each check_* prints one line per finding and returns non-zero on failure;
+# run_check counts them.
+
+CHECKS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+checks_passed=0
+checks_failed=0
+
+# run_check NAME FUNCTION ARGS...: runs one check, prints "ok"/"FAIL" with its
+# last line of output.
+run_check() {
+  local name=$1 out status
+  shift
+  out=$("$@" 2>&1) && status=0 || status=$?
+  if [[ -n $out ]]; then sed 's/^/     /' <<<"$out"; fi
+  if ((status == 0)); then
+    checks_passed=$((checks_passed + 1))
+    echo "ok   - $name"
+  else
+    checks_failed=$((checks_failed + 1))
+    echo "FAIL - $name"
+  fi
+}
+
+checks_summary() {
+  echo "$checks_passed passed, $checks_failed failed"
+  ((checks_failed == 0))
+}
+
+s1_selector() { echo "app.kubernetes.io/instance=${1:-$RELEASE},app.kubernetes.io/component=service1"; }
+s2_selector() { echo "app.kubernetes.io/instance=${1:-$RELEASE},app.kubernetes.io/component=service2"; }
+
+# helm_install RELEASE NAMESPACE ARGS...: install or upgrade with the local image,
+# never pulled.
+helm_install() {
+  local release=$1 namespace=$2
+  shift 2
+  helm upgrade --install "$release" "$CHART" --namespace "$namespace" --create-namespace \
+    --set image.repository="$IMAGE_REPOSITORY",image.tag="$IMAGE_TAG",image.pullPolicy=Never \
+    --wait --timeout 5m "$@"
+}
+
+# service_url NAMESPACE SERVICE PATH: http://CLUSTER_IP:PORT/PATH.
+service_url() {
+  local ip port
+  ip=$(kubectl -n "$1" get svc "$2" -o jsonpath='{.spec.clusterIP}')
+  port=$(kubectl -n "$1" get svc "$2" -o jsonpath='{.spec.ports[0].port}')
+  echo "http://$ip:$port$3"
+}
+
+# readyz NAMESPACE POD PORT: the pod's /readyz through the API server's proxy.
+readyz() { kubectl get --raw "/api/v1/namespaces/$1/pods/$2:$3/proxy/readyz"; }
+
+# service2_endpoints NAMESPACE RELEASE: "ready/known" of every service2 pod, space-separated.
+service2_endpoints() {
+  local pod out=()
+  for pod in $(kubectl -n "$1" get pods -l "$(s2_selector "$2")" --field-selector=status.phase=Running -o name); do
+    out+=("$(readyz "$1" "${pod#pod/}" 9081 | python3 -c 'import json,sys; e=json.load(sys.stdin)["service1_endpoints"]; print(f"{e[\"ready\"]}/{e[\"known\"]}")')")
+  done
+  echo "${out[*]}"
+}
+
+# --- a. install ---------------------------------------------------------------------
+check_install() {
+  helm_install "$RELEASE" "$NAMESPACE" || return 1
+  local s1 s2 probe
+  s1=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
+  s2=$(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector)" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
+  probe=$(kubectl -n "$NAMESPACE" get deploy "$RELEASE-service1" -o jsonpath='{.spec.template.spec.containers[0].readinessProbe.grpc.port}')
+  echo "service1 pods ready: $s1; service2 pods ready: $s2; readiness probe: grpc on port $probe"
+  [[ $s1 == "true true true " && $s2 == "true true " && $probe == 9080 ]]
+}
+
+# --- b. helm test -------------------------------------------------------------------
+check_helm_test() {
+  helm test "$RELEASE" --namespace "$NAMESPACE" --timeout 2m >/dev/null || {
+    kubectl -n "$NAMESPACE" logs "$RELEASE-test-say-hello" 2>&1 | tail -3
+    return 1
+  }
+  echo "helm test $RELEASE: $(kubectl -n "$NAMESPACE" get pod "$RELEASE-test-say-hello" -o jsonpath='{.status.phase}')"
+}
+
+# --- c. port-forward ----------------------------------------------------------------
+check_port_forward() {
+  local request_id=pf-$$-$RANDOM out pod s1_hits=0 s2_hits=0
+  out=$(local_sh "$CHECKS_DIR/port-forward.sh" "$NAMESPACE" "svc/$RELEASE-service2" "$PF_PORT" 80 "$request_id") || {
+    echo "$out"
+    return 1
+  }
+  echo "$out"
+  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector)" -o name); do
+    kubectl -n "$NAMESPACE" logs "$pod" | grep -qF "\"request_id\":\"$request_id\"" && s2_hits=$((s2_hits + 1))
+  done
+  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o name); do
+    kubectl -n "$NAMESPACE" logs "$pod" | grep -F "\"request_id\":\"$request_id\"" | grep -qF 'grpc call served' &&
+      s1_hits=$((s1_hits + 1))
+  done
+  echo "request id $request_id in the logs of $s2_hits service2 pod(s) and $s1_hits service1 pod(s)"
+  ((s2_hits == 1 && s1_hits == 1))
+}
+
+# --- d. balancing -------------------------------------------------------------------
+check_balancing() {
+  local prefix=bal-$$-$RANDOM url out pod served min=45 ok=0
+  url=$(service_url "$NAMESPACE" "$RELEASE-service2" /api/v1/say-hello?name=balance)
+  out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "$prefix" 300)
+  echo "300 calls through service2's ClusterIP: $out"
+  [[ $out == "sent 300 failed 0" ]] || ok=1
+  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o name); do
+    served=$(kubectl -n "$NAMESPACE" logs "$pod" | grep -F "\"request_id\":\"$prefix-" | grep -cF 'grpc call served')
+    echo "$pod served $served (at least $min wanted: 15 %)"
+    ((served >= min)) || ok=1
+  done
+  return $ok
+}
+
+# under_load DESCRIPTION COMMAND...: runs COMMAND while load.sh sends calls to
+# service2's ClusterIP; ok when COMMAND succeeds and no call failed.
+under_load() {
+  local what=$1 url stop out load_pid status=0
+  shift
+  url=$(service_url "$NAMESPACE" "$RELEASE-service2" /api/v1/say-hello?name=load)
+  stop=/tmp/grpc-services-load-stop-$$-$RANDOM
+  node_sh "$CHECKS_DIR/load.sh" until "$url" "$stop" >"$CHECKS_TMP/load.out" &
+  load_pid=$!
+  "$@" >"$CHECKS_TMP/cmd.out" 2>&1 || status=$?
+  node_touch "$stop"
+  wait "$load_pid"
+  out=$(cat "$CHECKS_TMP/load.out")
+  echo "$what: $out"
+  if ((status != 0)); then
+    tail -5 "$CHECKS_TMP/cmd.out"
+    return 1
+  fi
+  [[ $out == "sent "*" failed 0 "* || $out == "sent "*" failed 0" ]] && [[ $out != "sent 0 "* ]]
+}
+
+rollout() {
+  kubectl -n "$NAMESPACE" rollout restart "deploy/$1" &&
+    kubectl -n "$NAMESPACE" rollout status "deploy/$1" --timeout 3m
+}
+
+# Deletes one service1 pod and waits until the Deployment is whole again.
+delete_one_service1_pod() {
+  local victim
+  victim=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o name | head -1)
+  kubectl -n "$NAMESPACE" delete "$victim" --wait=true --timeout 90s &&
+    kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m
+}
+
+# --- e. disruption under steady load ------------------------------------------------
+check_delete_pod() { under_load "delete a service1 pod" delete_one_service1_pod; }
+check_restart_service1() { under_load "rollout restart service1" rollout "$RELEASE-service1"; }
+check_restart_service2() { under_load "rollout restart service2" rollout "$RELEASE-service2"; }
+
+# --- f. upgrade ---------------------------------------------------------------------
+ca_of() { kubectl -n "$NAMESPACE" get secret "$1" -o jsonpath='{.data.ca\.crt}' | sha256sum | cut -c1-16; }
+check_upgrade() {
+  local secrets before after
+  secrets=$(kubectl -n "$NAMESPACE" get secrets -l "app.kubernetes.io/instance=$RELEASE" -o name | sort)
+  before=$(for s in $secrets; do echo "$s $(ca_of "${s#secret/}")"; done)
+  under_load "helm upgrade (tls.reloadIntervalSeconds changed: both Deployments roll)" \
+    helm_install "$RELEASE" "$NAMESPACE" --reuse-values --set tls.reloadIntervalSeconds=4 || return 1
+  after=$(for s in $secrets; do echo "$s $(ca_of "${s#secret/}")"; done)
+  echo "TLS Secrets and their CA before: $(tr '\n' ' ' <<<"$before")"
+  [[ -n $secrets && $before == "$after" ]] || {
+    echo "after: $(tr '\n' ' ' <<<"$after")"
+    return 1
+  }
+  local url out
+  url=$(service_url "$NAMESPACE" "$RELEASE-service2" /api/v1/say-hello?name=upgraded)
+  out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" upgraded 20)
+  echo "after the upgrade (same CA, mTLS): $out"
+  [[ $out == "sent 20 failed 0" ]]
+}
+
+# --- g. scaling ---------------------------------------------------------------------
+# scale_and_follow N: scales service1 to N; ok when every service2 pod reports
+# N ready and N known replicas within 30 s of the Deployment being ready.
+scale_and_follow() {
+  local n=$1 i seen
+  kubectl -n "$NAMESPACE" scale "deploy/$RELEASE-service1" --replicas "$n" &&
+    kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m || return 1
+  # Pods scaled away are gone from DNS only once they finish draining.
+  kubectl -n "$NAMESPACE" wait --for=delete pod -l "$(s1_selector)" --field-selector=status.phase!=Running --timeout 60s >/dev/null 2>&1 || true
+  for ((i = 0; i < 30; i++)); do
+    seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
+    if [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$n/$n" ]]; then
+      echo "service1 scaled to $n: every service2 pod sees $n/$n (ready/known) after ${i}s"
+      return 0
+    fi
+    sleep 1
+  done
+  echo "service1 scaled to $n: service2 pods see $seen (ready/known) after 30 s"
+  return 1
+}
+scale_to_5_then_1() { scale_and_follow 5 && scale_and_follow 1; }
+check_scale() {
+  local status=0
+  under_load "scale service1 to 5, then to 1" scale_to_5_then_1 || status=1
+  grep -F 'service1 scaled' "$CHECKS_TMP/cmd.out"
+  kubectl -n "$NAMESPACE" scale "deploy/$RELEASE-service1" --replicas 3 >/dev/null &&
+    kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m >/dev/null || status=1
+  return $status
+}
+
+# --- h. existing Secrets ---------------------------------------------------------------
+# check_existing_secret: a second release, in its own namespace, whose TLS
+# Secrets are made beforehand from certificates by the repository's certgen.
+check_existing_secret() {
+  local release=existing namespace=$NAMESPACE-existing dir url out status=0
+  dir=$(mktemp -d)
+  (cd "$CHECKS_DIR/../.." && cargo run -q -p certgen -- --out "$dir" --san "$release-service1-grpc") >/dev/null || return 1
+  kubectl create namespace "$namespace" >/dev/null
+  kubectl -n "$namespace" create secret generic "$release-s1-tls" --from-file=tls.crt="$dir/service1.crt" \
+    --from-file=tls.key="$dir/service1.key" --from-file=ca.crt="$dir/ca.crt" >/dev/null
+  kubectl -n "$namespace" create secret generic "$release-s2-tls" --from-file=tls.crt="$dir/service2.crt" \
+    --from-file=tls.key="$dir/service2.key" --from-file=ca.crt="$dir/ca.crt" >/dev/null
+  rm -rf "$dir"
+  if helm_install "$release" "$namespace" --set tls.mode=existingSecret \
+    --set tls.existingSecret.service1="$release-s1-tls",tls.existingSecret.service2="$release-s2-tls" \
+    --set service1.replicas=2,service2.replicas=1 >/dev/null; then
+    url=$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=existing)
+    out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" existing 20)
+    echo "release $release with tls.mode=existingSecret (certgen's certificates): $out"
+    [[ $out == "sent 20 failed 0" ]] || status=1
+  else
+    echo "helm install with tls.mode=existingSecret failed"
+    status=1
+  fi
+  helm uninstall "$release" --namespace "$namespace" --wait >/dev/null 2>&1 || true
+  kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
+  return $status
+}

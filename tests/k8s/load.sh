@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Load for the live cluster checks; runs where the cluster's addresses are
+# reachable (inside the test cluster's network namespace, or on a kind node),
+# so it needs only bash and curl.
+#
+#   load.sh calls URL PREFIX COUNT   COUNT sequential GETs of URL with request
+#                                    ids PREFIX-1..COUNT; prints "sent N failed M"
+#   load.sh until URL STOP_FILE      GETs back to back (two at a time) until
+#                                    STOP_FILE exists, at most 10 minutes;
+#                                    prints "sent N failed M" and, for each
+#                                    failure, the status and time
+set -uo pipefail
+
+mode=${1:?mode} url=${2:?url}
+
+one() {
+  curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -H "X-Request-ID: $1" "$url" || echo 000
+}
+
+case $mode in
+  calls)
+    prefix=${3:?prefix} count=${4:?count} failed=0
+    for ((i = 1; i <= count; i++)); do
+      code=$(one "$prefix-$i")
+      [[ $code == 200 ]] || failed=$((failed + 1))
+    done
+    echo "sent $count failed $failed"
+    ;;
+  until)
+    stop=${3:?stop file} sent=0 failed=0 deadline=$((SECONDS + 600)) failures=()
+    while [[ ! -e $stop ]] && ((SECONDS < deadline)); do
+      # Two calls at once, so the load is steady rather than one at a time.
+      codes=$({
+        one "load-$sent-a" &
+        one "load-$sent-b"
+        wait
+      })
+      for code in $codes; do
+        sent=$((sent + 1))
+        if [[ $code != 200 ]]; then
+          failed=$((failed + 1))
+          failures+=("$code@${SECONDS}s")
+        fi
+      done
+    done
+    echo "sent $sent failed $failed ${failures[*]:0:10}"
+    ;;
+  *)
+    echo "usage: load.sh calls URL PREFIX COUNT | until URL STOP_FILE" >&2
+    exit 2
+    ;;
+esac

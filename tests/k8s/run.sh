@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `make test-cluster`: the chart and image on a real, throw-away, single-node
+# Kubernetes cluster of upstream components built from source (see
+# tests/k8s/cluster.sh), with no registry and no traffic outside loopback and
+# the cluster's own network namespace.
+#
+#  1. preflight: root, kernel features, capabilities, packages (names what
+#     is missing instead of hanging)
+#  2. builds Kubernetes, etcd, CoreDNS, Helm and the pause program from their
+#     Go modules (tests/k8s/tools/build.sh; kept by version under target/)
+#  3. the pause image (FROM scratch) and the project's image (the
+#     `make test-image` build, reused when it is there) in podman, then
+#     imported into the node's containerd
+#  4. starts the cluster, runs the live checks of tests/k8s/checks.sh, one
+#     line each, and ends with "N passed, M failed"
+#  5. tears everything down, also on failure or Ctrl-C (KEEP_CLUSTER=1 keeps it
+#     up: `tests/k8s/cluster.sh exec ...` reaches it, `cluster.sh down` ends it)
+#
+# Env: IMAGE (localhost/grpc-services:test), KEEP_CLUSTER=1, CHECKS (a
+# space-separated subset of the check names below, to run fewer).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+export STATE=${STATE:-/var/lib/grpc-services-k8s}
+IMAGE=${IMAGE:-localhost/grpc-services:test}
+KEEP_CLUSTER=${KEEP_CLUSTER:-0}
+started=$SECONDS
+
+log() { echo "test-cluster: $*" >&2; }
+die() {
+  log "$*"
+  exit 1
+}
+
+tests/k8s/preflight.sh || die "preflight failed: see above"
+
+# --- 2. binaries --------------------------------------------------------------------
+build_start=$SECONDS
+eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z]*\)=/bin_\1=/')"
+# shellcheck disable=SC2154 # set by the eval above
+export BIN_DIR=$bin_kubernetes TOOLS_BIN=$bin_coredns
+log "binaries ready in $((SECONDS - build_start)) s: $BIN_DIR"
+
+# --- 3. images ------------------------------------------------------------------------
+if ! podman image exists "$IMAGE"; then
+  log "$IMAGE is not built yet: building it as make test-image does"
+  BUILD_ONLY=1 IMAGE=$IMAGE scripts/test-image.sh
+fi
+pause_ctx=$(mktemp -d)
+# shellcheck disable=SC2154
+cp "$bin_pause/pause" tests/k8s/tools/pause/Containerfile "$pause_ctx/"
+podman build -q -t localhost/pause:test "$pause_ctx" >/dev/null
+rm -rf "$pause_ctx"
+
+# --- 4. cluster and checks ------------------------------------------------------------
+CHECKS_TMP=$(mktemp -d)
+teardown() {
+  local status=$?
+  if [[ $KEEP_CLUSTER == 1 ]]; then
+    log "keeping the cluster (tests/k8s/cluster.sh down ends it; logs in $STATE/logs)"
+  else
+    tests/k8s/cluster.sh down || true
+  fi
+  rm -rf "$CHECKS_TMP"
+  log "took $((SECONDS - started)) s"
+  exit "$status"
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+cluster_start=$SECONDS
+tests/k8s/cluster.sh up
+tests/k8s/cluster.sh import "$IMAGE"
+log "cluster up and images imported in $((SECONDS - cluster_start)) s"
+
+export KUBECTL=$BIN_DIR/kubectl KUBECONFIG=$STATE/admin.kubeconfig
+# shellcheck disable=SC2154
+HELM=$bin_helm/helm
+kubectl() { tests/k8s/cluster.sh exec "$KUBECTL" "$@"; }
+helm() { tests/k8s/cluster.sh exec "$HELM" "$@"; }
+# kubectl, port-forwards, curl and load all run inside the cluster's namespace.
+local_sh() { tests/k8s/cluster.sh exec bash "$@"; }
+node_sh() { tests/k8s/cluster.sh exec bash "$@"; }
+node_touch() { touch "$1"; }
+CHART=$ROOT/charts/grpc-services
+NAMESPACE=grpc-services-test
+RELEASE=grpc-services
+IMAGE_REPOSITORY=${IMAGE%:*}
+IMAGE_TAG=${IMAGE##*:}
+PF_PORT=18081
+# shellcheck source=tests/k8s/checks.sh
+source tests/k8s/checks.sh
+
+all_checks="install helm_test port_forward balancing delete_pod restart_service1 restart_service2 upgrade scale existing_secret"
+for check in ${CHECKS:-$all_checks}; do
+  case $check in
+    install) run_check "a. helm install --wait: every pod Ready through native gRPC probes" check_install ;;
+    helm_test) run_check "b. helm test, right after install" check_helm_test ;;
+    port_forward) run_check "c. kubectl port-forward to service2, request id in both services' logs" check_port_forward ;;
+    balancing) run_check "d. 300 calls balanced per request over the 3 service1 pods (each >= 15 %)" check_balancing ;;
+    delete_pod) run_check "e. kubectl delete pod (service1) under load: no failed request" check_delete_pod ;;
+    restart_service1) run_check "e. rollout restart service1 under load: no failed request" check_restart_service1 ;;
+    restart_service2) run_check "e. rollout restart service2 under load: no failed request" check_restart_service2 ;;
+    upgrade) run_check "f. helm upgrade keeps the CA, mTLS works, no failed request" check_upgrade ;;
+    scale) run_check "g. scale service1 to 5, then 1: service2 follows within 30 s, no failed request" check_scale ;;
+    existing_secret) run_check "h. tls.mode=existingSecret with certgen's certificates" check_existing_secret ;;
+    *) die "unknown check $check" ;;
+  esac
+done
+checks_summary
