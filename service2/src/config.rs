@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use plumbing::config::{parse_nonzero_duration, CommonArgs, Validate};
+use plumbing::config::{parse_duration, parse_nonzero_duration, CommonArgs, Validate};
 
 use crate::target::Target;
 
@@ -40,6 +40,13 @@ pub struct Config {
     /// waits for a ready replica before failing with 503.
     #[arg(long, env = "SERVICE1_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub service1_connect_timeout: Duration,
+
+    /// At start, report ready only once a service1 replica is reachable, or
+    /// after this long without one (0s: at once). A new pod then takes
+    /// traffic only when it can serve it; after start, readiness never
+    /// depends on service1.
+    #[arg(long, env = "SERVICE1_STARTUP_WAIT", default_value = "20s", value_parser = parse_duration)]
+    pub service1_startup_wait: Duration,
 
     /// How often a dns:/// target is looked up again (sooner when the
     /// records' TTL is shorter, or right after a connection failure).

@@ -4,7 +4,7 @@
 use std::{io, net::SocketAddr, sync::Arc};
 
 use plumbing::{
-    admin::{self, Health},
+    admin::{self, Health, Phase},
     shutdown::{drain_then_stop, drain_within},
     tls::{client::Connector, ClientReloader},
 };
@@ -69,8 +69,12 @@ impl Application {
         pool.follow(config.service1_channel.clone(), self.resolver, config.service1_resolve_interval);
 
         let (tls, counts) = (self.tls.clone(), pool.clone());
-        // Readiness does not depend on service1: a service2 pod taken out of
-        // its Service would not bring service1 back, only cascade the outage.
+        // Readiness does not depend on service1 once started: a service2 pod
+        // taken out of its Service would not bring service1 back, only
+        // cascade the outage. At start it does, for at most
+        // SERVICE1_STARTUP_WAIT: a pod that has not found service1 yet would
+        // answer 503 to the first calls it is sent (`helm install --wait`
+        // and rollouts wait for readiness, so they wait for this too).
         let health = Health::new(&[], move || {
             let (ready, known) = counts.counts();
             let mut details = admin::tls_details(tls.as_ref().map(|t| t.status()));
@@ -91,11 +95,22 @@ impl Application {
             retry_floor_per_second: config.service1_retry_min_per_second,
         };
         let limits = &config.common.http;
+        let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
         let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
         let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
         let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
-        health.serving().await;
-        let both = async { tokio::try_join!(rest, admin).map(|_| ()) };
+        let started = async {
+            if !startup_wait.is_zero() {
+                // Found or not, the wait ends; the picked replica is unused.
+                drop(startup_pool.ready(startup_wait, None).await);
+            }
+            // SIGTERM during the wait: stay draining.
+            if health.phase() == Phase::Starting {
+                health.serving().await;
+            }
+            Ok(())
+        };
+        let both = async { tokio::try_join!(rest, admin, started).map(|_| ()) };
         drain_within(&listeners, config.common.shutdown.shutdown_grace, both).await.unwrap_or(Ok(()))
     }
 }

@@ -80,22 +80,50 @@ async fn livez_answers_and_readyz_shows_the_certificate_in_use() {
     assert!(ready.body["tls"]["not_after"].as_i64().is_some_and(|t| t > 0));
 }
 
+/// Polls service2's `/readyz` (its readiness signal) until it answers 200;
+/// at most 200 times, 50 ms apart.
+async fn readyz_once_ready(admin: std::net::SocketAddr) -> crate::Reply {
+    for _ in 0..200 {
+        let ready = get(&format!("http://{admin}/readyz"), None).await;
+        if ready.status == 200 {
+            return ready;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("service2 never became ready");
+}
+
 #[tokio::test]
-async fn service2_is_ready_without_service1_and_its_readyz_counts_ready_replicas() {
+async fn service2_becomes_ready_without_service1_after_its_startup_wait_and_readyz_counts_replicas() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let down = spawn_service2_with(closed, &[]).await;
+    let down = spawn_service2_with(closed, &["--service1-startup-wait", "200ms"]).await;
     let service1 = spawn_service1(&[]).await;
     let up = spawn_service2_with(service1.grpc_addr, &[]).await;
-    // A call makes sure the connection to service1 is up.
-    assert_eq!(get(&up.url("/api/v1/say-hello?name=x"), None).await.status, 200);
 
-    let without = get(&format!("http://{}/readyz", down.admin_addr), None).await;
-    let with = get(&format!("http://{}/readyz", up.admin_addr), None).await;
+    let without = readyz_once_ready(down.admin_addr).await;
+    let with = readyz_once_ready(up.admin_addr).await;
 
-    assert_eq!(without.status, 200, "readiness does not depend on service1");
-    assert_eq!(without.body["service1_endpoints"], json!({ "ready": 0, "known": 1 }));
+    assert_eq!(
+        without.body["service1_endpoints"],
+        json!({ "ready": 0, "known": 1 }),
+        "ready without service1"
+    );
     assert_eq!(with.body["service1_endpoints"], json!({ "ready": 1, "known": 1 }));
     assert_eq!(admin_status(up.admin_addr, "").await, ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn service2_is_not_ready_while_it_has_not_reached_service1_at_start() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let service2 = spawn_service2_with(closed, &["--service1-startup-wait", "1h"]).await;
+    // The call fails fast (no replica) and proves the service is answering.
+    assert_eq!(get(&service2.url("/api/v1/say-hello?name=x"), None).await.status, 503);
+
+    let readyz = get(&format!("http://{}/readyz", service2.admin_addr), None).await;
+
+    assert_eq!(readyz.status, 503);
+    assert_eq!(readyz.body["status"], "starting");
+    assert_eq!(admin_status(service2.admin_addr, "").await, ServingStatus::NotServing);
 }
 
 #[tokio::test]
