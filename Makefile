@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV_CERTS := $(addprefix certs/dev/,ca.crt service1.crt service1.key service2.crt service2.key)
 
-.PHONY: help build run test test-chart lint fmt certs bench image test-image test-kind fuzz stress
+.PHONY: help build run test test-chart lint fmt certs bench image test-image test-cluster test-kind fuzz stress
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ image: ## Build the container image grpc-services:latest (public base images)
 
 test-image: ## Build the image with podman and test it in containers (root; Debian: installs podman)
 	scripts/test-image.sh
+
+test-cluster: ## The chart on a throw-away Kubernetes built from source, in a network namespace (root; tests/k8s/README.md)
+	tests/k8s/run.sh
 
 test-kind: ## End to end on a kind cluster (needs docker or podman, kind, kubectl, helm)
 	tests/kind/run.sh

@@ -247,3 +247,28 @@ check_existing_secret() {
   kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
   return $status
 }
+
+# run_all_checks: a to h in order, or the subset named in $CHECKS
+# (e.g. CHECKS="install port_forward").
+run_all_checks() {
+  local all="install helm_test port_forward balancing delete_pod restart_service1 restart_service2 upgrade scale existing_secret"
+  local check
+  for check in ${CHECKS:-$all}; do
+    case $check in
+      install) run_check "a. helm install --wait: every pod Ready through native gRPC probes" check_install ;;
+      helm_test) run_check "b. helm test, right after install" check_helm_test ;;
+      port_forward) run_check "c. kubectl port-forward to service2; request id echoed and in both services' logs" check_port_forward ;;
+      balancing) run_check "d. 300 calls balanced per request over the 3 service1 pods (each >= 15 %)" check_balancing ;;
+      delete_pod) run_check "e. kubectl delete pod (service1) under load: no failed request" check_delete_pod ;;
+      restart_service1) run_check "e. rollout restart service1 under load: no failed request" check_restart_service1 ;;
+      restart_service2) run_check "e. rollout restart service2 under load: no failed request" check_restart_service2 ;;
+      upgrade) run_check "f. helm upgrade keeps the CA, mTLS works, no failed request" check_upgrade ;;
+      scale) run_check "g. scale service1 to 5, then 1: service2 follows within 30 s, no failed request" check_scale ;;
+      existing_secret) run_check "h. tls.mode=existingSecret with certgen's certificates" check_existing_secret ;;
+      *)
+        echo "unknown check $check"
+        return 1
+        ;;
+    esac
+  done
+}

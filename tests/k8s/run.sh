@@ -91,20 +91,5 @@ PF_PORT=18081
 # shellcheck source=tests/k8s/checks.sh
 source tests/k8s/checks.sh
 
-all_checks="install helm_test port_forward balancing delete_pod restart_service1 restart_service2 upgrade scale existing_secret"
-for check in ${CHECKS:-$all_checks}; do
-  case $check in
-    install) run_check "a. helm install --wait: every pod Ready through native gRPC probes" check_install ;;
-    helm_test) run_check "b. helm test, right after install" check_helm_test ;;
-    port_forward) run_check "c. kubectl port-forward to service2, request id in both services' logs" check_port_forward ;;
-    balancing) run_check "d. 300 calls balanced per request over the 3 service1 pods (each >= 15 %)" check_balancing ;;
-    delete_pod) run_check "e. kubectl delete pod (service1) under load: no failed request" check_delete_pod ;;
-    restart_service1) run_check "e. rollout restart service1 under load: no failed request" check_restart_service1 ;;
-    restart_service2) run_check "e. rollout restart service2 under load: no failed request" check_restart_service2 ;;
-    upgrade) run_check "f. helm upgrade keeps the CA, mTLS works, no failed request" check_upgrade ;;
-    scale) run_check "g. scale service1 to 5, then 1: service2 follows within 30 s, no failed request" check_scale ;;
-    existing_secret) run_check "h. tls.mode=existingSecret with certgen's certificates" check_existing_secret ;;
-    *) die "unknown check $check" ;;
-  esac
-done
+run_all_checks
 checks_summary

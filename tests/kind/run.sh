@@ -20,15 +20,11 @@
 #      RELEASE (grpc-services), KEEP_CLUSTER=1, LOCAL_PORT (18081).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=tests/kind/checks.sh
-source tests/kind/checks.sh
 
 CLUSTER=${KIND_CLUSTER:-grpc-services-test}
 NAMESPACE=${NAMESPACE:-grpc-services-test}
-RELEASE=${RELEASE:-grpc-services}
 KEEP_CLUSTER=${KEEP_CLUSTER:-0}
 LOCAL_PORT=${LOCAL_PORT:-18081}
-SERVICE1_PODS=app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component=service1
 
 log() { echo "test-kind: $*" >&2; }
 die() {
@@ -49,9 +45,7 @@ else
 fi
 
 tmp=$(mktemp -d)
-pf_pid=""
 teardown() {
-  [[ -n $pf_pid ]] && kill "$pf_pid" 2>/dev/null
   if [[ $KEEP_CLUSTER == 1 ]]; then
     log "keeping cluster $CLUSTER (kind delete cluster --name $CLUSTER)"
   else
@@ -77,46 +71,25 @@ else
   kind load image-archive "$tmp/image.tar" --name "$CLUSTER"
 fi
 
-# --- 2. install and helm test ------------------------------------------------------
-helm upgrade --install "$RELEASE" charts/grpc-services --namespace "$NAMESPACE" --create-namespace \
-  --set image.repository="$repository",image.tag=latest,image.pullPolicy=Never \
-  --wait --timeout 5m
-kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m
-kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service2" --timeout 2m
-helm test "$RELEASE" --namespace "$NAMESPACE" --logs --timeout 2m || die "helm test"
-
-# --- 3. port-forward and say-hello --------------------------------------------------
-kubectl -n "$NAMESPACE" port-forward "svc/$RELEASE-service2" "$LOCAL_PORT:80" >"$tmp/port-forward.log" 2>&1 &
-pf_pid=$!
-base=http://127.0.0.1:$LOCAL_PORT
-for _ in $(seq 60); do
-  curl -s -o /dev/null --max-time 2 "$base/livez" && break
-  sleep 0.5
-done
-request_id=kind-$$-$RANDOM
-check_say_hello "$base" "$request_id" kind || die "say-hello through the port-forward"
-
-# --- 4. every replica served calls, with their request ids in its log --------------
-call_many "$base" "$request_id-b" 60 || die "calls through the port-forward"
-sleep 2
-mapfile -t pods < <(kubectl -n "$NAMESPACE" get pods -l "$SERVICE1_PODS" -o name)
-((${#pods[@]} == 3)) || die "expected 3 service1 pods, found ${#pods[@]}"
-for pod in "${pods[@]}"; do
-  served=$(kubectl -n "$NAMESPACE" logs "$pod" | count_served "$request_id-b")
-  log "$pod served $served of the 60 calls"
-  ((served > 0)) || die "$pod served none of the 60 calls"
-done
-
-# --- 5. delete a service1 pod under load -------------------------------------------
-victim=${pods[0]}
-kubectl -n "$NAMESPACE" delete "$victim" --wait=true --timeout 90s >/dev/null &
-deleter=$!
-out=$(calls_during "$deleter" "$base") || die "deleting $victim under load: $out"
-wait "$deleter" || die "deleting $victim"
-log "deleting $victim under load: $out"
-
-# --- 6. uninstall (the cluster goes in the trap) -----------------------------------
-if [[ $KEEP_CLUSTER != 1 ]]; then
-  helm uninstall "$RELEASE" --namespace "$NAMESPACE" --wait --timeout 2m
-fi
-log "all kind checks passed"
+# --- 2. the live checks, shared with `make test-cluster` ----------------------------
+node=$CLUSTER-control-plane
+kubectl config use-context "kind-$CLUSTER" >/dev/null
+# A port-forward listens where kubectl runs; ClusterIPs and pod IPs are
+# reachable on the kind node, which has bash and curl.
+local_sh() { bash "$@"; }
+node_sh() {
+  local script=$1
+  shift
+  "$engine" exec -i "$node" bash -s -- "$@" <"$script"
+}
+node_touch() { "$engine" exec "$node" touch "$1"; }
+CHART=charts/grpc-services
+RELEASE=${RELEASE:-grpc-services}
+IMAGE_REPOSITORY=$repository
+IMAGE_TAG=latest
+PF_PORT=$LOCAL_PORT
+CHECKS_TMP=$tmp
+# shellcheck source=tests/k8s/checks.sh
+source tests/k8s/checks.sh
+run_all_checks
+checks_summary
