@@ -23,7 +23,7 @@
 #
 # Ends with `image tests: N passed, N failed`; exit status 1 if any failed.
 # Env: BASE_IMAGES=auto|public|local (auto), IMAGE (localhost/grpc-services:test),
-#      SKIP_BUILD=1 to test an IMAGE built already.
+#      SKIP_BUILD=1 to test an IMAGE built already, BUILD_ONLY=1 to only build it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -137,6 +137,8 @@ if [[ $SKIP_BUILD != 1 ]]; then
     --build-arg REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
     -t "$IMAGE" .
   log "built in $((SECONDS - build_start)) s"
+  # make test-cluster builds the image this way when it is missing.
+  [[ ${BUILD_ONLY:-0} != 1 ]] || exit 0
 else
   ensure_runtime "$IMAGE" /usr/local/bin/service2 --version
   # compose.yaml's certs step runs in the builder's Rust image: whichever is here.
