@@ -286,7 +286,7 @@ up() {
     down
   fi
   mkdir -p "$STATE/logs" "$STATE/pids" "$RUN"
-  ls /run/netns 2>/dev/null | grep '^cni-' >"$STATE/netns-before" || true
+  pod_netns >"$STATE/netns-before"
 
   # Save the kernel settings the kubelet changes, then set them.
   : >"$STATE/sysctls-before"
@@ -390,6 +390,15 @@ import_images() {
   done
 }
 
+# The network namespaces containerd makes for pods (cni-<uuid>).
+pod_netns() {
+  local path
+  for path in /run/netns/cni-*; do
+    [[ -e $path ]] && echo "${path##*/}"
+  done
+  return 0
+}
+
 # stop_pid NAME: SIGTERM, up to 10 s, then SIGKILL.
 stop_pid() {
   local file=$STATE/pids/$1 pid i
@@ -409,7 +418,9 @@ remove_pod_cgroups() {
   local hierarchy dir
   for hierarchy in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
     [[ -d $hierarchy ]] || continue
-    find "$hierarchy" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    find "$hierarchy" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r pid; do
+      kill -9 "$pid" 2>/dev/null || true
+    done
   done
   for hierarchy in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
     [[ -d $hierarchy ]] || continue
@@ -431,7 +442,15 @@ down() {
       "${ctr_[@]}" tasks delete -f "$id" >/dev/null 2>&1 || true
     done
   fi
-  for name in coredns kube-proxy kube-scheduler kube-controller-manager kube-apiserver containerd etcd; do
+  # Add-ons started later (cert-manager, a policy controller) have pid files too.
+  for file in "$STATE"/pids/*; do
+    name=${file##*/}
+    case $name in
+      '*' | kube-apiserver | containerd | etcd) ;;
+      *) stop_pid "$name" ;;
+    esac
+  done
+  for name in kube-apiserver containerd etcd; do
     stop_pid "$name"
   done
   # Shims outlive containerd; they carry our socket's path in their arguments.
@@ -442,7 +461,7 @@ down() {
     while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
   # Pod network namespaces containerd made for this cluster.
   if [[ -f $STATE/netns-before ]]; then
-    for name in $(ls /run/netns 2>/dev/null | grep '^cni-' | grep -vxFf "$STATE/netns-before"); do
+    for name in $(pod_netns | grep -vxFf "$STATE/netns-before"); do
       ip netns delete "$name" 2>/dev/null || true
     done
   fi
