@@ -31,6 +31,8 @@ def test_helm_test_calls_service2_with_the_charts_own_smoke_binary(default):
     assert container["image"] == default.container("service2")["image"]
     assert container["command"] == [
         "/usr/local/bin/smoke",
+        "--connect-wait",
+        "30",
         "http://hello-service2.demo.svc/api/v1/say-hello?name=helm",
         '"Hello, HELM!"',
     ]
@@ -44,5 +46,5 @@ def test_helm_test_follows_the_image_and_the_service_port():
     (pod,) = hook_pods(rendered)
     (container,) = pod["spec"]["containers"]
     assert container["image"] == "registry.local/gs:9.9.9"
-    assert container["command"][1] == "http://hello-service2.prod.svc:8000/api/v1/say-hello?name=helm"
+    assert container["command"][3] == "http://hello-service2.prod.svc:8000/api/v1/say-hello?name=helm"
     assert "kubectl port-forward svc/hello-service2 8081:8000 -n prod" in rendered.notes

@@ -70,7 +70,9 @@ readyz() { kubectl get --raw "/api/v1/namespaces/$1/pods/$2:$3/proxy/readyz"; }
 service2_endpoints() {
   local pod out=()
   for pod in $(kubectl -n "$1" get pods -l "$(s2_selector "$2")" --field-selector=status.phase=Running -o name); do
-    out+=("$(readyz "$1" "${pod#pod/}" 9081 | python3 -c 'import json,sys; e=json.load(sys.stdin)["service1_endpoints"]; print(f"{e[\"ready\"]}/{e[\"known\"]}")')")
+    out+=("$(readyz "$1" "${pod#pod/}" 9081 | python3 -c 'import json, sys
+e = json.load(sys.stdin)["service1_endpoints"]
+print("%s/%s" % (e["ready"], e["known"]))')")
   done
   echo "${out[*]}"
 }
@@ -169,15 +171,16 @@ check_restart_service1() { under_load "rollout restart service1" rollout "$RELEA
 check_restart_service2() { under_load "rollout restart service2" rollout "$RELEASE-service2"; }
 
 # --- f. upgrade ---------------------------------------------------------------------
-ca_of() { kubectl -n "$NAMESPACE" get secret "$1" -o jsonpath='{.data.ca\.crt}' | sha256sum | cut -c1-16; }
+# data_of SECRET: a digest of the Secret's data (certificates and keys).
+data_of() { kubectl -n "$NAMESPACE" get secret "$1" -o jsonpath='{.data}' | sha256sum | cut -c1-16; }
 check_upgrade() {
   local secrets before after
   secrets=$(kubectl -n "$NAMESPACE" get secrets -l "app.kubernetes.io/instance=$RELEASE" -o name | sort)
-  before=$(for s in $secrets; do echo "$s $(ca_of "${s#secret/}")"; done)
+  before=$(for s in $secrets; do echo "$s $(data_of "${s#secret/}")"; done)
   under_load "helm upgrade (tls.reloadIntervalSeconds changed: both Deployments roll)" \
     helm_install "$RELEASE" "$NAMESPACE" --reuse-values --set tls.reloadIntervalSeconds=4 || return 1
-  after=$(for s in $secrets; do echo "$s $(ca_of "${s#secret/}")"; done)
-  echo "TLS Secrets and their CA before: $(tr '\n' ' ' <<<"$before")"
+  after=$(for s in $secrets; do echo "$s $(data_of "${s#secret/}")"; done)
+  echo "TLS Secrets (digest of their data) before and after: $(tr '\n' ' ' <<<"$before")"
   [[ -n $secrets && $before == "$after" ]] || {
     echo "after: $(tr '\n' ' ' <<<"$after")"
     return 1

@@ -1,5 +1,13 @@
-//! `smoke URL EXPECTED_BODY`: one `GET` over plain HTTP/1.1; exits 0 when
-//! the answer is 200 with exactly EXPECTED_BODY, 1 otherwise, 2 on bad usage.
+//! `smoke [--connect-wait SECONDS] URL EXPECTED_BODY`: one `GET` over plain
+//! HTTP/1.1; exits 0 when the answer is 200 with exactly EXPECTED_BODY, 1
+//! otherwise, 2 on bad usage.
+//!
+//! `--connect-wait` keeps trying to connect, for that long, while the
+//! connection is refused. A Kubernetes Service whose pods are Ready still
+//! refuses connections until kube-proxy has caught up with its endpoints (a
+//! second or so): `helm test` right after `helm install --wait` would fail
+//! on that. Only refusals are retried, and the one request is then judged
+//! as it is.
 //!
 //! It ships in the image so that checks need no shell and no curl image: the
 //! chart's `helm test` hook and `scripts/test-image.sh` run it, e.g.
@@ -18,10 +26,26 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Larger responses are refused: a smoke test expects a few bytes.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
+/// The longest `--connect-wait`.
+const MAX_CONNECT_WAIT_SECONDS: u64 = 600;
+/// Between refused connection attempts.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
 fn main() -> ExitCode {
+    let usage = "usage: smoke [--connect-wait SECONDS] URL EXPECTED_BODY   (e.g. smoke http://host:8081/path '\"ok\"')";
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [url, expected] = args.as_slice() else {
-        eprintln!("usage: smoke URL EXPECTED_BODY   (e.g. smoke http://host:8081/path '\"ok\"')");
+    let (connect_wait, args) = match args.as_slice() {
+        [flag, seconds, rest @ ..] if flag == "--connect-wait" => match seconds.parse::<u64>() {
+            Ok(s) if s <= MAX_CONNECT_WAIT_SECONDS => (Duration::from_secs(s), rest),
+            _ => {
+                eprintln!("smoke: --connect-wait takes whole seconds, at most {MAX_CONNECT_WAIT_SECONDS}");
+                return ExitCode::from(2);
+            }
+        },
+        rest => (Duration::ZERO, rest),
+    };
+    let [url, expected] = args else {
+        eprintln!("{usage}");
         return ExitCode::from(2);
     };
     let target = match Target::parse(url) {
@@ -31,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match get(&target) {
+    match get(&target, connect_wait) {
         Ok(r) if r.status == 200 && r.body == expected.as_bytes() => {
             println!("smoke: ok: GET {url} -> 200 {}", show(&r.body));
             ExitCode::SUCCESS
@@ -111,20 +135,38 @@ struct Response {
     body: Vec<u8>,
 }
 
-fn get(target: &Target) -> Result<Response, String> {
-    let addrs = target.addr.to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", target.addr))?;
-    let mut last_error = format!("{} resolves to no address", target.addr);
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
+/// Connects to one of `target`'s addresses; while every one refuses, tries
+/// again until `wait` has passed.
+fn connect(target: &Target, wait: Duration) -> Result<TcpStream, String> {
+    let give_up = Instant::now() + wait;
+    let mut said_so = false;
+    loop {
+        let addrs =
+            target.addr.to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", target.addr))?;
+        let mut last_error = format!("{} resolves to no address", target.addr);
+        let mut all_refused = true;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => {
+                    all_refused &= e.kind() == std::io::ErrorKind::ConnectionRefused;
+                    last_error = format!("cannot connect to {addr}: {e}");
+                }
             }
-            Err(e) => last_error = format!("cannot connect to {addr}: {e}"),
         }
+        if !all_refused || Instant::now() + CONNECT_RETRY_PAUSE > give_up {
+            return Err(last_error);
+        }
+        if !said_so {
+            eprintln!("smoke: {} refuses connections; trying again for up to {wait:?}", target.addr);
+            said_so = true;
+        }
+        std::thread::sleep(CONNECT_RETRY_PAUSE);
     }
-    let mut stream = stream.ok_or(last_error)?;
+}
+
+fn get(target: &Target, connect_wait: Duration) -> Result<Response, String> {
+    let mut stream = connect(target, connect_wait)?;
     let deadline = Instant::now() + IO_TIMEOUT;
     let io = |e: std::io::Error| format!("talking to {}: {e}", target.addr);
 
