@@ -24,10 +24,10 @@ checks_failed=0
 # run_check NAME FUNCTION ARGS...: runs one check, prints "ok"/"FAIL" with its
 # last line of output.
 run_check() {
-  local name=$1 out status
+  local name=$1 out status line
   shift
   out=$("$@" 2>&1) && status=0 || status=$?
-  if [[ -n $out ]]; then sed 's/^/     /' <<<"$out"; fi
+  if [[ -n $out ]]; then while IFS= read -r line; do echo "     $line"; done <<<"$out"; fi
   if ((status == 0)); then
     checks_passed=$((checks_passed + 1))
     echo "ok   - $name"
@@ -42,8 +42,8 @@ checks_summary() {
   ((checks_failed == 0))
 }
 
-s1_selector() { echo "app.kubernetes.io/instance=${1:-$RELEASE},app.kubernetes.io/component=service1"; }
-s2_selector() { echo "app.kubernetes.io/instance=${1:-$RELEASE},app.kubernetes.io/component=service2"; }
+s1_selector() { echo "app.kubernetes.io/instance=$1,app.kubernetes.io/component=service1"; }
+s2_selector() { echo "app.kubernetes.io/instance=$1,app.kubernetes.io/component=service2"; }
 
 # helm_install RELEASE NAMESPACE ARGS...: install or upgrade with the local image,
 # never pulled.
@@ -81,8 +81,8 @@ print("%s/%s" % (e["ready"], e["known"]))')")
 check_install() {
   helm_install "$RELEASE" "$NAMESPACE" || return 1
   local s1 s2 probe
-  s1=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
-  s2=$(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector)" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
+  s1=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
+  s2=$(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector "$RELEASE")" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
   probe=$(kubectl -n "$NAMESPACE" get deploy "$RELEASE-service1" -o jsonpath='{.spec.template.spec.containers[0].readinessProbe.grpc.port}')
   echo "service1 pods ready: $s1; service2 pods ready: $s2; readiness probe: grpc on port $probe"
   [[ $s1 == "true true true " && $s2 == "true true " && $probe == 9080 ]]
@@ -105,10 +105,10 @@ check_port_forward() {
     return 1
   }
   echo "$out"
-  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector)" -o name); do
+  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector "$RELEASE")" -o name); do
     kubectl -n "$NAMESPACE" logs "$pod" | grep -qF "\"request_id\":\"$request_id\"" && s2_hits=$((s2_hits + 1))
   done
-  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o name); do
+  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o name); do
     kubectl -n "$NAMESPACE" logs "$pod" | grep -F "\"request_id\":\"$request_id\"" | grep -qF 'grpc call served' &&
       s1_hits=$((s1_hits + 1))
   done
@@ -123,7 +123,7 @@ check_balancing() {
   out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "$prefix" 300)
   echo "300 calls through service2's ClusterIP: $out"
   [[ $out == "sent 300 failed 0" ]] || ok=1
-  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o name); do
+  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o name); do
     served=$(kubectl -n "$NAMESPACE" logs "$pod" | grep -F "\"request_id\":\"$prefix-" | grep -cF 'grpc call served')
     echo "$pod served $served (at least $min wanted: 15 %)"
     ((served >= min)) || ok=1
@@ -160,7 +160,7 @@ rollout() {
 # Deletes one service1 pod and waits until the Deployment is whole again.
 delete_one_service1_pod() {
   local victim
-  victim=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector)" -o name | head -1)
+  victim=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o name | head -1)
   kubectl -n "$NAMESPACE" delete "$victim" --wait=true --timeout 90s &&
     kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m
 }
@@ -200,7 +200,7 @@ scale_and_follow() {
   kubectl -n "$NAMESPACE" scale "deploy/$RELEASE-service1" --replicas "$n" &&
     kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m || return 1
   # Pods scaled away are gone from DNS only once they finish draining.
-  kubectl -n "$NAMESPACE" wait --for=delete pod -l "$(s1_selector)" --field-selector=status.phase!=Running --timeout 60s >/dev/null 2>&1 || true
+  kubectl -n "$NAMESPACE" wait --for=delete pod -l "$(s1_selector "$RELEASE")" --field-selector=status.phase!=Running --timeout 60s >/dev/null 2>&1 || true
   for ((i = 0; i < 30; i++)); do
     seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
     if [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$n/$n" ]]; then
@@ -236,7 +236,7 @@ check_existing_secret() {
     --from-file=tls.key="$dir/service2.key" --from-file=ca.crt="$dir/ca.crt" >/dev/null
   rm -rf "$dir"
   if helm_install "$release" "$namespace" --set tls.mode=existingSecret \
-    --set tls.existingSecret.service1="$release-s1-tls",tls.existingSecret.service2="$release-s2-tls" \
+    --set "tls.existingSecret.service1=$release-s1-tls,tls.existingSecret.service2=$release-s2-tls" \
     --set service1.replicas=2,service2.replicas=1 >/dev/null; then
     url=$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=existing)
     out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" existing 20)
@@ -268,6 +268,7 @@ run_all_checks() {
       upgrade) run_check "f. helm upgrade keeps the CA, mTLS works, no failed request" check_upgrade ;;
       scale) run_check "g. scale service1 to 5, then 1: service2 follows within 30 s, no failed request" check_scale ;;
       existing_secret) run_check "h. tls.mode=existingSecret with certgen's certificates" check_existing_secret ;;
+      network_policy) ;; # j: the runner's, since it needs a policy controller
       *)
         echo "unknown check $check"
         return 1

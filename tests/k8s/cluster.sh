@@ -18,6 +18,8 @@
 #   cluster.sh down    stop everything, unmount, delete the namespace and state
 #   cluster.sh exec    run a command inside the cluster's network namespace
 #   cluster.sh import  IMAGE...: put podman images into the node's containerd
+#   cluster.sh client NAME USER: a client certificate and $STATE/NAME.kubeconfig
+#   cluster.sh add-on NAME CMD...: start an add-on in the namespace (pid kept)
 #
 # Env: BIN_DIR (where tests/k8s/tools/build.sh put the binaries), TOOLS_BIN
 # (coredns, helm, pause), STATE (/var/lib/grpc-services-k8s).
@@ -473,8 +475,26 @@ down() {
   rm -rf "$STATE" "$RUN"
 }
 
+# add_on NAME CMD...: starts an add-on (a policy controller, say) inside the
+# namespace, like the components; `down` stops it by its pid file.
+add_on() {
+  local name=$1
+  shift
+  mkdir -p "$STATE/logs" "$STATE/pids"
+  start "$name" "$@"
+}
+
 case ${1:-} in
   up) up ;;
+  client)
+    # client NAME USER: a client certificate for USER and $STATE/NAME.kubeconfig.
+    sign "$2" "/CN=$3"
+    kubeconfig "$2"
+    ;;
+  add-on)
+    shift
+    add_on "$@"
+    ;;
   down) down ;;
   exec)
     shift
@@ -484,5 +504,5 @@ case ${1:-} in
     shift
     import_images "$@"
     ;;
-  *) die "usage: $0 up|down|exec CMD...|import IMAGE..." ;;
+  *) die "usage: $0 up|down|exec CMD...|import IMAGE...|client NAME USER|add-on NAME CMD..." ;;
 esac

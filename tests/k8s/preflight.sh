@@ -19,6 +19,7 @@ declare -A tools=(
   [runc]="runc"
   [iptables]="iptables (kube-proxy's iptables mode)"
   [conntrack]="conntrack (kube-proxy clears stale UDP entries with it)"
+  [ipset]="ipset (kube-router's NetworkPolicy rules)"
   [nsenter]="util-linux"
   [ip]="iproute2"
   [openssl]="openssl (the cluster's certificates)"
@@ -59,7 +60,9 @@ if command -v ip >/dev/null && command -v iptables >/dev/null; then
       "-t nat -A POSTROUTING -j MASQUERADE" \
       "-t nat -A OUTPUT -p tcp -d 10.0.0.1 -j DNAT --to-destination 10.0.0.2:80" \
       "-t filter -A INPUT -m conntrack --ctstate INVALID -j DROP" \
-      "-t filter -A INPUT -p tcp -m multiport --dports 1,2 -j RETURN"; do
+      "-t filter -A INPUT -p tcp -m multiport --dports 1,2 -j RETURN" \
+      "-t filter -A INPUT -m limit --limit 10/minute -j NFLOG --nflog-group 100" \
+      "-t filter -A INPUT -p tcp -j REJECT"; do
       # shellcheck disable=SC2086 # the rule is a list of words
       inside iptables -w 5 $rule >/dev/null 2>&1 || missing "iptables cannot add '$rule' (a kernel module kube-proxy needs)"
     done

@@ -36,7 +36,7 @@ tests/k8s/preflight.sh || die "preflight failed: see above"
 
 # --- 2. binaries --------------------------------------------------------------------
 build_start=$SECONDS
-eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z]*\)=/bin_\1=/')"
+eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z_]*\)=/bin_\1=/')"
 # shellcheck disable=SC2154 # set by the eval above
 export BIN_DIR=$bin_kubernetes TOOLS_BIN=$bin_coredns
 log "binaries ready in $((SECONDS - build_start)) s: $BIN_DIR"
@@ -90,6 +90,17 @@ IMAGE_TAG=${IMAGE##*:}
 PF_PORT=18081
 # shellcheck source=tests/k8s/checks.sh
 source tests/k8s/checks.sh
+# shellcheck source=tests/k8s/network-policy.sh
+source tests/k8s/network-policy.sh
 
 run_all_checks
+# Last: kube-router adds a firewall chain for every pod, which the checks
+# above should not depend on.
+if [[ -z ${CHECKS:-} || " $CHECKS " == *" network_policy "* ]]; then
+  if network_policy_start; then
+    run_check "j. networkPolicy.enabled: only service2 reaches service1's gRPC port (enforced by kube-router)" check_network_policy
+  else
+    run_check "j. kube-router (NetworkPolicy enforcement) starts" false
+  fi
+fi
 checks_summary

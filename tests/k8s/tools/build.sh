@@ -11,6 +11,8 @@
 #   pause:      ./pause, the pod sandbox program (no deps)
 #   coredns:    ./coredns, its own module
 #   helm:       ./helm, its own module
+#   tcp-probe:  ./tcp-probe, the NetworkPolicy check's client (no deps)
+#   kube-router: ./kube-router, its own module (NetworkPolicy enforcement)
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$(cd ../../.. && pwd)/target/k8s-bin}
@@ -31,7 +33,7 @@ build() {
     (cd "$dir" && go build -trimpath -o "$dest/" "$@")
     touch "$dest/.complete"
   fi
-  echo "$name=$dest"
+  echo "${name//-/_}=$dest"
 }
 
 minor=${K8S_VERSION#v1.}
@@ -49,8 +51,14 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-prox
 done
 build kubernetes "$K8S_VERSION" . -- -tags selinux,notest -ldflags "$ldflags" "${k8s_pkgs[@]}" ./etcd
 build pause 1 . -- -ldflags "-s -w" ./pause
+build tcp-probe 1 . -- -ldflags "-s -w" ./tcp-probe
 coredns_version=$(module_version coredns github.com/coredns/coredns)
 build coredns "$coredns_version" coredns -- -ldflags "-s -w" github.com/coredns/coredns
 helm_version=$(module_version helm helm.sh/helm/v4)
 build helm "$helm_version" helm -- \
   -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" helm.sh/helm/v4/cmd/helm
+kube_router_version=$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)
+build kube-router "$kube_router_version" kube-router -- -ldflags "-s -w \
+  -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$kube_router_version \
+  -X github.com/cloudnativelabs/kube-router/v2/pkg/version.BuildDate=1970-01-01T00:00:00Z" \
+  github.com/cloudnativelabs/kube-router/v2/cmd/kube-router

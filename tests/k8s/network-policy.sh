@@ -1,0 +1,200 @@
+# shellcheck shell=bash
+# Check j: NetworkPolicy enforced for real, by kube-router's network policy
+# controller (github.com/cloudnativelabs/kube-router/v2, built from its module
+# in tests/k8s/tools/kube-router) run as a host process inside the cluster's
+# network namespace with only the firewall on. It writes iptables rules and
+# ipsets in that namespace, which is where our ptp CNI routes every pod's
+# traffic (FORWARD for pod to pod, OUTPUT for the node to a pod).
+#
+# Why not sigs.k8s.io/kube-network-policies: it sends packets to user space
+# with the nftables `queue` statement, and this kernel has no nft_queue
+# (CONFIG_NFT_QUEUE unset): `nft add rule ... queue num 100` fails with
+# "Error: Could not process rule: No such file or directory".
+#
+# Needs Debian's `ipset` (kube-router runs the ipset program) besides
+# iptables; podman to build the probe image.
+#
+# Source it in tests/k8s/run.sh after checks.sh, with STATE exported,
+# KUBE_ROUTER_BIN and TCP_PROBE_BIN set to the build folders, then:
+#
+#   network_policy_start   RBAC, the probe image, kube-router (pid in
+#                          $STATE/pids/kube-router, log in
+#                          $STATE/logs/kube-router.log)
+#   run_check "j. ..." check_network_policy
+
+NETWORK_POLICY_SH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KUBE_ROUTER_BIN=${KUBE_ROUTER_BIN:-${bin_kube_router:-}}
+TCP_PROBE_BIN=${TCP_PROBE_BIN:-${bin_tcp_probe:-}}
+TCP_PROBE_IMAGE=localhost/tcp-probe:test
+KUBE_ROUTER_USER=grpc-services-test:kube-router
+# The cluster's Service range (cluster.sh SERVICE_CIDR) and node name.
+KUBE_ROUTER_SERVICE_CIDR=10.215.0.0/24
+KUBE_ROUTER_NODE=grpc-services-node
+
+# The RBAC of kube-router's own manifests (daemonset/generic-kuberouter.yaml),
+# reduced to what the firewall reads: it builds informers for all of these.
+kube_router_rbac() {
+  cat <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "$KUBE_ROUTER_USER"}
+rules:
+- apiGroups: [""]
+  resources: [namespaces, pods, services, nodes, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "$KUBE_ROUTER_USER"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "$KUBE_ROUTER_USER"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "$KUBE_ROUTER_USER"}
+EOF
+}
+
+network_policy_start() {
+  local ctx i
+  [[ -x $KUBE_ROUTER_BIN/kube-router ]] || {
+    echo "no kube-router in KUBE_ROUTER_BIN=$KUBE_ROUTER_BIN (tests/k8s/tools/build.sh)" >&2
+    return 1
+  }
+  command -v ipset >/dev/null || {
+    echo "kube-router needs the ipset program: apt-get install ipset" >&2
+    return 1
+  }
+  # The probe's image, FROM scratch like the pause image, into the node's containerd.
+  ctx=$(mktemp -d)
+  cp "$TCP_PROBE_BIN/tcp-probe" "$NETWORK_POLICY_SH_DIR/tools/tcp-probe/Containerfile" "$ctx/"
+  podman build -q -t "$TCP_PROBE_IMAGE" "$ctx" >/dev/null || return 1
+  rm -rf "$ctx"
+  "$NETWORK_POLICY_SH_DIR/cluster.sh" import "$TCP_PROBE_IMAGE" || return 1
+  kube_router_rbac | kubectl apply -f - >/dev/null || return 1
+  "$NETWORK_POLICY_SH_DIR/cluster.sh" client kube-router "$KUBE_ROUTER_USER" || return 1
+  kubectl --kubeconfig "$STATE/kube-router.kubeconfig" get -A \
+    nodes,namespaces,pods,services,endpoints,endpointslices,networkpolicies >/dev/null || return 1
+  # Only the firewall: no BGP routing (ptp routes pods already), no IPVS
+  # proxy (kube-proxy is the proxy). No podCIDR is needed: the firewall knows
+  # pods by their IPs (pod.status.podIPs) and which are local by
+  # pod.status.hostIP == the node's InternalIP.
+  "$NETWORK_POLICY_SH_DIR/cluster.sh" add-on kube-router "$KUBE_ROUTER_BIN/kube-router" \
+    --kubeconfig="$STATE/kube-router.kubeconfig" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --hostname-override="$KUBE_ROUTER_NODE" \
+    --service-cluster-ip-range="$KUBE_ROUTER_SERVICE_CIDR" \
+    --enable-ipv4=true --enable-ipv6=false \
+    --health-port=20244 --metrics-port=0 || return 1
+  for ((i = 0; i < 120; i++)); do
+    if "$NETWORK_POLICY_SH_DIR/cluster.sh" exec curl -sf http://127.0.0.1:20244/healthz >/dev/null 2>&1 &&
+      "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables -S KUBE-ROUTER-FORWARD >/dev/null 2>&1; then
+      return 0
+    fi
+    kill -0 "$(cat "$STATE/pids/kube-router")" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "kube-router is not up (log: $STATE/logs/kube-router.log):" >&2
+  tail -5 "$STATE/logs/kube-router.log" >&2
+  return 1
+}
+
+# --- j. NetworkPolicy ----------------------------------------------------------------
+
+# probe NAMESPACE NAME ADDR...: a tcp-probe pod (labels of no service) that
+# tries a TCP connect to each ADDR; prints its "ADDR open|closed (...)" lines.
+probe() {
+  local ns=$1 name=$2 args
+  shift 2
+  args=$(printf '"%s",' -timeout 3s "$@")
+  kubectl -n "$ns" delete pod "$name" --ignore-not-found --wait=true >/dev/null 2>&1
+  kubectl apply -f - >/dev/null <<EOF || return 1
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  namespace: $ns
+  labels: {app.kubernetes.io/name: tcp-probe}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext: {runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: probe
+    image: $TCP_PROBE_IMAGE
+    imagePullPolicy: Never
+    args: [${args%,}]
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL]}
+EOF
+  kubectl -n "$ns" wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$name" --timeout 90s >/dev/null || {
+    echo "probe pod $name: $(kubectl -n "$ns" get pod "$name" -o jsonpath='{.status.phase}')"
+    return 1
+  }
+  kubectl -n "$ns" logs "$name"
+  kubectl -n "$ns" delete pod "$name" --wait=false >/dev/null 2>&1
+}
+
+# policy_programmed NAMESPACE POLICY: kube-router has rules for POLICY (its
+# comments name the policy and its namespace).
+policy_programmed() {
+  "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter | grep -F "policy name $2 namespace $1" >/dev/null
+}
+
+# check_network_policy: a release in its own namespace. Without policies a
+# tcp-probe pod in that namespace opens service1's gRPC port (the baseline);
+# after `helm upgrade --set networkPolicy.enabled=true` the same probe cannot
+# open it but still opens service1's admin port (allowed from any pod: the
+# probe's network works), and say-hello through service2 (allowed to service1's
+# gRPC port) has no failed call.
+# shellcheck disable=SC2153 # NAMESPACE comes from the runner
+check_network_policy() {
+  local release=np namespace=$NAMESPACE-netpol status=0 targets=() ip out url i
+  if ! helm_install "$release" "$namespace" --set networkPolicy.enabled=false \
+    --set service1.replicas=2,service2.replicas=1 >/dev/null; then
+    echo "helm install failed"
+    status=1
+  fi
+  if ((status == 0)); then
+    for ip in $(kubectl -n "$namespace" get pods -l "$(s1_selector "$release")" -o jsonpath='{.items[*].status.podIP}'); do
+      targets+=("$ip:50051" "$ip:9080")
+    done
+    out=$(probe "$namespace" tcp-probe-before "${targets[@]}") || status=1
+    echo "without NetworkPolicy: $(tr '\n' ';' <<<"$out")"
+    # Baseline: every port opens, so a closed port below is the policy's doing.
+    [[ -n $out && $(grep -c ' open$' <<<"$out") == "${#targets[@]}" ]] || status=1
+  fi
+  if ((status == 0)); then
+    helm_install "$release" "$namespace" --reuse-values --set networkPolicy.enabled=true >/dev/null || status=1
+    for ((i = 0; i < 60; i++)); do
+      policy_programmed "$namespace" "$release-service1" && break
+      sleep 0.5
+    done
+    echo "kube-router programmed $release-service1 after $((i / 2))s"
+    out=$(probe "$namespace" tcp-probe-after "${targets[@]}") || status=1
+    echo "with NetworkPolicy: $(tr '\n' ';' <<<"$out")"
+    for ip in "${targets[@]}"; do
+      case $ip in
+        *:50051) grep -qxF "$ip open" <<<"$out" && status=1 ;;
+        *:9080) grep -qxF "$ip open" <<<"$out" || status=1 ;;
+      esac
+    done
+    grep -q ':50051 closed' <<<"$out" || status=1
+    url=$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=netpol)
+    out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" netpol 20)
+    echo "say-hello through service2 with NetworkPolicy: $out"
+    [[ $out == "sent 20 failed 0" ]] || status=1
+  fi
+  if ((status != 0)); then
+    kubectl -n "$namespace" get networkpolicies,pods -o wide 2>&1 | tail -8
+    tail -5 "$STATE/logs/kube-router.log"
+  fi
+  helm uninstall "$release" --namespace "$namespace" --wait >/dev/null 2>&1 || true
+  kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
+  return $status
+}
