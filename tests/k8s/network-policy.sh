@@ -109,7 +109,7 @@ network_policy_start() {
 probe() {
   local ns=$1 name=$2 args
   shift 2
-  args=$(printf '"%s",' -timeout 3s "$@")
+  args=$(printf '"%s",' -retry 15s "$@")
   kubectl -n "$ns" delete pod "$name" --ignore-not-found --wait=true >/dev/null 2>&1
   kubectl apply -f - >/dev/null <<EOF || return 1
 apiVersion: v1
