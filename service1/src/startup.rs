@@ -87,7 +87,7 @@ impl Application {
                 // Outermost first: the access line and request span cover
                 // every call, shed and refused ones included; shedding comes
                 // before the identity check, which is cheap but not free.
-                .layer(ObserveLayer)
+                .layer(ObserveLayer::new(&[crate::grpc::METHODS, plumbing::grpc::HEALTH_METHODS].concat()))
                 .layer(LimitsLayer::new(config.grpc_max_concurrent_calls as usize))
                 .layer(AuthorizeLayer::new(allowed))
                 .add_service(health.grpc_service())

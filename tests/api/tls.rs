@@ -284,7 +284,7 @@ async fn a_broken_replacement_is_refused_and_the_old_certificate_stays_in_use() 
     assert!(ready.body["tls"]["last_reload_error"].as_str().is_some_and(|e| e.contains("tls.key")));
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub(crate) fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
