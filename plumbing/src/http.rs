@@ -35,7 +35,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-use crate::{config::HttpLimits, metrics, request_id, telemetry, ApiError, ErrorKind, RequestId};
+use crate::{
+    config::HttpLimits, head_errors::HeadErrors, metrics, request_id, telemetry, ApiError, ErrorKind,
+    RequestId,
+};
 
 /// Wraps a service's routes in the layers every HTTP port has.
 pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
@@ -120,7 +123,13 @@ async fn observe(mut request: Request, next: Next) -> Response {
     }
     request.extensions_mut().insert(id.clone());
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match host_error(&request) {
+        Some(error) => span.in_scope(|| {
+            tracing::debug!("refusing an HTTP/1.1 request without exactly one Host header");
+            error.into_response()
+        }),
+        None => next.run(request).instrument(span.clone()).await,
+    };
 
     response.headers_mut().insert(request_id::HEADER, id.header_value().clone());
     let status = response.status().as_u16();
@@ -140,6 +149,14 @@ async fn observe(mut request: Request, next: Next) -> Response {
         "http request served"
     );
     response
+}
+
+/// An HTTP/1.1 request must carry exactly one Host header (RFC 9112 3.2);
+/// HTTP/1.0 need not, and HTTP/2 has `:authority` instead.
+fn host_error(request: &Request) -> Option<ApiError> {
+    let hosts = request.headers().get_all(http::header::HOST).iter().count();
+    (request.version() == http::Version::HTTP_11 && hosts != 1)
+        .then(|| ApiError::new(ErrorKind::InvalidInput, "an HTTP/1.1 request needs exactly one Host header"))
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -205,7 +222,8 @@ pub async fn serve(
         // head is timed from its accept.
         let activity = Activity::new();
         connections.spawn(async move {
-            let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
+            let tracked = Tracked { inner: tcp, activity: activity.clone() };
+            let io = TokioIo::new(HeadErrors::new(tracked));
             let service = TowerToHyperService::new(InFlight { inner: router, activity: activity.clone() });
             let connection = builder.serve_connection_with_upgrades(io, service);
             let head_check = tokio::time::sleep(header_read_timeout);
