@@ -30,7 +30,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
-        let tls = config.common.tls.load(ServerReloader::server)?;
+        let name = config.server_name().map_err(io::Error::other)?;
+        let tls = config.common.tls.load(|files| ServerReloader::server(files, name))?;
         let listen = &config.common.listen;
         let rest = listen.bind(config.port)?;
         let grpc = listen.bind(config.grpc_port)?;
