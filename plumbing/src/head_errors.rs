@@ -11,9 +11,10 @@
 //!
 //! hyper's answer is recognised by its shape: one of those three statuses,
 //! a head with no `Content-Type` and nothing after it, written on its own.
-//! Every response our routers make has a `Content-Type`, so none can be
-//! mistaken for it. An HTTP/2 connection never matches (its frames are
-//! binary, and h2 answers an oversized header list itself). When a client
+//! Every response our routers make has a `Content-Type`, and no body of
+//! theirs holds a bare blank line (JSON escapes line ends), so none can be
+//! mistaken for it. HTTP/2 connections (those that open with the preface)
+//! are left alone: h2 answers an oversized header list itself. When a client
 //! pipelines a bad head behind a good request, hyper may write its answer
 //! in one piece with the previous response; that answer is left as hyper
 //! wrote it.
@@ -38,8 +39,13 @@ pin_project_lite::pin_project! {
         head_began: Option<Instant>,
         // Our answer, while it is being written in place of hyper's.
         answer: Option<Answer>,
+        // Whether the connection's first bytes were an HTTP/2 preface.
+        http2: Option<bool>,
     }
 }
+
+/// How an HTTP/2 connection's first bytes begin.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 struct Answer {
     bytes: Vec<u8>,
@@ -50,7 +56,7 @@ struct Answer {
 
 impl<T> HeadErrors<T> {
     pub(crate) fn new(inner: T) -> Self {
-        Self { inner, head_began: Some(Instant::now()), answer: None }
+        Self { inner, head_began: Some(Instant::now()), answer: None, http2: None }
     }
 }
 
@@ -76,6 +82,9 @@ impl<T: AsyncWrite> HeadErrors<T> {
 
     /// Starts our answer if `head` is hyper's own answer to a bad head.
     fn intercept(self: Pin<&mut Self>, head: &[u8]) -> bool {
+        if self.http2 != Some(false) {
+            return false;
+        }
         let Some(kind) = parse_error_kind(head) else { return false };
         let this = self.project();
         let elapsed = this.head_began.map_or(0.0, |t| t.elapsed().as_secs_f64());
@@ -89,7 +98,17 @@ impl<T: AsyncRead> AsyncRead for HeadErrors<T> {
         let this = self.project();
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
-        if this.head_began.is_none() && buf.filled()[before..].iter().any(|b| !matches!(b, b'\r' | b'\n')) {
+        let read = &buf.filled()[before..];
+        if this.http2.is_none() && !read.is_empty() {
+            // Decided once the first bytes agree with the preface or not.
+            let n = read.len().min(PREFACE.len());
+            if read[..n] != PREFACE[..n] {
+                *this.http2 = Some(false);
+            } else if n == PREFACE.len() {
+                *this.http2 = Some(true);
+            }
+        }
+        if this.head_began.is_none() && read.iter().any(|b| !matches!(b, b'\r' | b'\n')) {
             *this.head_began = Some(Instant::now());
         }
         polled

@@ -43,6 +43,10 @@ async fn oversized_or_too_many_headers_get_431() {
     assert_eq!(big.status(), 431);
     assert_eq!(many.status(), 431);
     assert_eq!(fine.status(), 200);
+    for answer in [&big, &many] {
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        assert!(answer.headers().contains_key("x-request-id"));
+    }
 }
 
 #[tokio::test]
