@@ -269,7 +269,7 @@ impl TlsArgs {
     /// or warns loudly and returns `None` when TLS is off.
     pub fn load<C>(
         &self,
-        load: fn(TlsFiles) -> Result<std::sync::Arc<Reloader<C>>, TlsError>,
+        load: impl FnOnce(TlsFiles) -> Result<std::sync::Arc<Reloader<C>>, TlsError>,
     ) -> std::io::Result<Option<std::sync::Arc<Reloader<C>>>> {
         let Some(files) = self.files().map_err(std::io::Error::other)? else {
             tracing::warn!(

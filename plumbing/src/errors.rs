@@ -18,6 +18,11 @@ use crate::{names::NameError, query::QueryError};
 pub enum ErrorKind {
     /// The caller sent something we cannot process.
     InvalidInput,
+    /// A request head (request line and headers) over the size or count
+    /// limit.
+    HeadTooLarge,
+    /// A request target (path and query) too long to parse.
+    UriTooLong,
     NotFound,
     MethodNotAllowed,
     /// The caller's identity is not allowed to call.
@@ -41,6 +46,9 @@ impl ErrorKind {
     pub const fn status_and_code(self) -> (StatusCode, Code) {
         match self {
             Self::InvalidInput => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+            // gRPC reports oversized metadata as RESOURCE_EXHAUSTED.
+            Self::HeadTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Code::ResourceExhausted),
+            Self::UriTooLong => (StatusCode::URI_TOO_LONG, Code::InvalidArgument),
             Self::NotFound => (StatusCode::NOT_FOUND, Code::NotFound),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented),
             Self::PermissionDenied => (StatusCode::FORBIDDEN, Code::PermissionDenied),

@@ -17,22 +17,42 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use crate::{request_id, telemetry, RequestId};
+use crate::{metrics::UNKNOWN_GRPC_METHOD, request_id, telemetry, RequestId};
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ObserveLayer;
+/// The methods `grpc.health.v1.Health` serves.
+pub const HEALTH_METHODS: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
+
+/// Marks a response refused before the call reached its method (the
+/// caller's identity is not allowed): it is counted without its path.
+#[derive(Debug, Clone, Copy)]
+pub struct Refused;
+
+/// Access lines, spans and metrics for every call. `methods` are the paths
+/// the server serves (`/package.Service/Method`); metrics count any other
+/// path as [`UNKNOWN_GRPC_METHOD`], so made-up paths add no series.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer {
+    methods: Arc<[&'static str]>,
+}
+
+impl ObserveLayer {
+    pub fn new(methods: &[&'static str]) -> Self {
+        Self { methods: methods.into() }
+    }
+}
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
+        Observe { inner, methods: self.methods.clone() }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
+    methods: Arc<[&'static str]>,
 }
 
 // === impl Observe ===
@@ -53,13 +73,18 @@ where
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
         let id = RequestId::from_headers(request.headers(), request_id::METADATA_KEY);
+        // The path as sent goes into the access line and span attributes
+        // (HTTP/2's header list limit, 16 KiB, bounds it); metrics and the
+        // span name only get a method the server serves.
         let method = request.uri().path().to_owned();
+        let known = self.methods.iter().copied().find(|m| *m == method);
+        let label = known.unwrap_or(UNKNOWN_GRPC_METHOD);
         let full_name = method.trim_start_matches('/');
         let (service, rpc) = full_name.split_once('/').unwrap_or((full_name, ""));
         let span = tracing::info_span!(
             "grpc_request",
             request_id = %id,
-            otel.name = full_name,
+            otel.name = label.trim_start_matches('/'),
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             "rpc.system" = "grpc",
@@ -75,7 +100,9 @@ where
             let response = call.instrument(span.clone()).await?;
             // A failed unary call is "trailers-only": its status is a header.
             let code = response.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
-            let log = AccessLine { span, method, start, code };
+            let label =
+                if response.extensions().get::<Refused>().is_some() { UNKNOWN_GRPC_METHOD } else { label };
+            let log = AccessLine { span, method, label, start, code };
             Ok(response.map(|inner| ObservedBody { inner, log: Some(log) }))
         })
     }
@@ -86,6 +113,8 @@ where
 struct AccessLine {
     span: Span,
     method: String,
+    /// The method's metric label.
+    label: &'static str,
     start: Instant,
     code: Option<Code>,
 }
@@ -93,7 +122,7 @@ struct AccessLine {
 impl Drop for AccessLine {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        crate::metrics::global().record_grpc(&self.method, self.code, elapsed.as_secs_f64());
+        crate::metrics::global().record_grpc(self.label, self.code, elapsed.as_secs_f64());
         if let Some(code) = self.code {
             self.span.record("rpc.grpc.status_code", code as i64);
             if is_server_error(code) {

@@ -35,7 +35,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-use crate::{config::HttpLimits, request_id, telemetry, ApiError, ErrorKind, RequestId};
+use crate::{
+    config::HttpLimits, head_errors::HeadErrors, metrics, request_id, telemetry, ApiError, ErrorKind,
+    RequestId,
+};
 
 /// Wraps a service's routes in the layers every HTTP port has.
 pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
@@ -97,27 +100,36 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
 async fn observe(mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = RequestId::from_headers(request.headers(), request_id::HEADER.as_str());
+    // The method as sent goes into the access line (hyper bounds it by
+    // HTTP_MAX_HEADER_BYTES); metrics and span names get a closed set.
     let method = request.method().clone();
+    let method_label = metrics::method_label(&method);
     // The route template, never the raw path: it is bounded and safe to log.
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let route_name = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    let route_name = route.as_ref().map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
     let span = tracing::info_span!(
         "http_request",
         request_id = %id,
         otel.name = tracing::field::Empty,
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
-        "http.request.method" = %method,
+        "http.request.method" = method_label,
         "http.route" = route_name,
         "http.response.status_code" = tracing::field::Empty,
     );
     if telemetry::enabled() {
-        span.record("otel.name", format!("{method} {route_name}").as_str());
+        span.record("otel.name", format!("{method_label} {route_name}").as_str());
         telemetry::continue_trace(&span, request.headers());
     }
     request.extensions_mut().insert(id.clone());
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match host_error(&request) {
+        Some(error) => span.in_scope(|| {
+            tracing::debug!("refusing an HTTP/1.1 request without exactly one Host header");
+            error.into_response()
+        }),
+        None => next.run(request).instrument(span.clone()).await,
+    };
 
     response.headers_mut().insert(request_id::HEADER, id.header_value().clone());
     let status = response.status().as_u16();
@@ -126,7 +138,7 @@ async fn observe(mut request: Request, next: Next) -> Response {
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }
-    crate::metrics::global().record_http(&method, route_name, status, elapsed.as_secs_f64());
+    metrics::global().record_http(method_label, route_name, status, elapsed.as_secs_f64());
     let _entered = span.enter();
     tracing::info!(
         method = %method,
@@ -137,6 +149,14 @@ async fn observe(mut request: Request, next: Next) -> Response {
         "http request served"
     );
     response
+}
+
+/// An HTTP/1.1 request must carry exactly one Host header (RFC 9112 3.2);
+/// HTTP/1.0 need not, and HTTP/2 has `:authority` instead.
+fn host_error(request: &Request) -> Option<ApiError> {
+    let hosts = request.headers().get_all(http::header::HOST).iter().count();
+    (request.version() == http::Version::HTTP_11 && hosts != 1)
+        .then(|| ApiError::new(ErrorKind::InvalidInput, "an HTTP/1.1 request needs exactly one Host header"))
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -202,7 +222,8 @@ pub async fn serve(
         // head is timed from its accept.
         let activity = Activity::new();
         connections.spawn(async move {
-            let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
+            let tracked = Tracked { inner: tcp, activity: activity.clone() };
+            let io = TokioIo::new(HeadErrors::new(tracked));
             let service = TowerToHyperService::new(InFlight { inner: router, activity: activity.clone() });
             let connection = builder.serve_connection_with_upgrades(io, service);
             let head_check = tokio::time::sleep(header_read_timeout);

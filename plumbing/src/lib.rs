@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod errors;
 pub mod grpc;
+mod head_errors;
 pub mod http;
 pub mod logging;
 pub mod metrics;

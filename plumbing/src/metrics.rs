@@ -4,6 +4,12 @@
 //! record without plumbing handles through every constructor. Services add
 //! their own metrics with [`register`], and values that are cheaper to read
 //! than to keep current (ready replicas, process memory) with [`on_scrape`].
+//!
+//! Every label value comes from a closed set, never from what a client
+//! sent: a method outside the standard ones is `other` ([`method_label`]),
+//! a path no route matches is [`UNMATCHED_ROUTE`], a gRPC method the server
+//! does not serve is [`UNKNOWN_GRPC_METHOD`]. Otherwise each new value a
+//! client makes up would add a series that lives as long as the process.
 
 use std::{
     collections::HashMap,
@@ -45,8 +51,34 @@ pub struct MethodLabels {
     pub grpc_method: String,
 }
 
-/// The series of one HTTP route, by method and status.
-type HttpSeries = HashMap<(http::Method, u16), (Counter, Histogram)>;
+/// The `route` of requests no route matched: one value, whatever the path.
+pub const UNMATCHED_ROUTE: &str = "<unmatched>";
+/// The `route` of requests whose head could not be parsed at all.
+pub const UNPARSED_ROUTE: &str = "<unparsed>";
+/// The `grpc_method` of calls to a method the server does not serve, and of
+/// calls refused before their method mattered (an identity not allowed).
+pub const UNKNOWN_GRPC_METHOD: &str = "unknown";
+
+/// The `method` label: one of the methods HTTP defines (RFC 9110, and
+/// PATCH), else `other`.
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The series of one HTTP route, by method label and status.
+type HttpSeries = HashMap<(&'static str, u16), (Counter, Histogram)>;
 /// The series of one gRPC method: latency, and calls by status code.
 type GrpcSeries = (Histogram, HashMap<i32, Counter>);
 
@@ -56,7 +88,7 @@ pub struct Metrics {
     /// Handles to series already created, so recording on the request path
     /// is a map lookup under a read lock, with no label strings built.
     http_series: RwLock<HashMap<String, HttpSeries>>,
-    grpc_series: RwLock<HashMap<String, GrpcSeries>>,
+    grpc_series: RwLock<HashMap<&'static str, GrpcSeries>>,
     scrape_hooks: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram>,
@@ -188,9 +220,10 @@ impl Metrics {
         metrics
     }
 
-    /// Counts one HTTP request and its latency.
-    pub fn record_http(&self, method: &http::Method, route: &str, status: u16, seconds: f64) {
-        let key = (method.clone(), status);
+    /// Counts one HTTP request and its latency. `method` is a
+    /// [`method_label`], `route` a route template or [`UNMATCHED_ROUTE`].
+    pub fn record_http(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        let key = (method, status);
         let read = self.http_series.read().unwrap_or_else(|p| p.into_inner());
         if let Some((count, latency)) = read.get(route).and_then(|r| r.get(&key)) {
             count.inc();
@@ -198,7 +231,7 @@ impl Metrics {
             return;
         }
         drop(read);
-        let (method, route) = (method.as_str().to_owned(), route.to_owned());
+        let (method, route) = (method.to_owned(), route.to_owned());
         let count = self
             .http_requests
             .get_or_create(&HttpLabels { method: method.clone(), route: route.clone(), status })
@@ -210,8 +243,9 @@ impl Metrics {
         write.entry(route).or_default().insert(key, (count, latency));
     }
 
-    /// Counts one gRPC call served, its status code and latency.
-    pub fn record_grpc(&self, method: &str, code: Option<tonic::Code>, seconds: f64) {
+    /// Counts one gRPC call served, its status code and latency. `method`
+    /// is one the server serves, or [`UNKNOWN_GRPC_METHOD`].
+    pub fn record_grpc(&self, method: &'static str, code: Option<tonic::Code>, seconds: f64) {
         // No status means the client went away first.
         let code = code.unwrap_or(tonic::Code::Cancelled);
         let read = self.grpc_series.read().unwrap_or_else(|p| p.into_inner());
@@ -230,7 +264,7 @@ impl Metrics {
         count.inc();
         latency.observe(seconds);
         let mut write = self.grpc_series.write().unwrap_or_else(|p| p.into_inner());
-        let series = write.entry(method.to_owned()).or_insert_with(|| (latency, HashMap::new()));
+        let series = write.entry(method).or_insert_with(|| (latency, HashMap::new()));
         series.1.insert(code as i32, count);
     }
 
@@ -307,5 +341,12 @@ mod tests {
         );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    }
+
+    #[test]
+    fn only_the_standard_methods_are_label_values() {
+        let made_up = http::Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
+        assert_eq!(method_label(&made_up), "other");
     }
 }

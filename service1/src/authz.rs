@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use plumbing::tls::server::PeerInfo;
+use plumbing::{grpc::Refused, tls::server::PeerInfo};
 use tower::{Layer, Service};
 
 /// Health checks reveal nothing and must work for any authenticated peer.
@@ -75,6 +75,9 @@ where
             "caller's certificate is valid but its identity is not in TLS_ALLOWED_CLIENTS"
         );
         let denied = tonic::Status::permission_denied("this client is not allowed to call service1");
-        Box::pin(std::future::ready(Ok(denied.into_http())))
+        let mut response = denied.into_http();
+        // The caller chose the path: it must not become a metric label.
+        response.extensions_mut().insert(Refused);
+        Box::pin(std::future::ready(Ok(response)))
     }
 }

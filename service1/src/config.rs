@@ -3,7 +3,10 @@
 use clap::Parser;
 use std::time::Duration;
 
-use plumbing::config::{parse_duration, parse_nonzero_duration, CommonArgs, Validate};
+use plumbing::{
+    config::{parse_duration, parse_nonzero_duration, CommonArgs, Validate},
+    tls::{client::Connector, ServerName},
+};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -65,6 +68,12 @@ pub struct Config {
     #[arg(long, env = "TLS_ALLOWED_CLIENTS", value_delimiter = ',', default_value = "service2")]
     pub tls_allowed_clients: Vec<String>,
 
+    /// The name clients check this service's certificate against (service2's
+    /// TLS_SERVER_NAME). When set, a certificate that does not cover it is
+    /// refused, at start and on reload.
+    #[arg(long, env = "TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+
     /// Longest a TLS handshake may take before the connection is dropped.
     #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub tls_handshake_timeout: Duration,
@@ -76,6 +85,15 @@ impl Validate for Config {
         if self.tls_allowed_clients.iter().all(|c| c.trim().is_empty()) {
             return Err("TLS_ALLOWED_CLIENTS must name at least one client identity".into());
         }
-        Ok(())
+        self.server_name().map(|_| ())
+    }
+}
+
+impl Config {
+    /// The name this service's certificate must cover, if one is set (an
+    /// empty TLS_SERVER_NAME sets none).
+    pub fn server_name(&self) -> Result<Option<ServerName<'static>>, String> {
+        let name = self.tls_server_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        name.map(|n| Connector::check_server_name(n).map_err(|e| format!("TLS_SERVER_NAME: {e}"))).transpose()
     }
 }

@@ -10,6 +10,9 @@ use plumbing::{
 };
 use tonic::{Request, Response, Status};
 
+/// The methods of `app.grpc.Service1`, as paths.
+pub const METHODS: &[&str] = &["/app.grpc.Service1/ProcessName"];
+
 #[derive(Debug, Clone)]
 pub struct NameService {
     max_name_bytes: usize,

@@ -30,7 +30,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
-        let tls = config.common.tls.load(ServerReloader::server)?;
+        let name = config.server_name().map_err(io::Error::other)?;
+        let tls = config.common.tls.load(|files| ServerReloader::server(files, name))?;
         let listen = &config.common.listen;
         let rest = listen.bind(config.port)?;
         let grpc = listen.bind(config.grpc_port)?;
@@ -87,7 +88,7 @@ impl Application {
                 // Outermost first: the access line and request span cover
                 // every call, shed and refused ones included; shedding comes
                 // before the identity check, which is cheap but not free.
-                .layer(ObserveLayer)
+                .layer(ObserveLayer::new(&[crate::grpc::METHODS, plumbing::grpc::HEALTH_METHODS].concat()))
                 .layer(LimitsLayer::new(config.grpc_max_concurrent_calls as usize))
                 .layer(AuthorizeLayer::new(allowed))
                 .add_service(health.grpc_service())

@@ -75,3 +75,18 @@ fn a_port_in_use_stops_service1_with_one_clear_line() {
 fn the_readme_limits_table_states_service1s_defaults() {
     assert!(process::check_readme_limits_match(BIN) >= 8, "the table covers the HTTP limits");
 }
+
+#[test]
+fn a_certificate_not_issued_by_tls_ca_stops_service1_with_one_clear_line() {
+    let (dir, tls) = process::dev_certs("service1");
+    let stranger = certgen::Authority::new("someone else's CA").unwrap();
+    let leaf = stranger.issue(&certgen::LeafSpec::server("service1", &["localhost"])).unwrap();
+    std::fs::write(dir.path().join("service1.crt"), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.path().join("service1.key"), &leaf.key_pem).unwrap();
+
+    let (status, _, stderr) = process::run(BIN, &process::env(&LOCAL, &tls), &[]);
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("service1.crt: not issued by a CA in"), "{stderr}");
+}

@@ -43,6 +43,10 @@ async fn oversized_or_too_many_headers_get_431() {
     assert_eq!(big.status(), 431);
     assert_eq!(many.status(), 431);
     assert_eq!(fine.status(), 200);
+    for answer in [&big, &many] {
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        assert!(answer.headers().contains_key("x-request-id"));
+    }
 }
 
 #[tokio::test]
@@ -258,4 +262,90 @@ async fn a_client_that_sends_nothing_or_trickles_a_preface_is_cut_off_too() {
 
     assert_eq!(read_until_closed(&mut silent).await, "");
     assert_eq!(read_until_closed(&mut trickle).await, "");
+}
+
+/// An HTTP/1 response as raw text: its status, its headers (names
+/// lowercase) and its body.
+fn parse_response(text: &str) -> (u16, Vec<(String, String)>, String) {
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no whole head: {text:?}"));
+    let mut lines = head.lines();
+    let status =
+        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn a_head_that_cannot_be_parsed_gets_a_json_error_with_a_request_id_a_log_line_and_a_metric() {
+    let service1 = spawn_service1(&["--http-max-headers", "16"]).await;
+    let many_headers: String = (0..20).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let cases = [
+        (
+            "a header line without a colon",
+            "Host: x\r\nno colon here\r\n".to_owned(),
+            400,
+            "the request could not be parsed",
+        ),
+        ("too many headers", format!("Host: x\r\n{many_headers}"), 431, "the request head is too large"),
+    ];
+
+    for (what, headers, status, message) in cases {
+        let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+        let request = format!("GET /api/v1/name?name=x HTTP/1.1\r\n{headers}\r\n");
+        connection.write_all(request.as_bytes()).await.unwrap();
+
+        let (got, headers, body) = parse_response(&read_until_closed(&mut connection).await);
+        assert_eq!(got, status, "{what}");
+        assert_eq!(header(&headers, "content-type"), Some("application/json"), "{what}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            json!({ "error": message }),
+            "{what}"
+        );
+        let id =
+            header(&headers, "x-request-id").unwrap_or_else(|| panic!("{what}: no request id")).to_owned();
+        assert_eq!(id.len(), 36, "{what}: a fresh UUID, {id}");
+        let line = system_tests::logs()
+            .wait_until(&format!("about {what}"), |l| {
+                l["request_id"] == id && l["message"] == "http request served"
+            })
+            .await;
+        assert_eq!((&line["status"], &line["route"]), (&json!(status), &json!("<unparsed>")), "{what}");
+    }
+    let metrics = client().get(format!("http://{}/metrics", service1.admin_addr)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for status in [400, 431] {
+        let series =
+            format!(r#"http_server_requests_total{{method="other",route="<unparsed>",status="{status}"}}"#);
+        assert!(metrics.contains(&series), "no {series} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn an_http11_request_without_exactly_one_host_header_gets_400() {
+    let service1 = spawn_service1(&[]).await;
+    let without = "GET /api/v1/name?name=x HTTP/1.1\r\nX-Request-ID: no-host\r\n\r\n";
+    let twice = "GET /api/v1/name?name=x HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Request-ID: two-hosts\r\n\r\n";
+
+    for (request, id) in [(without, "no-host"), (twice, "two-hosts")] {
+        let mut connection = TcpStream::connect(service1.rest_addr).await.unwrap();
+        connection.write_all(request.as_bytes()).await.unwrap();
+        let (status, headers, body) = parse_response(&read_one_response(&mut connection).await);
+
+        assert_eq!(status, 400, "{id}");
+        assert_eq!(header(&headers, "x-request-id"), Some(id));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body, json!({ "error": "an HTTP/1.1 request needs exactly one Host header" }), "{id}");
+    }
+    // HTTP/1.0 has no such rule.
+    let mut old = TcpStream::connect(service1.rest_addr).await.unwrap();
+    old.write_all(b"GET /api/v1/name?name=x HTTP/1.0\r\n\r\n").await.unwrap();
+    assert!(read_until_closed(&mut old).await.starts_with("HTTP/1.0 200"));
 }

@@ -4,6 +4,7 @@
 mod grpc;
 mod health;
 mod limits;
+mod metrics;
 mod name;
 mod panics;
 mod request_id;

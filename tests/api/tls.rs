@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use certgen::{Authority, LeafSpec};
+use certgen::{Authority, LeafSpec, Usage};
 use serde_json::json;
 use system_tests::{
     grpc_client::{client_config, grpc_client, handshake, plaintext_is_answered},
@@ -160,7 +160,13 @@ async fn service2_refuses_a_service1_certificate_from_another_ca() {
     let pki = Pki::new();
     let stranger = Authority::new("someone else's CA").unwrap();
     pki.write_leaf("service1", &stranger.issue(&LeafSpec::server("service1", SERVICE1_SANS)).unwrap());
-    let service1 = spawn_service1(&strs(&pki.args("service1"))).await;
+    // service1 trusts both CAs (it would not start with a certificate its
+    // own TLS_CA does not vouch for, and it accepts service2's); service2
+    // trusts only its own.
+    pki.write("stranger-ca.crt", &format!("{}{}", pki.ca.cert_pem(), stranger.cert_pem()));
+    let mut flags = pki.args("service1");
+    flags.extend(["--tls-ca".into(), pki.path("stranger-ca.crt").display().to_string()]);
+    let service1 = spawn_service1(&strs(&flags)).await;
     let service2 = spawn_service2_with(service1.grpc_addr, &strs(&pki.args("service2"))).await;
 
     let reply = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
@@ -284,7 +290,7 @@ async fn a_broken_replacement_is_refused_and_the_old_certificate_stays_in_use() 
     assert!(ready.body["tls"]["last_reload_error"].as_str().is_some_and(|e| e.contains("tls.key")));
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub(crate) fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
@@ -306,4 +312,153 @@ fn serial_of(outcome: &system_tests::grpc_client::Handshake) -> String {
     let der = outcome.server_cert.as_ref().expect("the handshake completed");
     let (_, cert) = x509_parser::parse_x509_certificate(der).expect("a certificate");
     cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The value of an unlabelled counter on `admin`'s /metrics.
+async fn counter(admin: std::net::SocketAddr, name: &str) -> u64 {
+    let text =
+        crate::client().get(format!("http://{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).expect("the counter is there");
+    line.trim().parse().expect("a number")
+}
+
+#[tokio::test]
+async fn a_replacement_the_peer_would_refuse_is_refused_and_the_old_certificate_stays_in_use() {
+    let pki = Pki::new();
+    let old = pki.issue(LeafSpec::server("service1", SERVICE1_SANS));
+    let ca = pki.ca.cert_pem();
+    let volume = SecretVolume::create(
+        &pki.dir().join("service1-tls"),
+        &[("tls.crt", &old.cert_pem), ("tls.key", &old.key_pem), ("ca.crt", &ca)],
+    );
+    let mut flags = volume_flags(&volume, "100ms");
+    flags.extend(["--tls-server-name", "service1"]);
+    let service1 = spawn_service1(&flags).await;
+    let client2 = pki.issue(LeafSpec::client("service2"));
+    let stranger = Authority::new("someone else's CA")
+        .unwrap()
+        .issue(&LeafSpec::server("service1", SERVICE1_SANS))
+        .unwrap();
+    let client_only =
+        pki.issue(LeafSpec { usage: Usage::Client, ..LeafSpec::server("service1", SERVICE1_SANS) });
+    let elsewhere = pki.issue(LeafSpec::server("elsewhere", &["elsewhere", "localhost", "127.0.0.1"]));
+    let replacements = [
+        ("signed by another CA", &stranger, "not issued by a CA in"),
+        ("without serverAuth", &client_only, "lacks the serverAuth extended key usage"),
+        ("not covering TLS_SERVER_NAME", &elsewhere, "does not cover \"service1\""),
+    ];
+    let failures_before = counter(service1.admin_addr, "tls_reload_failures_total").await;
+
+    for (why, leaf, reason) in replacements {
+        let refused = |l: &serde_json::Value| {
+            l["level"] == "ERROR"
+                && l["serial_in_use"] == old.serial_hex
+                && l["error"].as_str().is_some_and(|e| e.contains(reason))
+        };
+        let seen = logs().count(refused);
+        volume.update(&[("tls.crt", &leaf.cert_pem), ("tls.key", &leaf.key_pem), ("ca.crt", &ca)]);
+        logs().wait_for_more(&format!("refusing the replacement {why}"), seen, refused).await;
+
+        let ready = get(&format!("http://{}/readyz", service1.admin_addr), None).await;
+        assert_eq!(ready.body["tls"]["serial"], old.serial_hex, "{why}");
+        let error = ready.body["tls"]["last_reload_error"].as_str().unwrap_or_default().to_owned();
+        assert!(error.contains(reason), "{why}: {error}");
+        let outcome =
+            handshake(service1.grpc_addr, client_config(&pki, Some((&client2.cert_pem, &client2.key_pem))))
+                .await;
+        assert!(outcome.accepted, "{why}");
+        assert_eq!(serial_of(&outcome), old.serial_hex, "{why}");
+    }
+    let ready = get(&format!("http://{}/readyz", service1.admin_addr), None).await;
+    assert_eq!(ready.body["tls"]["reload_failures"], 3);
+    // Other tests in this process count their own failures too.
+    assert!(counter(service1.admin_addr, "tls_reload_failures_total").await >= failures_before + 3);
+
+    // A pair from a new CA, with a bundle of the old and the new CA: good.
+    let next_ca = Authority::new("next CA").unwrap();
+    let next = next_ca.issue(&LeafSpec::server("service1", SERVICE1_SANS)).unwrap();
+    let bundle = format!("{ca}{}", next_ca.cert_pem());
+    volume.update(&[("tls.crt", &next.cert_pem), ("tls.key", &next.key_pem), ("ca.crt", &bundle)]);
+    logs()
+        .wait_until("about the reload to the new CA", |l| {
+            l["message"].as_str().is_some_and(|m| m.starts_with("TLS material reloaded"))
+                && l["serial"] == next.serial_hex
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn service2_refuses_a_replacement_client_certificate_without_client_auth() {
+    let pki = Pki::new();
+    let old = pki.issue(LeafSpec::client("service2"));
+    let ca = pki.ca.cert_pem();
+    let volume = SecretVolume::create(
+        &pki.dir().join("service2-tls"),
+        &[("tls.crt", &old.cert_pem), ("tls.key", &old.key_pem), ("ca.crt", &ca)],
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let service2 = spawn_service2_with(closed, &volume_flags(&volume, "100ms")).await;
+    let server_only = pki.issue(LeafSpec { usage: Usage::Server, ..LeafSpec::client("service2") });
+    let refused = |l: &serde_json::Value| {
+        l["serial_in_use"] == old.serial_hex
+            && l["error"].as_str().is_some_and(|e| e.contains("lacks the clientAuth extended key usage"))
+    };
+
+    volume.update(&[("tls.crt", &server_only.cert_pem), ("tls.key", &server_only.key_pem), ("ca.crt", &ca)]);
+
+    logs().wait_for_more("refusing a client certificate without clientAuth", 0, refused).await;
+    let ready = get(&format!("http://{}/readyz", service2.admin_addr), None).await;
+    assert_eq!(ready.body["tls"]["serial"], old.serial_hex);
+    assert_eq!(ready.body["tls"]["reload_failures"], 1);
+}
+
+#[tokio::test]
+async fn a_certificate_the_peer_would_refuse_stops_the_start() {
+    use clap::Parser as _;
+    let pki = Pki::new();
+    let stranger = Authority::new("someone else's CA").unwrap();
+    pki.write_leaf("stranger", &stranger.issue(&LeafSpec::server("service1", SERVICE1_SANS)).unwrap());
+    pki.write_leaf(
+        "client-only",
+        &pki.issue(LeafSpec { usage: Usage::Client, ..LeafSpec::server("service1", SERVICE1_SANS) }),
+    );
+    pki.write_leaf("elsewhere", &pki.issue(LeafSpec::server("elsewhere", &["elsewhere"])));
+    pki.write_leaf(
+        "server-only",
+        &pki.issue(LeafSpec { usage: Usage::Server, ..LeafSpec::client("service2") }),
+    );
+    let local = ["--bind-addr", "127.0.0.1", "--port", "0", "--admin-port", "0"];
+    let service1 = |name: &str| {
+        let tls = pki.args(name);
+        let base = ["service1", "--grpc-port", "0", "--tls-server-name", "service1"];
+        service1::Config::try_parse_from([&base[..], &local, &strs(&tls)].concat()).unwrap()
+    };
+    let service2 = |name: &str| {
+        let tls = pki.args(name);
+        service2::Config::try_parse_from([&["service2"][..], &local, &strs(&tls)].concat()).unwrap()
+    };
+
+    let errors = [
+        ("stranger", service1::Application::build(service1("stranger")).await.err(), "not issued by a CA in"),
+        (
+            "client-only",
+            service1::Application::build(service1("client-only")).await.err(),
+            "lacks the serverAuth",
+        ),
+        (
+            "elsewhere",
+            service1::Application::build(service1("elsewhere")).await.err(),
+            "does not cover \"service1\"",
+        ),
+        (
+            "server-only",
+            service2::Application::build(service2("server-only")).await.err(),
+            "lacks the clientAuth",
+        ),
+    ];
+
+    for (name, error, reason) in errors {
+        let error = error.unwrap_or_else(|| panic!("{name}: the service started")).to_string();
+        assert!(error.contains(&format!("{name}.crt")) && error.contains(reason), "{name}: {error}");
+    }
 }

@@ -67,6 +67,8 @@ def test_generated_service1_certificate_carries_the_name_service2_checks(default
     server_name = default.config("service2")["TLS_SERVER_NAME"]
     assert server_name == HEADLESS
     assert server_name in sans
+    # service1 checks its own certificate for the same name.
+    assert default.config("service1")["TLS_SERVER_NAME"] == server_name
     for name in (HEADLESS, "hello-service1"):
         for suffix in ("", ".demo", ".demo.svc", ".demo.svc.cluster.local"):
             assert name + suffix in sans

@@ -87,7 +87,7 @@ impl FakeService1 {
             key: pki.path("service1.key"),
             ca: pki.path("ca.crt"),
         };
-        let tls = ServerReloader::server(files).expect("test certificates load");
+        let tls = ServerReloader::server(files, None).expect("test certificates load");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("bound");
         let calls = Arc::new(Mutex::new(Vec::new()));

@@ -62,7 +62,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 The name service1's certificate must carry and service2 checks
-(TLS_SERVER_NAME): the headless Service's short name.
+(TLS_SERVER_NAME on both: service1 refuses a certificate without it): the
+headless Service's short name.
 */}}
 {{- define "grpc-services.tlsServerName" -}}
 {{- include "grpc-services.service1GrpcName" . }}
@@ -164,6 +165,7 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- end }}
 {{- if eq .component "service1" }}
 GRPC_PORT: {{ int $c.ports.grpc | quote }}
+TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
 TLS_ALLOWED_CLIENTS: {{ concat (list "service2" (include "grpc-services.service2SpiffeId" $root)) $c.extraAllowedClients | uniq | join "," | quote }}
 MAX_CONNECTION_AGE: {{ include "grpc-services.seconds" $c.maxConnectionAgeSeconds | quote }}
 MAX_CONNECTION_AGE_GRACE: {{ include "grpc-services.seconds" $c.maxConnectionAgeGraceSeconds | quote }}

@@ -19,12 +19,16 @@ use std::{
 
 use arc_swap::ArcSwap;
 use rustls::{
-    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
-    server::WebPkiClientVerifier,
-    ClientConfig, RootCertStore, ServerConfig,
+    client::{verify_server_cert_signed_by_trust_anchor, verify_server_name},
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, UnixTime},
+    server::{ParsedCertificate, WebPkiClientVerifier},
+    CertificateError, ClientConfig, RootCertStore, ServerConfig,
 };
 use tokio_util::sync::CancellationToken;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// A DNS name or IP address a server certificate must cover.
+pub use rustls::pki_types::ServerName;
 
 /// ALPN for gRPC: HTTP/2 only.
 const ALPN_H2: &[u8] = b"h2";
@@ -56,6 +60,76 @@ impl TlsError {
     }
 }
 
+/// What a service's own certificate must be good for. It is checked with
+/// the same code the peer's handshake runs (rustls and webpki), at start
+/// and before every swap, so a replacement the peer would refuse is
+/// refused here instead of failing every new connection later.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// A server certificate: `serverAuth`, and covering `name` (the name
+    /// clients check, `TLS_SERVER_NAME`) when one is configured.
+    Server { name: Option<ServerName<'static>> },
+    /// A client certificate: `clientAuth`.
+    Client,
+}
+
+// === impl Role ===
+
+impl Role {
+    /// Why `chain` would not pass the peer's checks against `roots`, if
+    /// it would not: it must chain to a CA in `roots` and carry the right
+    /// extended key usage (and name).
+    fn check(
+        &self,
+        chain: &[CertificateDer<'static>],
+        roots: &Arc<RootCertStore>,
+        files: &TlsFiles,
+    ) -> Result<(), String> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err("no certificate in the file".into());
+        };
+        let provider = provider();
+        let now = UnixTime::now();
+        let verified = match self {
+            Self::Server { name } => ParsedCertificate::try_from(leaf).and_then(|parsed| {
+                let algorithms = provider.signature_verification_algorithms.all;
+                verify_server_cert_signed_by_trust_anchor(&parsed, roots, intermediates, now, algorithms)?;
+                name.as_ref().map_or(Ok(()), |name| verify_server_name(&parsed, name))
+            }),
+            Self::Client => WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))
+                .and_then(|verifier| verifier.verify_client_cert(leaf, intermediates, now).map(|_| ())),
+        };
+        verified.map_err(|error| self.explain(&error, files))
+    }
+
+    /// The reason an operator can act on.
+    fn explain(&self, error: &rustls::Error, files: &TlsFiles) -> String {
+        let usage = match self {
+            Self::Server { .. } => "serverAuth",
+            Self::Client => "clientAuth",
+        };
+        match error {
+            rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            ) => format!("not issued by a CA in {}", files.ca.display()),
+            rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. },
+            ) => format!("lacks the {usage} extended key usage"),
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => match self {
+                Self::Server { name: Some(name) } => {
+                    format!("does not cover {:?}, the name clients check (TLS_SERVER_NAME)", name.to_str())
+                }
+                _ => "not valid for the expected name".into(),
+            },
+            other => format!("would be refused by the peer: {other}"),
+        }
+    }
+}
+
 /// One consistent set of certificate, key and CA, checked and parsed.
 pub struct Material {
     chain: Vec<CertificateDer<'static>>,
@@ -71,12 +145,13 @@ pub struct Material {
 
 impl Material {
     /// Reads and checks the three files; nothing is used unless all of them
-    /// are readable, parse, and the leaf is valid now.
-    pub fn load(files: &TlsFiles) -> Result<Self, TlsError> {
-        Self::parse(files, &read(&files.cert)?, &read(&files.key)?, &read(&files.ca)?)
+    /// are readable, parse, the leaf is valid now and would pass the peer's
+    /// checks for `role`.
+    pub fn load(files: &TlsFiles, role: &Role) -> Result<Self, TlsError> {
+        Self::parse(files, role, &read(&files.cert)?, &read(&files.key)?, &read(&files.ca)?)
     }
 
-    fn parse(files: &TlsFiles, cert: &[u8], key: &[u8], ca: &[u8]) -> Result<Self, TlsError> {
+    fn parse(files: &TlsFiles, role: &Role, cert: &[u8], key: &[u8], ca: &[u8]) -> Result<Self, TlsError> {
         let chain = CertificateDer::pem_slice_iter(cert)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TlsError::invalid(&files.cert, e))?;
@@ -99,12 +174,14 @@ impl Material {
                 format!("not valid now (valid from {} to {})", validity.not_before, validity.not_after),
             ));
         }
+        let roots = Arc::new(roots);
+        role.check(&chain, &roots, files).map_err(|reason| TlsError::invalid(&files.cert, reason))?;
         Ok(Self {
             serial: hex(parsed.raw_serial()),
             not_after: validity.not_after.timestamp(),
             chain,
             key,
-            roots: Arc::new(roots),
+            roots,
         })
     }
 
@@ -189,6 +266,7 @@ pub struct TlsStatus {
 /// when their content changes and the new content is good.
 pub struct Reloader<C> {
     files: TlsFiles,
+    role: Role,
     build: fn(&Material) -> Result<C, TlsError>,
     current: ArcSwap<C>,
     state: Mutex<ReloadState>,
@@ -208,21 +286,27 @@ pub type ClientReloader = Reloader<ClientConfig>;
 // === impl Reloader ===
 
 impl Reloader<ServerConfig> {
-    pub fn server(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
-        Self::load(files, Material::server_config)
+    /// A server's material; its certificate must cover `name` when given
+    /// (see [`Role::Server`]).
+    pub fn server(files: TlsFiles, name: Option<ServerName<'static>>) -> Result<Arc<Self>, TlsError> {
+        Self::load(files, Role::Server { name }, Material::server_config)
     }
 }
 
 impl Reloader<ClientConfig> {
     pub fn client(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
-        Self::load(files, Material::client_config)
+        Self::load(files, Role::Client, Material::client_config)
     }
 }
 
 impl<C: Send + Sync + 'static> Reloader<C> {
-    fn load(files: TlsFiles, build: fn(&Material) -> Result<C, TlsError>) -> Result<Arc<Self>, TlsError> {
+    fn load(
+        files: TlsFiles,
+        role: Role,
+        build: fn(&Material) -> Result<C, TlsError>,
+    ) -> Result<Arc<Self>, TlsError> {
         let contents = [read(&files.cert)?, read(&files.key)?, read(&files.ca)?];
-        let material = Material::parse(&files, &contents[0], &contents[1], &contents[2])?;
+        let material = Material::parse(&files, &role, &contents[0], &contents[1], &contents[2])?;
         let config = build(&material)?;
         let status = TlsStatus {
             serial: material.serial,
@@ -235,6 +319,7 @@ impl<C: Send + Sync + 'static> Reloader<C> {
         crate::metrics::global().tls_not_after.set(status.not_after);
         Ok(Arc::new(Self {
             files,
+            role,
             build,
             current: ArcSwap::from_pointee(config),
             state: Mutex::new(ReloadState { seen: Ok(contents), status }),
@@ -265,7 +350,7 @@ impl<C: Send + Sync + 'static> Reloader<C> {
             return;
         }
         let outcome = match &seen {
-            Ok([cert, key, ca]) => Material::parse(&self.files, cert, key, ca)
+            Ok([cert, key, ca]) => Material::parse(&self.files, &self.role, cert, key, ca)
                 .and_then(|m| (self.build)(&m).map(|config| (m, config)))
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.clone()),
@@ -355,7 +440,7 @@ mod tests {
         let second = ca.issue(&LeafSpec::server("s", &["s"])).unwrap();
         let files = files(&ca);
         files.write(&first.cert_pem, &first.key_pem);
-        let reloader = Reloader::server(files.files.clone()).unwrap();
+        let reloader = Reloader::server(files.files.clone(), None).unwrap();
         let before = reloader.current();
 
         files.write("not a certificate", &first.key_pem);
@@ -384,12 +469,42 @@ mod tests {
         let files = files(&ca);
 
         files.write(&stale.cert_pem, &stale.key_pem);
-        let expired = Reloader::server(files.files.clone()).err().unwrap().to_string();
+        let expired = Reloader::server(files.files.clone(), None).err().unwrap().to_string();
         files.write(&other.cert_pem, &stale.key_pem);
-        let mismatched = Reloader::server(files.files.clone()).err().unwrap().to_string();
+        let mismatched = Reloader::server(files.files.clone(), None).err().unwrap().to_string();
 
         assert!(expired.contains("not valid now"), "{expired}");
         assert!(mismatched.contains("certificate and key"), "{mismatched}");
+    }
+
+    #[test]
+    fn material_the_peer_would_refuse_is_refused_with_the_reason() {
+        let ca = Authority::new("ca").unwrap();
+        let stranger = Authority::new("another ca").unwrap().issue(&LeafSpec::server("s", &["s"])).unwrap();
+        let client_only = ca.issue(&LeafSpec::client("s")).unwrap();
+        let server_only = ca.issue(&LeafSpec::server("c", &["c"])).unwrap();
+        let other_name = ca.issue(&LeafSpec::server("t", &["t"])).unwrap();
+        let files = files(&ca);
+        let name = || Some(ServerName::try_from("s").unwrap());
+        let mut refusals = Vec::new();
+
+        for (leaf, client) in
+            [(&stranger, false), (&client_only, false), (&other_name, false), (&server_only, true)]
+        {
+            files.write(&leaf.cert_pem, &leaf.key_pem);
+            let refused = match client {
+                false => Reloader::server(files.files.clone(), name()).err(),
+                true => Reloader::client(files.files.clone()).err(),
+            };
+            refusals.push(refused.map(|e| e.to_string()).unwrap_or_default());
+        }
+
+        assert!(refusals[0].contains("not issued by a CA in"), "{}", refusals[0]);
+        assert!(refusals[1].contains("lacks the serverAuth extended key usage"), "{}", refusals[1]);
+        assert!(refusals[2].contains("does not cover \"s\""), "{}", refusals[2]);
+        assert!(refusals[3].contains("lacks the clientAuth extended key usage"), "{}", refusals[3]);
+        files.write(&other_name.cert_pem, &other_name.key_pem);
+        assert!(Reloader::server(files.files.clone(), None).is_ok(), "no name set, none checked");
     }
 
     #[test]
