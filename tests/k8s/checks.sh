@@ -79,7 +79,7 @@ print("%s/%s" % (e["ready"], e["known"]))')")
 
 # --- a. install ---------------------------------------------------------------------
 check_install() {
-  helm_install "$RELEASE" "$NAMESPACE" || return 1
+  helm_install "$RELEASE" "$NAMESPACE" >/dev/null || return 1
   local s1 s2 probe
   s1=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
   s2=$(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector "$RELEASE")" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
