@@ -4,17 +4,14 @@
 # kubectl and helm; it cannot run on our own CI machines (no registry to pull
 # kind's node image from, no Docker engine).
 #
-# Its own logic is thin on purpose: the image is `make image`, the objects
-# are the chart's (tested offline by scripts/test-chart.sh), `helm test` runs
-# the image's `smoke` binary, and the HTTP checks are tests/kind/checks.sh,
-# the same functions scripts/test-image.sh runs in CI against containers.
+# Its own logic is thin on purpose: the image is `make image`, and the checks
+# are tests/k8s/checks.sh, the same ones `make test-cluster` runs in CI on a
+# Kubernetes built from source (a to h: install, helm test, port-forward,
+# balancing, disruption under load, upgrade, scaling, existing Secrets).
 #
 #  1. kind create cluster; make image; kind load
-#  2. helm install --wait (3 service1, 2 service2 replicas); helm test
-#  3. kubectl port-forward to service2: say-hello with X-Request-ID
-#  4. 60 calls: every service1 pod logged some of their request ids
-#  5. delete a service1 pod under load: no failed request
-#  6. helm uninstall, kind delete cluster (KEEP_CLUSTER=1 keeps both)
+#  2. the checks, one line each, then "N passed, M failed"
+#  3. kind delete cluster (KEEP_CLUSTER=1 keeps it)
 #
 # Env: KIND_CLUSTER (grpc-services-test), NAMESPACE (grpc-services-test),
 #      RELEASE (grpc-services), KEEP_CLUSTER=1, LOCAL_PORT (18081).
