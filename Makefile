@@ -54,7 +54,7 @@ CONTAINER_ENGINE ?= $(if $(shell command -v podman 2>/dev/null),podman,docker)
 image: ## Build the container image grpc-services:latest (public base images)
 	$(CONTAINER_ENGINE) build --build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -t grpc-services:latest .
 
-test-image: ## Build the image with podman and test it in containers (root; Debian: installs podman)
+test-image: ## docker compose up --build on a private dockerd, then podman-compose; checks both (root; Debian: installs docker.io, podman)
 	scripts/test-image.sh
 
 test-cluster: ## The chart on a throw-away Kubernetes built from source, in a network namespace (root; tests/k8s/README.md)
