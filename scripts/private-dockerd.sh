@@ -18,10 +18,11 @@
 #  - Our own containerd, passed with --containerd: dockerd 20.10 given none
 #    connects to /run/containerd/containerd.sock whenever that socket exists
 #    (another engineer's or a kubelet's containerd) and would share it.
-#  - runc (dockerd's default runtime; Debian's docker.io depends on it) and
-#    the cgroupfs driver (dockerd's default) work on the hybrid cgroup v1
-#    layout as they are: nothing to set. (podman needs runc set explicitly
-#    because Debian's podman defaults to crun, which refuses this layout.)
+#  - runc and the cgroupfs driver, dockerd's defaults (Debian's docker.io
+#    depends on runc), work on the hybrid cgroup v1 layout as they are; runc
+#    is named anyway, as a machine-wide /etc/docker is not read here. (podman
+#    needs it set because Debian's podman may pick crun, which refuses this
+#    layout.)
 #  - default-ulimits nofile = this shell's hard limit: root here lacks
 #    CAP_SYS_RESOURCE, so no container may ask for more than the hard limit
 #    (20000; podman's default 1048576 fails every container). dockerd sets
