@@ -37,6 +37,8 @@
 # Ends with `image tests: N passed, N failed`; exit status 1 if any failed.
 # Env: BASE_IMAGES=auto|public|local (auto), IMAGE (localhost/grpc-services:test),
 #      SKIP_BUILD=1 to test an IMAGE built already (in the private dockerd),
+#      BUILD_ONLY=1 to only build it (`docker compose build`) and copy it
+#      into podman's store (make test-cluster imports it from there),
 #      ENGINES="docker podman" (both; one of them to run only its checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -249,6 +251,16 @@ http=127.0.0.1:$http_port
 admin=127.0.0.1:$admin_port
 compose_env=(env IMAGE="$IMAGE" RUST_IMAGE="$rust_image" RUNTIME_IMAGE="$runtime_image"
   SERVICE2_PORT="$http_port" SERVICE2_ADMIN_PORT="$admin_port")
+docker_compose=("${compose_env[@]}" DOCKER_CONFIG="$DOCKER_CONFIG_DIR" docker compose -p "$PROJECT" -f compose.yaml)
+
+# make test-cluster builds the image this way (always: layer-cached, so a
+# stale image is never tested) and imports it from podman's store.
+if [[ ${BUILD_ONLY:-0} == 1 && $SKIP_BUILD != 1 ]]; then
+  log "BUILD_ONLY=1: docker compose build, then $IMAGE into podman"
+  "${docker_compose[@]}" build service2
+  copy_image docker podman "$IMAGE"
+  exit 0
+fi
 
 curl_() { curl -s --max-time 5 "$@"; }
 # The HTTP checks, shared with the kind test (tests/kind/run.sh).
@@ -480,7 +492,7 @@ if has docker; then
   # the engine's BuildKit through its own builder (no buildx plugin here; it
   # says so in a warning). SKIP_BUILD=1 tests the image built already.
   ENGINE=docker NAME="docker compose" DNS="Docker's embedded DNS"
-  COMPOSE=("${compose_env[@]}" DOCKER_CONFIG="$DOCKER_CONFIG_DIR" docker compose -p "$PROJECT" -f compose.yaml)
+  COMPOSE=("${docker_compose[@]}")
   if [[ $SKIP_BUILD == 1 ]]; then
     image_checks docker
     compose_checks --no-build
