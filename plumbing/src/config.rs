@@ -203,6 +203,13 @@ pub struct HttpLimits {
     /// are closed (HTTP/2 included).
     #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub http_idle_timeout: Duration,
+
+    /// Streams an HTTP/2 connection may make the server reset (malformed
+    /// or refused requests) before it gets GOAWAY; on every HTTP/2 port,
+    /// gRPC included. A well-behaved client makes none.
+    #[arg(long, env = "HTTP2_MAX_LOCAL_RESET_STREAMS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_local_reset_streams: u32,
 }
 
 impl Default for HttpLimits {

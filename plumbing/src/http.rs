@@ -190,6 +190,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(limits.http_max_header_bytes)
         .max_concurrent_streams(limits.http_max_concurrent_requests)
+        // Each stream the server resets for a client's protocol error costs
+        // work and yields nothing; past this many, GOAWAY.
+        .max_local_error_reset_streams(limits.http2_max_local_reset_streams as usize)
         .keep_alive_interval(Some(HTTP2_KEEPALIVE))
         .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let builder = Arc::new(builder);

@@ -84,6 +84,8 @@ impl Application {
                 .max_concurrent_streams(config.grpc_max_concurrent_streams)
                 .http2_keepalive_interval(Some(config.grpc_keepalive_interval))
                 .http2_keepalive_timeout(Some(config.grpc_keepalive_timeout))
+                // tonic's default is no cap at all (h2's own is 1,024).
+                .http2_max_local_error_reset_streams(Some(limits.http2_max_local_reset_streams as usize))
                 // Outermost first: the access line and request span cover
                 // every call, shed and refused ones included; shedding comes
                 // before the identity check, which is cheap but not free.

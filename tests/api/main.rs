@@ -3,6 +3,7 @@
 
 mod grpc;
 mod health;
+mod hostile_h2;
 mod limits;
 mod name;
 mod panics;
