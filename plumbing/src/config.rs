@@ -199,8 +199,8 @@ pub struct HttpLimits {
     #[arg(long, env = "HTTP_QUEUE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
     pub http_queue_timeout: Duration,
 
-    /// Connections with no request in flight and no traffic for this long
-    /// are closed (HTTP/2 included).
+    /// Connections with no request in flight for this long are closed
+    /// (HTTP/2 gets GOAWAY; pings do not count as use).
     #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub http_idle_timeout: Duration,
 

@@ -296,6 +296,9 @@ struct Activity {
 struct ActivityInner {
     /// Milliseconds since `since` of the last read or write.
     last: AtomicU64,
+    /// Milliseconds since `since` when the last request ended (its response
+    /// body sent or dropped), or the connection was accepted.
+    last_request: AtomicU64,
     /// Milliseconds since `since` when the head now being read began, or
     /// `NO_HEAD`.
     head_since: AtomicU64,
@@ -311,6 +314,7 @@ impl Activity {
     fn new() -> Self {
         let inner = ActivityInner {
             last: AtomicU64::new(0),
+            last_request: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             http2: AtomicBool::new(false),
@@ -346,6 +350,7 @@ impl Activity {
     }
 
     fn request_ended(&self) {
+        self.inner.last_request.store(self.now_ms(), Ordering::Relaxed);
         self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.touch();
     }
@@ -356,11 +361,20 @@ impl Activity {
         (since != NO_HEAD).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
     }
 
+    /// How long the connection has been idle: no request in flight and,
+    /// on HTTP/1, no bytes either. On HTTP/2 bytes do not count: PINGs (the
+    /// server's keep-alive ones and the client's) and other frames can flow
+    /// forever on a connection that asks for nothing.
     fn idle_for(&self) -> Duration {
         if self.inner.in_flight.load(Ordering::Relaxed) > 0 {
             return Duration::ZERO;
         }
-        Duration::from_millis(self.now_ms().saturating_sub(self.inner.last.load(Ordering::Relaxed)))
+        let last = if self.inner.http2.load(Ordering::Relaxed) {
+            &self.inner.last_request
+        } else {
+            &self.inner.last
+        };
+        Duration::from_millis(self.now_ms().saturating_sub(last.load(Ordering::Relaxed)))
     }
 }
 
@@ -428,34 +442,79 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
 }
 
 /// Counts a connection's requests in flight, so a slow request is not
-/// mistaken for an idle connection.
+/// mistaken for an idle connection. A request is in flight until its
+/// response body is sent or dropped: a long response (a gRPC Watch stream)
+/// keeps its connection in use.
 #[derive(Clone)]
 struct InFlight<S> {
     inner: S,
     activity: Activity,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for InFlight<S>
+impl<S, B, ResBody> tower::Service<http::Request<B>> for InFlight<S>
 where
-    S: tower::Service<http::Request<B>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<CountedBody<ResBody>>;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let activity = self.activity.clone();
-        activity.request_began(request.version());
+        self.activity.request_began(request.version());
+        let guard = RequestGuard(self.activity.clone());
         let call = self.inner.call(request);
         Box::pin(async move {
-            let response = call.await;
-            activity.request_ended();
-            response
+            let response = call.await?;
+            Ok(response.map(|inner| CountedBody { inner, guard: Some(guard) }))
         })
+    }
+}
+
+/// Ends a request in flight when dropped, however the request ends.
+struct RequestGuard(Activity);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request in flight until it is done.
+    struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        guard: Option<RequestGuard>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            this.guard.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use h2::Reason;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use system_tests::{
     raw_h2::{self, grpc_request, H2},
     spawn_service1, Pki,
@@ -74,4 +75,29 @@ async fn too_many_locally_reset_streams_get_goaway_on_the_rest_and_admin_ports()
 
     assert_goaway_enhance_your_calm(rest);
     assert_goaway_enhance_your_calm(admin);
+}
+
+#[tokio::test]
+async fn an_idle_h2_connection_is_closed_after_the_idle_timeout() {
+    let service1 =
+        spawn_service1(&["--http-idle-timeout", "400ms", "--http-header-read-timeout", "60s"]).await;
+    let tcp = tokio::net::TcpStream::connect(service1.rest_addr).await.unwrap();
+    // A client that pings often, as some pools do to keep connections warm.
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(100))
+        .keep_alive_while_idle(true)
+        .handshake::<_, String>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request =
+        http::Request::get(format!("http://{}/api/v1/name?name=x", service1.rest_addr)).body(String::new());
+
+    let served = sender.send_request(request.unwrap()).await.unwrap();
+    // Then nothing but pings.
+    let closed = tokio::time::timeout(Duration::from_secs(5), connection).await;
+
+    assert_eq!(served.status(), 200);
+    assert!(closed.is_ok(), "the server kept an HTTP/2 connection that only pings open");
 }
