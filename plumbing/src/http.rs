@@ -39,10 +39,22 @@ use crate::{config::HttpLimits, request_id, telemetry, ApiError, ErrorKind, Requ
 
 /// Wraps a service's routes in the layers every HTTP port has.
 pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
+    with_common_layers_and_probes(router, limits, &[])
+}
+
+/// The same, except that requests for `probes` (exact paths) take no
+/// request slot: they are answered at once, whoever holds the slots. Only
+/// cheap handlers that wait for nothing belong here.
+pub fn with_common_layers_and_probes(
+    router: Router,
+    limits: &HttpLimits,
+    probes: &'static [&'static str],
+) -> Router {
     let admission = Admission {
         permits: Arc::new(Semaphore::new(limits.http_max_concurrent_requests as usize)),
         queue_timeout: limits.http_queue_timeout,
         timeout: limits.http_request_timeout,
+        probes,
     };
     // Layers run outermost first, so the order below is the reverse of the
     // `.layer` calls:
@@ -50,7 +62,8 @@ pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
     //    writes the access line and echoes X-Request-ID on every response,
     //    shed and timed-out ones included;
     // 2. `admit` sheds load beyond the concurrency limit (503, Retry-After)
-    //    instead of queueing it, and bounds each request's time (504);
+    //    instead of queueing it (probes excepted), and bounds each
+    //    request's time (504);
     // 3. `CatchPanicLayer` turns a panicking handler into a JSON 500, inside
     //    the request span so the panic is logged with the request id.
     router
@@ -66,9 +79,13 @@ struct Admission {
     permits: Arc<Semaphore>,
     queue_timeout: Duration,
     timeout: Duration,
+    probes: &'static [&'static str],
 }
 
 async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    if admission.probes.contains(&request.uri().path()) {
+        return within_timeout(admission.timeout, next.run(request)).await;
+    }
     // The wait is bounded in time, and each connection has at most a few
     // requests waiting, so this is no unbounded queue.
     let permit = match admission.permits.try_acquire() {
@@ -85,10 +102,17 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
         response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
         return response;
     };
-    match tokio::time::timeout(admission.timeout, next.run(request)).await {
+    within_timeout(admission.timeout, next.run(request)).await
+}
+
+async fn within_timeout(
+    timeout: Duration,
+    response: impl std::future::Future<Output = Response>,
+) -> Response {
+    match tokio::time::timeout(timeout, response).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(timeout = ?admission.timeout, "request timed out");
+            tracing::warn!(?timeout, "request timed out");
             ApiError::new(ErrorKind::Timeout, "the request took too long").into_response()
         }
     }
@@ -174,6 +198,18 @@ pub async fn serve(
     limits: &HttpLimits,
     stop: CancellationToken,
 ) -> io::Result<()> {
+    serve_with_streams(listener, router, limits, limits.http_max_concurrent_requests, stop).await
+}
+
+/// [`serve`], with at most `streams_per_connection` requests at once on one
+/// HTTP/2 connection.
+pub async fn serve_with_streams(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    streams_per_connection: u32,
+    stop: CancellationToken,
+) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -189,7 +225,7 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.http_max_header_bytes)
-        .max_concurrent_streams(limits.http_max_concurrent_requests)
+        .max_concurrent_streams(streams_per_connection)
         // Each stream the server resets for a client's protocol error costs
         // work and yields nothing; past this many, GOAWAY.
         .max_local_error_reset_streams(limits.http2_max_local_reset_streams as usize)

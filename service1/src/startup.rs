@@ -56,7 +56,8 @@ impl Application {
     pub async fn run_until_stopped(self, stop: CancellationToken) -> io::Result<()> {
         let config = &self.config;
         let tls_for_health = self.tls.clone();
-        let health = Health::new(&[Service1Server::<NameService>::NAME], move || {
+        let max_watches = config.common.admin.health_max_watches as usize;
+        let health = Health::new(&[Service1Server::<NameService>::NAME], max_watches, move || {
             admin::tls_details(tls_for_health.as_ref().map(|t| t.status()))
         })
         .await;
@@ -69,7 +70,7 @@ impl Application {
         let limits = &config.common.http;
         let rest =
             plumbing::http::serve(self.rest, rest::router(max_name_bytes, limits), limits, listeners.clone());
-        let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
+        let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
         let incoming = tls::server::incoming(
             self.grpc,

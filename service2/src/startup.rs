@@ -71,7 +71,7 @@ impl Application {
         let (tls, counts) = (self.tls.clone(), pool.clone());
         // Readiness does not depend on service1: a service2 pod taken out of
         // its Service would not bring service1 back, only cascade the outage.
-        let health = Health::new(&[], move || {
+        let health = Health::new(&[], config.common.admin.health_max_watches as usize, move || {
             let (ready, known) = counts.counts();
             let mut details = admin::tls_details(tls.as_ref().map(|t| t.status()));
             details["service1_endpoints"] = json!({ "ready": ready, "known": known });
@@ -93,7 +93,7 @@ impl Application {
         let limits = &config.common.http;
         let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
         let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
-        let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
+        let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
         health.serving().await;
         let both = async { tokio::try_join!(rest, admin).map(|_| ()) };
         drain_within(&listeners, config.common.shutdown.shutdown_grace, both).await.unwrap_or(Ok(()))

@@ -7,6 +7,7 @@ mod hostile_h2;
 mod limits;
 mod name;
 mod panics;
+mod probes;
 mod request_id;
 mod say_hello;
 mod shutdown;
