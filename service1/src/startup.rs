@@ -88,11 +88,17 @@ impl Application {
                 // tonic's default is no cap at all (h2's own is 1,024).
                 .http2_max_local_error_reset_streams(Some(limits.http2_max_local_reset_streams as usize))
                 // Outermost first: the access line and request span cover
-                // every call, shed and refused ones included; shedding comes
-                // before the identity check, which is cheap but not free.
+                // every call, shed and refused ones included; the identity
+                // check comes before the limits, so a caller that is not
+                // allowed never holds a call slot, and the limits count
+                // slots per identity.
                 .layer(ObserveLayer)
-                .layer(LimitsLayer::new(config.grpc_max_concurrent_calls as usize))
                 .layer(AuthorizeLayer::new(allowed))
+                .layer(LimitsLayer::new(
+                    config.grpc_max_concurrent_calls as usize,
+                    config.grpc_max_calls_per_identity(),
+                    config.grpc_call_timeout,
+                ))
                 .add_service(health.grpc_service())
                 .add_service(NameService::server(max_name_bytes, config.grpc_max_message_bytes))
                 .serve_with_incoming_shutdown(incoming, listeners.clone().cancelled_owned())
