@@ -32,9 +32,10 @@ use tonic_health::{
 
 use crate::config::{AdminLimits, HttpLimits};
 
-/// What the kubelet and people probe. They are cheap and wait for nothing,
-/// so they take no request slot: whoever holds the admin port's slots, a
-/// probe is still answered.
+/// What the kubelet and people probe. They are cheap, so they take no
+/// request slot: whoever holds the admin port's slots, a probe is still
+/// answered. A Check whose message never comes holds only its stream, and
+/// `ADMIN_MAX_CONCURRENT_STREAMS` bounds those per connection.
 const PROBES: &[&str] = &["/livez", "/readyz", "/grpc.health.v1.Health/Check"];
 
 /// Where a service is in its life, as probes see it.

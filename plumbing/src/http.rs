@@ -44,7 +44,9 @@ pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
 
 /// The same, except that requests for `probes` (exact paths) take no
 /// request slot: they are answered at once, whoever holds the slots. Only
-/// cheap handlers that wait for nothing belong here.
+/// cheap handlers belong here. One left waiting (a gRPC call whose message
+/// never comes) still holds its HTTP/2 stream until the request timeout,
+/// so the port must bound streams per connection.
 pub fn with_common_layers_and_probes(
     router: Router,
     limits: &HttpLimits,
