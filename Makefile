@@ -41,7 +41,7 @@ fmt: ## Format the code
 bench: ## Load benchmark on a release build (writes results/latest; bench/README.md)
 	CARGO=$(CARGO) bench/run.sh
 
-stress: ## Overload and soak check: 2,000 connections, slowloris, 10-min soak (stress/README.md)
+stress: ## Overload, exhaustion and soak check: 2,000 connections, slowloris, idle h2, Watch floods, 10-min soak (stress/README.md)
 	CARGO=$(CARGO) python3 stress/stress.py
 
 fuzz: ## Run each fuzz target for FUZZ_SECONDS (default 60) on stable; installs cargo-fuzz if missing

@@ -45,6 +45,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # no __pycache__ left in bench/ (it is not git-ignored)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import bench  # noqa: E402  (build, certgen, service start/stop, /proc readers, oha)
+import exhaust  # noqa: E402  (the resource-exhaustion phase: idle h2, Watch streams, held calls)
 
 from bench import SetupError, Stop, fmt  # noqa: E402
 
@@ -55,6 +56,15 @@ MIB = 1024 * 1024
 # not change them.
 HEADER_READ_TIMEOUT_S = 10.0  # HTTP_HEADER_READ_TIMEOUT
 MAX_HEADER_BYTES = 16384  # HTTP_MAX_HEADER_BYTES
+IDLE_TIMEOUT_S = 60.0  # HTTP_IDLE_TIMEOUT
+# The server looks for idle connections every quarter of the timeout, and
+# the client's last PING may be up to 5 s old: a connection idle for the
+# timeout is closed at most this much later.
+IDLE_SLACK_S = IDLE_TIMEOUT_S / 4 + 5.0
+HEALTH_MAX_WATCHES = 100  # HEALTH_MAX_WATCHES
+SHUTDOWN_GRACE_S = 20.0  # SHUTDOWN_GRACE
+# An open Watch must not hold a shutdown: exit well within the grace period.
+SHUTDOWN_LIMIT_S = 10.0
 
 # The flood's requests that may end in a connection error or timeout rather
 # than an answer (1 in 10,000). The server closes no busy connection, and the
@@ -98,6 +108,11 @@ def settings():
     s = {
         "storm_s": bench.env_seconds("STRESS_STORM_SECONDS", 60.0, lo=20.0, hi=3600.0),
         "soak_s": bench.env_seconds("STRESS_SOAK_SECONDS", 600.0, lo=10.0, hi=86400.0),
+        "exhaust_s": env_float("STRESS_EXHAUST_SECONDS", 100.0, 0.0, 3600.0),
+        "idle_h2": env_int("STRESS_IDLE_H2", 1000, 0, 20000),
+        "watches": env_int("STRESS_WATCHES", 2000, 0, 100000),
+        "held_conns": env_int("STRESS_HELD_CONNS", 100, 0, 2000),
+        "rss_per_stream_kib": env_float("STRESS_RSS_PER_STREAM_KIB", 8.0, 0.0, 1024.0),
         "connections": env_int("STRESS_CONNECTIONS", 2000, 10, 20000),
         "slowloris": env_int("STRESS_SLOWLORIS", 200, 0, 2000),
         "slowloris_interval_s": env_float("STRESS_SLOWLORIS_INTERVAL", 1.0, 0.1, 5.0),
@@ -125,6 +140,11 @@ def settings():
     }
     # RSS every 10 s in a long soak; at least ~10 samples in a short one.
     s["soak_sample_s"] = min(10.0, max(1.0, s["soak_s"] / 10))
+    # The idle connections must have time to be closed: timeout + slack + 5 s.
+    if 0 < s["exhaust_s"] < IDLE_TIMEOUT_S + IDLE_SLACK_S + 5:
+        raise SetupError(f"STRESS_EXHAUST_SECONDS={s['exhaust_s']:g}: 0 (leave the phase out) or at "
+                         f"least {IDLE_TIMEOUT_S + IDLE_SLACK_S + 5:g}")
+    s["shutdown_limit_s"] = SHUTDOWN_LIMIT_S
     # Warm-up before the soak's "start" RSS: a tenth of it, 5-60 s.
     s["soak_warmup_s"] = min(60.0, max(5.0, s["soak_s"] / 10))
     return s
@@ -823,6 +843,9 @@ def summarize(doc, cfg):
           f"≤ {rec['fds_service2_limit']}", rec["fds_service2"] is not None
           and rec["fds_service2"] <= rec["fds_service2_limit"], "recovery")
 
+    if doc.get("exhaust") is not None:
+        exhaust_checks(doc["exhaust"], cfg, check)
+
     # -- soak
     if soak is not None:
         ld = soak["load"]
@@ -855,6 +878,60 @@ def summarize(doc, cfg):
                   and end <= start + cfg["soak_tolerance_mib"], "soak")
         soak["rss"] = flat
     return checks
+
+
+def exhaust_checks(ex, cfg, check):
+    phase = "exhaustion"
+    idle = ex["idle_h2"]
+    limit = IDLE_TIMEOUT_S + IDLE_SLACK_S
+    closed = [r["closed_after_s"] for r in idle if r["closed_after_s"] is not None]
+    in_time = [c for c in closed if c <= limit]
+    served = sum(r["served"] for r in idle)
+    check(f"exhaustion: idle h2 connections (one request, then only PINGs) closed by the server "
+          f"within HTTP_IDLE_TIMEOUT + {IDLE_SLACK_S:g} s",
+          f"{len(in_time):,} of {len(idle):,} (served first: {served:,}; close after "
+          f"{fmt(min(closed) if closed else None, 1)}–{fmt(max(closed) if closed else None, 1)} s)",
+          f"all, ≤ {limit:g} s", idle and len(in_time) == len(idle) == served, phase)
+    for label, w in ex["watches"].items():
+        check(f"exhaustion: {label} Watch streams open ≤ HEALTH_MAX_WATCHES, the rest refused",
+              f"{w.get('watching', 0):,} open, {w.get('refused', 0):,} refused of "
+              f"{w.get('attempted', 0):,}",
+              f"≤ {HEALTH_MAX_WATCHES}, none unanswered",
+              w.get("watching", 0) <= HEALTH_MAX_WATCHES and w.get("attempted", 0) > 0
+              and w.get("unanswered_or_ended", 0) == 0, phase)
+    probe_rows = [(k, v) for k, v in ex["probes"].items() if not k.endswith("say-hello")]
+    failed = sum(v["failed"] for _, v in probe_rows)
+    total = sum(v["ok"] + v["failed"] for _, v in probe_rows)
+    check("exhaustion: probes answered (/livez, /readyz 200, gRPC Check SERVING; new connection, "
+          "1 s timeout, every admin port every second)",
+          f"{total - failed:,} of {total:,}", "all", total > 0 and failed == 0, phase)
+    hello = ex["probes"].get("service2 say-hello", {"ok": 0, "failed": 0})
+    check("exhaustion: say-hello served throughout", f"{hello['ok']:,} of "
+          f"{hello['ok'] + hello['failed']:,}", "all", hello["ok"] > 0 and hello["failed"] == 0, phase)
+    ex["rss"] = {}
+    for label in ex["watches"]:
+        w, h = ex["watches"][label], ex["held"][label]
+        conns = w.get("connections", 0) + h.get("connections", 0) + 4  # + probes, service2's
+        if label == "service2":
+            conns += len(idle)
+        streams = h.get("peak_held", 0) + w.get("watching", 0)
+        bound = (cfg["rss_base_mib"] + cfg["rss_per_conn_kib"] * conns / 1024
+                 + cfg["rss_per_stream_kib"] * streams / 1024)
+        hwm = [v for _, v in series_of(ex["samples"], label, "hwm_kib")]
+        peak = max(hwm) / 1024 if hwm else None
+        ex["rss"][label] = {"hwm_mib": peak, "bound_mib": bound, "connections": conns,
+                            "streams": streams}
+        check(f"exhaustion: {label} peak RSS (VmHWM) ≤ {cfg['rss_base_mib']:g} MiB + "
+              f"{cfg['rss_per_conn_kib']:g} KiB × {conns:,} connections + "
+              f"{cfg['rss_per_stream_kib']:g} KiB × {streams:,} streams held",
+              f"{fmt(peak, 1)} MiB", f"≤ {bound:.1f} MiB", peak is not None and peak <= bound, phase)
+    sd = ex["shutdown"]
+    slow = {k: v for k, v in sd.items() if v["exit_code"] != 0 or v["exit_s"] is None
+            or v["exit_s"] > SHUTDOWN_LIMIT_S}
+    check(f"exhaustion: SIGTERM with Watch streams open: every process exits 0 within "
+          f"{SHUTDOWN_LIMIT_S:g} s (SHUTDOWN_GRACE is {SHUTDOWN_GRACE_S:g} s)",
+          ", ".join(f"{k} {fmt(v['exit_s'], 2)} s (exit {v['exit_code']})" for k, v in sd.items()),
+          f"≤ {SHUTDOWN_LIMIT_S:g} s, exit 0", not slow, phase)
 
 
 def series_of(samples, label, key):
@@ -963,6 +1040,31 @@ def markdown(doc, cfg):
         out.append(f"| {p['process']} | {p['pid']} | {p['alive']} | "
                    f"{fmt((p['rss_kib'] or 0) / 1024, 1)} | {fmt((p['hwm_kib'] or 0) / 1024, 1)} "
                    f"| {p['fds']} | {p['threads']} |")
+    ex = doc.get("exhaust")
+    if ex is not None:
+        out += ["", f"## Exhaustion ({ex['seconds']:g} s, fresh processes)", ""]
+        idle = ex["idle_h2"]
+        closed = [r["closed_after_s"] for r in idle if r["closed_after_s"] is not None]
+        out.append(f"**Idle HTTP/2** ({len(idle):,} connections to service2's REST port, one "
+                   f"say-hello each, then a PING every 5 s): {sum(r['served'] for r in idle):,} "
+                   f"served, {len(closed):,} closed by the server (GOAWAY on "
+                   f"{sum(r['goaway'] for r in idle):,}) after {fmt(min(closed) if closed else None, 1)}"
+                   f"–{fmt(max(closed) if closed else None, 1)} s of idleness; errors: "
+                   f"{sum(1 for r in idle if r['error'])}.")
+        out += ["", "| process | Watch streams tried | open | refused | connections | held Check "
+                "calls opened | peak held | VmHWM MiB | bound MiB | exit after SIGTERM |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for label, w in ex["watches"].items():
+            h, r, sd = ex["held"][label], ex.get("rss", {}).get(label, {}), ex["shutdown"][label]
+            out.append(f"| {label} | {w.get('attempted', 0):,} | {w.get('watching', 0):,} "
+                       f"| {w.get('refused', 0):,} | {w.get('connections', 0) + h.get('connections', 0):,} "
+                       f"| {h.get('opened', 0):,} | {h.get('peak_held', 0):,} "
+                       f"| {fmt(r.get('hwm_mib'), 1)} | {fmt(r.get('bound_mib'), 1)} "
+                       f"| {fmt(sd['exit_s'], 2)} s, exit {sd['exit_code']} |")
+        out += ["", "Probes (new connection each, 1 s timeout): "
+                + "; ".join(f"{k}: {v['ok']:,} ok" + (f", {v['failed']} failed {v['answers']}"
+                                                       if v["failed"] else "")
+                            for k, v in sorted(ex["probes"].items())) + "."]
     if soak is not None:
         ld = soak["load"]
         out += ["", f"## Soak ({cfg['soak_s']:g} s, fresh processes)", ""]
@@ -1022,7 +1124,7 @@ def main():
     outdir = cfg["results_dir"] / f"stress-{stamp}"
     outdir.mkdir(parents=True, exist_ok=False)
     machine = bench.machine_info(oha_version)
-    log(f"results in {outdir}; about {cfg['storm_s'] + cfg['soak_s'] + 30:.0f} s")
+    log(f"results in {outdir}; about {cfg['storm_s'] + cfg['exhaust_s'] + cfg['soak_s'] + 40:.0f} s")
     certs = Path(tempfile.mkdtemp(prefix="stress-certs-"))
     doc = {"timestamp": stamp, "machine": machine, "fd_limit": fd_info,
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.items()
@@ -1046,6 +1148,13 @@ def main():
         doc["recovery"] = recover(services, url, baseline, cfg)
         doc["processes"]["storm"] = finish(services)
         services = []
+
+        # Exhaustion on fresh processes, so their peak memory is this phase's.
+        if cfg["exhaust_s"]:
+            services, url = start(certs, outdir / "logs" / "exhaust", cfg, "exhaustion")
+            doc["exhaust"] = asyncio.run(exhaust.run(services, cfg, Sampler, log))
+            doc["processes"]["exhaust"] = finish(services)
+            services = []
 
         # Soak on fresh processes: the storm's retained heap would hide slow growth.
         services, url = start(certs, outdir / "logs" / "soak", cfg, "soak")

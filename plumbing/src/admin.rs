@@ -3,19 +3,40 @@
 //! `GET /readyz` for people and HTTP probes, and `GET /metrics` for
 //! Prometheus. It serves nothing sensitive.
 
-use std::sync::{
-    atomic::{AtomicU8, Ordering},
-    Arc,
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU8, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
 };
 
 use axum::{extract::State, response::IntoResponse, routing::get, Json, Router};
 use http::StatusCode;
+use http_body::{Body, Frame};
 use serde_json::{json, Value};
+use tokio::{
+    net::TcpListener,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::server::NamedService;
 use tonic_health::{
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
     ServingStatus,
 };
+
+use crate::config::{AdminLimits, HttpLimits};
+
+/// What the kubelet and people probe. They are cheap, so they take no
+/// request slot: whoever holds the admin port's slots, a probe is still
+/// answered. A Check whose message never comes holds only its stream, and
+/// `ADMIN_MAX_CONCURRENT_STREAMS` bounds those per connection.
+const PROBES: &[&str] = &["/livez", "/readyz", "/grpc.health.v1.Health/Check"];
 
 /// Where a service is in its life, as probes see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,14 +64,23 @@ struct HealthInner {
     phase: AtomicU8,
     /// Extra facts for `/readyz` (certificate state, ready endpoints...).
     details: Box<dyn Fn() -> Value + Send + Sync>,
+    /// One permit per Watch stream that may still open.
+    watches: Arc<Semaphore>,
+    /// Cancelled when the listeners close; every Watch stream then ends.
+    closing: CancellationToken,
 }
 
 // === impl Health ===
 
 impl Health {
     /// Starts NOT_SERVING; call [`Health::serving`] once the service is
-    /// really able to serve.
-    pub async fn new(services: &[&'static str], details: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+    /// really able to serve. At most `max_watches` Watch streams are open at
+    /// once, on all ports together.
+    pub async fn new(
+        services: &[&'static str],
+        max_watches: usize,
+        details: impl Fn() -> Value + Send + Sync + 'static,
+    ) -> Self {
         let reporter = HealthReporter::new();
         let health = Self {
             inner: Arc::new(HealthInner {
@@ -58,6 +88,8 @@ impl Health {
                 services: services.to_vec(),
                 phase: AtomicU8::new(Phase::Starting as u8),
                 details: Box::new(details),
+                watches: Arc::new(Semaphore::new(max_watches)),
+                closing: CancellationToken::new(),
             }),
         };
         health.report(ServingStatus::NotServing).await;
@@ -65,8 +97,20 @@ impl Health {
     }
 
     /// A `grpc.health.v1.Health` service reporting this state.
-    pub fn grpc_service(&self) -> HealthServer<HealthService> {
-        HealthServer::new(HealthService::from_health_reporter(self.inner.reporter.clone()))
+    pub fn grpc_service(&self) -> HealthGrpc {
+        HealthGrpc {
+            inner: HealthServer::new(HealthService::from_health_reporter(self.inner.reporter.clone())),
+            watches: self.inner.watches.clone(),
+            closing: self.inner.closing.clone(),
+        }
+    }
+
+    /// Ends every Watch stream (UNAVAILABLE), and any opened later at once:
+    /// called as the listeners close, since a Watch never ends by itself
+    /// and would hold its connection, and so the shutdown, for the whole
+    /// grace period.
+    pub fn close_watches(&self) {
+        self.inner.closing.cancel();
     }
 
     pub fn phase(&self) -> Phase {
@@ -96,14 +140,132 @@ impl Health {
     }
 
     /// The admin routes: gRPC health, `/livez` and `/readyz`.
-    pub fn router(&self, limits: &crate::config::HttpLimits) -> Router {
+    pub fn router(&self, limits: &HttpLimits) -> Router {
         let http = Router::new()
             .route("/livez", get(|| async { Json(json!({ "status": "alive" })) }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(self.clone());
         let grpc = tonic::service::Routes::new(self.grpc_service()).into_axum_router();
-        crate::http::with_common_layers(http.merge(grpc), limits)
+        crate::http::with_common_layers_and_probes(http.merge(grpc), limits, PROBES)
+    }
+
+    /// Serves the admin routes on `listener` until `stop`, with few streams
+    /// per HTTP/2 connection: a probe needs one.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        limits: &HttpLimits,
+        admin: &AdminLimits,
+        stop: CancellationToken,
+    ) -> std::io::Result<()> {
+        let router = self.router(limits);
+        crate::http::serve_with_streams(listener, router, limits, admin.admin_max_concurrent_streams, stop)
+            .await
+    }
+}
+
+/// `grpc.health.v1.Health` with its Watch streams bounded in number and
+/// ended when the service stops.
+#[derive(Clone)]
+pub struct HealthGrpc {
+    inner: HealthServer<HealthService>,
+    watches: Arc<Semaphore>,
+    closing: CancellationToken,
+}
+
+// === impl HealthGrpc ===
+
+impl NamedService for HealthGrpc {
+    const NAME: &'static str = <HealthServer<HealthService> as NamedService>::NAME;
+}
+
+impl<B> tower::Service<http::Request<B>> for HealthGrpc
+where
+    HealthServer<HealthService>:
+        tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+    <HealthServer<HealthService> as tower::Service<http::Request<B>>>::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<http::Request<B>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if !request.uri().path().ends_with("/Watch") {
+            return Box::pin(self.inner.call(request));
+        }
+        let Ok(permit) = self.watches.clone().try_acquire_owned() else {
+            tracing::warn!("refusing a health Watch: too many open (HEALTH_MAX_WATCHES)");
+            let status = tonic::Status::resource_exhausted("too many health watches open, try again later");
+            return Box::pin(std::future::ready(Ok(status.into_http())));
+        };
+        let closing = Box::pin(self.closing.clone().cancelled_owned());
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let response = call.await?;
+            Ok(response.map(|inner| {
+                tonic::body::Body::new(EndsOnClose {
+                    inner,
+                    closing,
+                    permit: Some(permit),
+                    trailers_sent: false,
+                    cut_off: false,
+                })
+            }))
+        })
+    }
+}
+
+/// A Watch stream's body: it holds the stream's permit, and ends with
+/// UNAVAILABLE once the service closes its listeners.
+struct EndsOnClose {
+    inner: tonic::body::Body,
+    closing: Pin<Box<WaitForCancellationFutureOwned>>,
+    permit: Option<OwnedSemaphorePermit>,
+    /// The stream's trailers went out: nothing may follow them.
+    trailers_sent: bool,
+    /// Ended by the shutdown, not by the health service.
+    cut_off: bool,
+}
+
+impl Body for EndsOnClose {
+    type Data = tonic::codegen::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if this.cut_off {
+            return Poll::Ready(None);
+        }
+        if !this.trailers_sent && this.closing.as_mut().poll(cx).is_ready() {
+            this.cut_off = true;
+            this.permit = None;
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from(tonic::Code::Unavailable as i32));
+            trailers.insert(
+                "grpc-message",
+                http::HeaderValue::from_static("the%20server%20is%20shutting%20down"),
+            );
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => this.trailers_sent = true,
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.permit = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.cut_off || self.inner.is_end_stream()
     }
 }
 

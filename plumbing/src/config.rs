@@ -85,6 +85,9 @@ pub struct CommonArgs {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+    #[command(flatten)]
+    pub admin: AdminLimits,
 }
 
 /// Where a service listens, shared by both.
@@ -199,10 +202,17 @@ pub struct HttpLimits {
     #[arg(long, env = "HTTP_QUEUE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
     pub http_queue_timeout: Duration,
 
-    /// Connections with no request in flight and no traffic for this long
-    /// are closed (HTTP/2 included).
+    /// Connections with no request in flight for this long are closed
+    /// (HTTP/2 gets GOAWAY; pings do not count as use).
     #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_nonzero_duration)]
     pub http_idle_timeout: Duration,
+
+    /// Streams an HTTP/2 connection may make the server reset (malformed
+    /// or refused requests) before it gets GOAWAY; on every HTTP/2 port,
+    /// gRPC included. A well-behaved client makes none.
+    #[arg(long, env = "HTTP2_MAX_LOCAL_RESET_STREAMS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_local_reset_streams: u32,
 }
 
 impl Default for HttpLimits {
@@ -213,6 +223,24 @@ impl Default for HttpLimits {
         )
         .expect("the defaults are valid")
     }
+}
+
+/// Limits of the admin port beyond those of every HTTP port, so that no
+/// caller can keep the probes from being answered.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminLimits {
+    /// HTTP/2 streams at once on one admin connection. A probe or a scrape
+    /// needs one; a low number keeps one connection from holding many
+    /// calls open.
+    #[arg(long, env = "ADMIN_MAX_CONCURRENT_STREAMS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_max_concurrent_streams: u32,
+
+    /// grpc.health.v1.Health/Watch streams open at once, admin and gRPC
+    /// ports together; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HEALTH_MAX_WATCHES", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub health_max_watches: u32,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,11 +3,12 @@
 //! that carries it, and writes one access line per call with its status.
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::Semaphore;
@@ -17,7 +18,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use crate::{metrics::UNKNOWN_GRPC_METHOD, request_id, telemetry, RequestId};
+use crate::{metrics::UNKNOWN_GRPC_METHOD, request_id, telemetry, tls::server::PeerInfo, RequestId};
 
 /// The methods `grpc.health.v1.Health` serves.
 pub const HEALTH_METHODS: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
@@ -204,18 +205,35 @@ impl<B: Body> Body for ObservedBody<B> {
     }
 }
 
-/// Limits in front of a gRPC server: at most `max_calls` calls at once
-/// (beyond that, RESOURCE_EXHAUSTED at once, rather than a queue), and
-/// oversized messages reported as RESOURCE_EXHAUSTED, as the gRPC spec
-/// asks (tonic says OUT_OF_RANGE).
+/// Limits in front of a gRPC server:
+/// - at most `max_calls` calls at once (beyond that, RESOURCE_EXHAUSTED at
+///   once, rather than a queue), and at most `per_identity` of them from
+///   one client identity, so one caller cannot take every slot;
+/// - each call ends with DEADLINE_EXCEEDED after `call_timeout`, whatever
+///   grpc-timeout it sent (tonic's own deadline, from grpc-timeout, still
+///   ends a shorter one), so a call that never finishes its message frees
+///   its slot;
+/// - oversized messages reported as RESOURCE_EXHAUSTED, as the gRPC spec
+///   asks (tonic says OUT_OF_RANGE).
 #[derive(Debug, Clone)]
 pub struct LimitsLayer {
     permits: Arc<Semaphore>,
+    per_identity: usize,
+    /// Calls in flight per client identity (the SANs of its certificate);
+    /// an identity is dropped when it has none, so this holds at most
+    /// `max_calls` entries.
+    held: Arc<Mutex<HashMap<Arc<[String]>, usize>>>,
+    call_timeout: Duration,
 }
 
 impl LimitsLayer {
-    pub fn new(max_calls: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(max_calls)) }
+    pub fn new(max_calls: usize, per_identity: usize, call_timeout: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_calls)),
+            per_identity,
+            held: Arc::default(),
+            call_timeout,
+        }
     }
 }
 
@@ -223,14 +241,49 @@ impl<S> Layer<S> for LimitsLayer {
     type Service = Limits<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Limits { inner, permits: self.permits.clone() }
+        Limits { inner, limits: self.clone() }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Limits<S> {
     inner: S,
-    permits: Arc<Semaphore>,
+    limits: LimitsLayer,
+}
+
+/// One call's share of its identity's slots, given back when dropped.
+struct IdentitySlot {
+    held: Arc<Mutex<HashMap<Arc<[String]>, usize>>>,
+    identity: Arc<[String]>,
+}
+
+impl Drop for IdentitySlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(&self.identity) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.identity);
+            }
+        }
+    }
+}
+
+// === impl LimitsLayer ===
+
+impl LimitsLayer {
+    /// A slot for one more call of `identity`, unless it holds its share.
+    /// Without TLS there are no identities, and only the total applies.
+    fn identity_slot(&self, identity: Option<&Arc<[String]>>) -> Result<Option<IdentitySlot>, ()> {
+        let Some(identity) = identity.filter(|i| !i.is_empty()) else { return Ok(None) };
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(identity.clone()).or_insert(0);
+        if *count >= self.per_identity {
+            return Err(());
+        }
+        *count += 1;
+        Ok(Some(IdentitySlot { held: self.held.clone(), identity: identity.clone() }))
+    }
 }
 
 /// The start of tonic's message for a message over the decoding limit, as
@@ -255,22 +308,41 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            tracing::warn!("shedding load: too many gRPC calls in flight");
-            let status = tonic::Status::resource_exhausted("too many calls in flight, try again shortly");
-            let response = status.into_http::<ResBody>().map(|inner| TooLargeIsResourceExhausted { inner });
-            return Box::pin(std::future::ready(Ok(response)));
+        let identity = request.extensions().get::<PeerInfo>().map(|p| &p.identities);
+        let Ok(identity_slot) = self.limits.identity_slot(identity) else {
+            tracing::warn!(identities = ?identity, "shedding load: this client holds its share of the call slots");
+            return shed("this client has too many calls in flight, try again shortly");
         };
-        let call = self.inner.call(request);
+        let Ok(permit) = self.limits.permits.clone().try_acquire_owned() else {
+            tracing::warn!("shedding load: too many gRPC calls in flight");
+            return shed("too many calls in flight, try again shortly");
+        };
+        let call_timeout = self.limits.call_timeout;
+        let call = tokio::time::timeout(call_timeout, self.inner.call(request));
         Box::pin(async move {
-            let mut response = call.await?;
-            drop(permit);
+            let Ok(response) = call.await else {
+                tracing::warn!(timeout = ?call_timeout, "gRPC call timed out (GRPC_CALL_TIMEOUT)");
+                let status = tonic::Status::deadline_exceeded("the call took longer than the server allows");
+                return Ok(status.into_http::<ResBody>().map(|inner| TooLargeIsResourceExhausted { inner }));
+            };
+            let mut response = response?;
+            drop((permit, identity_slot));
             // The status is in the headers when the call failed before any
             // message was sent, else in the trailers (see the body).
             rewrite_too_large(response.headers_mut());
             Ok(response.map(|inner| TooLargeIsResourceExhausted { inner }))
         })
     }
+}
+
+type Shed<B, E> =
+    Pin<Box<dyn Future<Output = Result<http::Response<TooLargeIsResourceExhausted<B>>, E>> + Send>>;
+
+/// RESOURCE_EXHAUSTED at once: no queue.
+fn shed<B: Default + Send + 'static, E: Send + 'static>(message: &'static str) -> Shed<B, E> {
+    let status = tonic::Status::resource_exhausted(message);
+    let response = status.into_http::<B>().map(|inner| TooLargeIsResourceExhausted { inner });
+    Box::pin(std::future::ready(Ok(response)))
 }
 
 fn rewrite_too_large(headers: &mut http::HeaderMap) {
@@ -287,6 +359,12 @@ pin_project_lite::pin_project! {
     pub struct TooLargeIsResourceExhausted<B> {
         #[pin]
         inner: B,
+    }
+}
+
+impl<B: Default> Default for TooLargeIsResourceExhausted<B> {
+    fn default() -> Self {
+        Self { inner: B::default() }
     }
 }
 
@@ -338,7 +416,7 @@ mod tests {
                 }
             }
         });
-        let service = LimitsLayer::new(1).layer(inner);
+        let service = LimitsLayer::new(1, 1, Duration::from_secs(60)).layer(inner);
 
         let first = tokio::spawn(service.clone().oneshot(http::Request::new(())));
         tokio::task::yield_now().await;

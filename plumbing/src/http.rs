@@ -42,10 +42,24 @@ use crate::{
 
 /// Wraps a service's routes in the layers every HTTP port has.
 pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
+    with_common_layers_and_probes(router, limits, &[])
+}
+
+/// The same, except that requests for `probes` (exact paths) take no
+/// request slot: they are answered at once, whoever holds the slots. Only
+/// cheap handlers belong here. One left waiting (a gRPC call whose message
+/// never comes) still holds its HTTP/2 stream until the request timeout,
+/// so the port must bound streams per connection.
+pub fn with_common_layers_and_probes(
+    router: Router,
+    limits: &HttpLimits,
+    probes: &'static [&'static str],
+) -> Router {
     let admission = Admission {
         permits: Arc::new(Semaphore::new(limits.http_max_concurrent_requests as usize)),
         queue_timeout: limits.http_queue_timeout,
         timeout: limits.http_request_timeout,
+        probes,
     };
     // Layers run outermost first, so the order below is the reverse of the
     // `.layer` calls:
@@ -53,7 +67,8 @@ pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
     //    writes the access line and echoes X-Request-ID on every response,
     //    shed and timed-out ones included;
     // 2. `admit` sheds load beyond the concurrency limit (503, Retry-After)
-    //    instead of queueing it, and bounds each request's time (504);
+    //    instead of queueing it (probes excepted), and bounds each
+    //    request's time (504);
     // 3. `CatchPanicLayer` turns a panicking handler into a JSON 500, inside
     //    the request span so the panic is logged with the request id.
     router
@@ -69,9 +84,13 @@ struct Admission {
     permits: Arc<Semaphore>,
     queue_timeout: Duration,
     timeout: Duration,
+    probes: &'static [&'static str],
 }
 
 async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    if admission.probes.contains(&request.uri().path()) {
+        return within_timeout(admission.timeout, next.run(request)).await;
+    }
     // The wait is bounded in time, and each connection has at most a few
     // requests waiting, so this is no unbounded queue.
     let permit = match admission.permits.try_acquire() {
@@ -88,10 +107,17 @@ async fn admit(State(admission): State<Admission>, request: Request, next: Next)
         response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
         return response;
     };
-    match tokio::time::timeout(admission.timeout, next.run(request)).await {
+    within_timeout(admission.timeout, next.run(request)).await
+}
+
+async fn within_timeout(
+    timeout: Duration,
+    response: impl std::future::Future<Output = Response>,
+) -> Response {
+    match tokio::time::timeout(timeout, response).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(timeout = ?admission.timeout, "request timed out");
+            tracing::warn!(?timeout, "request timed out");
             ApiError::new(ErrorKind::Timeout, "the request took too long").into_response()
         }
     }
@@ -194,6 +220,18 @@ pub async fn serve(
     limits: &HttpLimits,
     stop: CancellationToken,
 ) -> io::Result<()> {
+    serve_with_streams(listener, router, limits, limits.http_max_concurrent_requests, stop).await
+}
+
+/// [`serve`], with at most `streams_per_connection` requests at once on one
+/// HTTP/2 connection.
+pub async fn serve_with_streams(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    streams_per_connection: u32,
+    stop: CancellationToken,
+) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -209,7 +247,10 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.http_max_header_bytes)
-        .max_concurrent_streams(limits.http_max_concurrent_requests)
+        .max_concurrent_streams(streams_per_connection)
+        // Each stream the server resets for a client's protocol error costs
+        // work and yields nothing; past this many, GOAWAY.
+        .max_local_error_reset_streams(limits.http2_max_local_reset_streams as usize)
         .keep_alive_interval(Some(HTTP2_KEEPALIVE))
         .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let builder = Arc::new(builder);
@@ -314,6 +355,9 @@ struct Activity {
 struct ActivityInner {
     /// Milliseconds since `since` of the last read or write.
     last: AtomicU64,
+    /// Milliseconds since `since` when the last request ended (its response
+    /// body sent or dropped), or the connection was accepted.
+    last_request: AtomicU64,
     /// Milliseconds since `since` when the head now being read began, or
     /// `NO_HEAD`.
     head_since: AtomicU64,
@@ -329,6 +373,7 @@ impl Activity {
     fn new() -> Self {
         let inner = ActivityInner {
             last: AtomicU64::new(0),
+            last_request: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             http2: AtomicBool::new(false),
@@ -364,6 +409,7 @@ impl Activity {
     }
 
     fn request_ended(&self) {
+        self.inner.last_request.store(self.now_ms(), Ordering::Relaxed);
         self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.touch();
     }
@@ -374,11 +420,20 @@ impl Activity {
         (since != NO_HEAD).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
     }
 
+    /// How long the connection has been idle: no request in flight and,
+    /// on HTTP/1, no bytes either. On HTTP/2 bytes do not count: PINGs (the
+    /// server's keep-alive ones and the client's) and other frames can flow
+    /// forever on a connection that asks for nothing.
     fn idle_for(&self) -> Duration {
         if self.inner.in_flight.load(Ordering::Relaxed) > 0 {
             return Duration::ZERO;
         }
-        Duration::from_millis(self.now_ms().saturating_sub(self.inner.last.load(Ordering::Relaxed)))
+        let last = if self.inner.http2.load(Ordering::Relaxed) {
+            &self.inner.last_request
+        } else {
+            &self.inner.last
+        };
+        Duration::from_millis(self.now_ms().saturating_sub(last.load(Ordering::Relaxed)))
     }
 }
 
@@ -446,34 +501,79 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
 }
 
 /// Counts a connection's requests in flight, so a slow request is not
-/// mistaken for an idle connection.
+/// mistaken for an idle connection. A request is in flight until its
+/// response body is sent or dropped: a long response (a gRPC Watch stream)
+/// keeps its connection in use.
 #[derive(Clone)]
 struct InFlight<S> {
     inner: S,
     activity: Activity,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for InFlight<S>
+impl<S, B, ResBody> tower::Service<http::Request<B>> for InFlight<S>
 where
-    S: tower::Service<http::Request<B>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<CountedBody<ResBody>>;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let activity = self.activity.clone();
-        activity.request_began(request.version());
+        self.activity.request_began(request.version());
+        let guard = RequestGuard(self.activity.clone());
         let call = self.inner.call(request);
         Box::pin(async move {
-            let response = call.await;
-            activity.request_ended();
-            response
+            let response = call.await?;
+            Ok(response.map(|inner| CountedBody { inner, guard: Some(guard) }))
         })
+    }
+}
+
+/// Ends a request in flight when dropped, however the request ends.
+struct RequestGuard(Activity);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request in flight until it is done.
+    struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        guard: Option<RequestGuard>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            this.guard.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -82,6 +82,7 @@ pub fn drain_then_stop(
         health.draining().await;
         tracing::info!(?drain_delay, "reporting NOT_SERVING before closing the listeners");
         tokio::time::sleep(drain_delay).await;
+        health.close_watches();
         stop_listeners.cancel();
     });
     listeners

@@ -55,6 +55,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub grpc_max_concurrent_calls: u32,
 
+    /// Most of those calls one client identity may hold, in percent; its
+    /// further calls get RESOURCE_EXHAUSTED, the rest stay for the others.
+    #[arg(long, env = "GRPC_MAX_CALLS_PER_IDENTITY_PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub grpc_max_calls_per_identity_percent: u32,
+
+    /// Deadline of a gRPC call that sends no grpc-timeout, and the longest
+    /// any call gets; then DEADLINE_EXCEEDED.
+    #[arg(long, env = "GRPC_CALL_TIMEOUT", default_value = "15s", value_parser = parse_nonzero_duration)]
+    pub grpc_call_timeout: Duration,
+
     /// HTTP/2 ping interval on gRPC connections; a peer that does not
     /// answer within GRPC_KEEPALIVE_TIMEOUT is dropped.
     #[arg(long, env = "GRPC_KEEPALIVE_INTERVAL", default_value = "20s", value_parser = parse_nonzero_duration)]
@@ -85,6 +96,14 @@ impl Validate for Config {
         if self.tls_allowed_clients.iter().all(|c| c.trim().is_empty()) {
             return Err("TLS_ALLOWED_CLIENTS must name at least one client identity".into());
         }
+        // A connection holds at most this many calls (one per stream).
+        if self.grpc_max_concurrent_streams >= self.grpc_max_concurrent_calls {
+            return Err(format!(
+                "GRPC_MAX_CONCURRENT_STREAMS ({}) must be below GRPC_MAX_CONCURRENT_CALLS ({}), or one \
+                 connection can hold every call slot",
+                self.grpc_max_concurrent_streams, self.grpc_max_concurrent_calls
+            ));
+        }
         self.server_name().map(|_| ())
     }
 }
@@ -95,5 +114,14 @@ impl Config {
     pub fn server_name(&self) -> Result<Option<ServerName<'static>>, String> {
         let name = self.tls_server_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
         name.map(|n| Connector::check_server_name(n).map_err(|e| format!("TLS_SERVER_NAME: {e}"))).transpose()
+    }
+}
+
+impl Config {
+    /// How many calls one client identity may hold at once (at least one).
+    pub fn grpc_max_calls_per_identity(&self) -> usize {
+        let share =
+            u64::from(self.grpc_max_concurrent_calls) * u64::from(self.grpc_max_calls_per_identity_percent);
+        (share / 100).max(1) as usize
     }
 }

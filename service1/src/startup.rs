@@ -57,7 +57,8 @@ impl Application {
     pub async fn run_until_stopped(self, stop: CancellationToken) -> io::Result<()> {
         let config = &self.config;
         let tls_for_health = self.tls.clone();
-        let health = Health::new(&[Service1Server::<NameService>::NAME], move || {
+        let max_watches = config.common.admin.health_max_watches as usize;
+        let health = Health::new(&[Service1Server::<NameService>::NAME], max_watches, move || {
             admin::tls_details(tls_for_health.as_ref().map(|t| t.status()))
         })
         .await;
@@ -70,7 +71,7 @@ impl Application {
         let limits = &config.common.http;
         let rest =
             plumbing::http::serve(self.rest, rest::router(max_name_bytes, limits), limits, listeners.clone());
-        let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
+        let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
         let incoming = tls::server::incoming(
             self.grpc,
@@ -85,12 +86,20 @@ impl Application {
                 .max_concurrent_streams(config.grpc_max_concurrent_streams)
                 .http2_keepalive_interval(Some(config.grpc_keepalive_interval))
                 .http2_keepalive_timeout(Some(config.grpc_keepalive_timeout))
+                // tonic's default is no cap at all (h2's own is 1,024).
+                .http2_max_local_error_reset_streams(Some(limits.http2_max_local_reset_streams as usize))
                 // Outermost first: the access line and request span cover
-                // every call, shed and refused ones included; shedding comes
-                // before the identity check, which is cheap but not free.
+                // every call, shed and refused ones included; the identity
+                // check comes before the limits, so a caller that is not
+                // allowed never holds a call slot, and the limits count
+                // slots per identity.
                 .layer(ObserveLayer::new(&[crate::grpc::METHODS, plumbing::grpc::HEALTH_METHODS].concat()))
-                .layer(LimitsLayer::new(config.grpc_max_concurrent_calls as usize))
                 .layer(AuthorizeLayer::new(allowed))
+                .layer(LimitsLayer::new(
+                    config.grpc_max_concurrent_calls as usize,
+                    config.grpc_max_calls_per_identity(),
+                    config.grpc_call_timeout,
+                ))
                 .add_service(health.grpc_service())
                 .add_service(NameService::server(max_name_bytes, config.grpc_max_message_bytes))
                 .serve_with_incoming_shutdown(incoming, listeners.clone().cancelled_owned())

@@ -21,6 +21,10 @@ fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
         [("RUST_LOG", "a=b=c")],
         [("HTTP_IDLE_TIMEOUT", "0s")],
         [("TLS_RELOAD_INTERVAL", "0s")],
+        [("GRPC_CALL_TIMEOUT", "0s")],
+        [("GRPC_MAX_CALLS_PER_IDENTITY_PERCENT", "0")],
+        [("HEALTH_MAX_WATCHES", "0")],
+        [("HTTP2_MAX_LOCAL_RESET_STREAMS", "0")],
     ] {
         let (status, stdout, stderr) = process::run(BIN, &env, &[]);
         assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");
@@ -28,6 +32,17 @@ fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
         assert!(stderr.starts_with("error: invalid configuration: "), "{stderr}");
         assert!(stdout.is_empty(), "{stdout}");
     }
+}
+
+#[test]
+fn a_connection_may_not_be_allowed_every_call_slot() {
+    let env = [("TLS_MODE", "insecure"), ("GRPC_MAX_CONCURRENT_STREAMS", "2048")];
+
+    let (status, _, stderr) = process::run(BIN, &env, &[]);
+
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("GRPC_MAX_CONCURRENT_STREAMS (2048) must be below"), "{stderr}");
 }
 
 #[test]

@@ -75,7 +75,7 @@ impl Application {
         // SERVICE1_STARTUP_WAIT: a pod that has not found service1 yet would
         // answer 503 to the first calls it is sent (`helm install --wait`
         // and rollouts wait for readiness, so they wait for this too).
-        let health = Health::new(&[], move || {
+        let health = Health::new(&[], config.common.admin.health_max_watches as usize, move || {
             let (ready, known) = counts.counts();
             let mut details = admin::tls_details(tls.as_ref().map(|t| t.status()));
             details["service1_endpoints"] = json!({ "ready": ready, "known": known });
@@ -98,7 +98,7 @@ impl Application {
         let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
         let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
         let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
-        let admin = plumbing::http::serve(self.admin, health.router(limits), limits, listeners.clone());
+        let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
         let started = async {
             if !startup_wait.is_zero() {
                 // Found or not, the wait ends; the picked replica is unused.

@@ -1,12 +1,15 @@
 //! service1 and service2 running in this process on 127.0.0.1 port 0.
 //! `TEST_LOG=1` prints the services' log lines.
 
+mod call_slots;
 mod grpc;
 mod health;
+mod hostile_h2;
 mod limits;
 mod metrics;
 mod name;
 mod panics;
+mod probes;
 mod request_id;
 mod say_hello;
 mod shutdown;

@@ -9,6 +9,7 @@ pub mod fake;
 pub mod grpc_client;
 pub mod logs;
 pub mod pki;
+pub mod raw_h2;
 pub mod secret_volume;
 pub mod spawn;
 

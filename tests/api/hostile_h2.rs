@@ -1,0 +1,103 @@
+//! HTTP/2 clients that misbehave on purpose, on every HTTP/2 port.
+
+use std::{net::SocketAddr, time::Duration};
+
+use h2::Reason;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use system_tests::{
+    raw_h2::{self, grpc_request, H2},
+    spawn_service1, Pki,
+};
+
+/// Sends requests the server must reset, one after the other, until the
+/// connection ends or `bound` were sent; returns how the connection ended.
+/// `shape` makes each request.
+async fn flood(h2: H2, bound: usize, shape: impl Fn() -> (http::Request<()>, bool)) -> Option<h2::Error> {
+    let H2 { mut send, connection } = h2;
+    for _ in 0..bound {
+        let Ok(ready) = send.ready().await else { break };
+        send = ready;
+        let (request, end_of_stream) = shape();
+        let Ok((response, _body)) = send.send_request(request, end_of_stream) else { break };
+        // The server resets the stream, or the whole connection.
+        let _ = response.await;
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    match ended {
+        Ok(joined) => joined.expect("the connection task does not panic").err(),
+        Err(_) => panic!("the server kept the connection open after {bound} bad streams"),
+    }
+}
+
+/// A request that says it has a body and then ends at once: the server
+/// must reset the stream (RFC 9113 8.1.1).
+fn lying_content_length(authority: SocketAddr, path: &'static str) -> impl Fn() -> (http::Request<()>, bool) {
+    move || {
+        let mut request = grpc_request(authority, path);
+        request.headers_mut().insert("content-length", http::HeaderValue::from_static("5"));
+        (request, true)
+    }
+}
+
+fn assert_goaway_enhance_your_calm(ended: Option<h2::Error>) {
+    let error = ended.expect("the connection ended with an error, not quietly");
+    assert!(error.is_go_away(), "{error:?}");
+    assert_eq!(error.reason(), Some(Reason::ENHANCE_YOUR_CALM), "{error:?}");
+}
+
+#[tokio::test]
+async fn too_many_locally_reset_streams_get_goaway_on_the_grpc_port() {
+    let service1 = spawn_service1(&["--http2-max-local-reset-streams", "16"]).await;
+    let h2 = raw_h2::connect_mtls(service1.grpc_addr, Pki::shared(), "service2").await;
+
+    let ended =
+        flood(h2, 200, lying_content_length(service1.grpc_addr, "/app.grpc.Service1/ProcessName")).await;
+
+    assert_goaway_enhance_your_calm(ended);
+}
+
+#[tokio::test]
+async fn too_many_locally_reset_streams_get_goaway_on_the_rest_and_admin_ports() {
+    let service1 = spawn_service1(&["--http2-max-local-reset-streams", "16"]).await;
+
+    let rest = flood(
+        raw_h2::connect(service1.rest_addr).await,
+        200,
+        lying_content_length(service1.rest_addr, "/api/v1/name"),
+    )
+    .await;
+    let admin = flood(
+        raw_h2::connect(service1.admin_addr).await,
+        200,
+        lying_content_length(service1.admin_addr, "/grpc.health.v1.Health/Check"),
+    )
+    .await;
+
+    assert_goaway_enhance_your_calm(rest);
+    assert_goaway_enhance_your_calm(admin);
+}
+
+#[tokio::test]
+async fn an_idle_h2_connection_is_closed_after_the_idle_timeout() {
+    let service1 =
+        spawn_service1(&["--http-idle-timeout", "400ms", "--http-header-read-timeout", "60s"]).await;
+    let tcp = tokio::net::TcpStream::connect(service1.rest_addr).await.unwrap();
+    // A client that pings often, as some pools do to keep connections warm.
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(100))
+        .keep_alive_while_idle(true)
+        .handshake::<_, String>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request =
+        http::Request::get(format!("http://{}/api/v1/name?name=x", service1.rest_addr)).body(String::new());
+
+    let served = sender.send_request(request.unwrap()).await.unwrap();
+    // Then nothing but pings.
+    let closed = tokio::time::timeout(Duration::from_secs(5), connection).await;
+
+    assert_eq!(served.status(), 200);
+    assert!(closed.is_ok(), "the server kept an HTTP/2 connection that only pings open");
+}

@@ -1,0 +1,82 @@
+//! A raw HTTP/2 client (the `h2` crate) for sending what no well-behaved
+//! client would: requests that make the server reset the stream, calls
+//! whose message never comes, connections that only ping.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use rustls::pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    task::JoinHandle,
+};
+
+use crate::{grpc_client::client_config, Pki};
+
+/// An HTTP/2 connection: the handle to send requests on, and the task
+/// driving it, which ends with the connection (`Err` for a GOAWAY with an
+/// error code, or a reset).
+pub struct H2 {
+    pub send: SendRequest<Bytes>,
+    pub connection: JoinHandle<Result<(), h2::Error>>,
+}
+
+/// Plaintext HTTP/2 (prior knowledge) to a REST or admin port.
+pub async fn connect(addr: SocketAddr) -> H2 {
+    handshake(TcpStream::connect(addr).await.expect("TCP connects")).await
+}
+
+/// HTTP/2 over mTLS to service1's gRPC port, presenting `NAME.crt`.
+pub async fn connect_mtls(addr: SocketAddr, pki: &Pki, name: &str) -> H2 {
+    let cert = std::fs::read_to_string(pki.path(&format!("{name}.crt"))).expect("certificate");
+    let key = std::fs::read_to_string(pki.path(&format!("{name}.key"))).expect("key");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(pki, Some((&cert, &key)))));
+    let tcp = TcpStream::connect(addr).await.expect("TCP connects");
+    let tls = connector.connect(ServerName::try_from("service1").expect("valid"), tcp).await.expect("TLS");
+    handshake(tls).await
+}
+
+async fn handshake<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: T) -> H2 {
+    let (send, connection) = h2::client::handshake(io).await.expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    let send = send.ready().await.expect("the connection takes requests");
+    H2 { send, connection }
+}
+
+/// A gRPC request for `path` (`/package.Service/Method`) with no deadline.
+pub fn grpc_request(authority: SocketAddr, path: &str) -> http::Request<()> {
+    http::Request::post(format!("http://{authority}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("a valid request")
+}
+
+/// An empty gRPC message (a `HealthCheckRequest` for the whole server).
+pub const EMPTY_MESSAGE: &[u8] = &[0, 0, 0, 0, 0];
+
+/// Calls opened and never finished: the client sends no message, so each
+/// waits for one until a deadline ends it. Dropping this cancels them.
+pub struct Held {
+    pub h2: H2,
+    pub calls: Vec<(h2::client::ResponseFuture, h2::SendStream<Bytes>)>,
+}
+
+/// Opens `n` gRPC calls to `path` on `h2` whose message never comes.
+pub async fn hold_calls(h2: H2, authority: SocketAddr, path: &str, n: usize) -> Held {
+    let H2 { mut send, connection } = h2;
+    let mut calls = Vec::with_capacity(n);
+    for _ in 0..n {
+        send = send.ready().await.expect("the connection takes another stream");
+        calls.push(send.send_request(grpc_request(authority, path), false).expect("the request goes out"));
+    }
+    Held { h2: H2 { send, connection }, calls }
+}
+
+/// The gRPC status of an answer: in the headers of a trailers-only
+/// response (a call refused or ended before any message).
+pub fn grpc_status(response: &http::Response<h2::RecvStream>) -> Option<&str> {
+    response.headers().get("grpc-status").and_then(|v| v.to_str().ok())
+}
