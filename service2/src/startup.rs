@@ -99,10 +99,15 @@ impl Application {
         let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
         let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
         let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
-        let started = async {
+        let (stopping, health) = (listeners.clone(), health.clone());
+        let started = async move {
             if !startup_wait.is_zero() {
-                // Found or not, the wait ends; the picked replica is unused.
-                drop(startup_pool.ready(startup_wait, None).await);
+                // Found or not, the wait ends (the picked replica is unused);
+                // so does shutdown, which must not wait for it.
+                tokio::select! {
+                    _ = startup_pool.ready(startup_wait, None) => {}
+                    _ = stopping.cancelled() => return Ok(()),
+                }
             }
             // SIGTERM during the wait: stay draining.
             if health.phase() == Phase::Starting {
