@@ -23,20 +23,20 @@ use std::{
     io,
     pin::Pin,
     task::{ready, Context, Poll},
-    time::Instant,
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{metrics, request_id, ApiError, ErrorKind, RequestId};
+use crate::{http::Activity, metrics, request_id, ApiError, ErrorKind, RequestId};
 
 pin_project_lite::pin_project! {
     /// A server connection that answers unparsable request heads in JSON.
     pub(crate) struct HeadErrors<T> {
         #[pin]
         inner: T,
-        // When the head now being read began, for the access line.
-        head_began: Option<Instant>,
+        // The connection's activity, which times the head now being read
+        // (for the access line).
+        activity: Activity,
         // Our answer, while it is being written in place of hyper's.
         answer: Option<Answer>,
         // Whether the connection's first bytes were an HTTP/2 preface.
@@ -55,8 +55,8 @@ struct Answer {
 }
 
 impl<T> HeadErrors<T> {
-    pub(crate) fn new(inner: T) -> Self {
-        Self { inner, head_began: Some(Instant::now()), answer: None, http2: None }
+    pub(crate) fn new(inner: T, activity: Activity) -> Self {
+        Self { inner, activity, answer: None, http2: None }
     }
 }
 
@@ -87,7 +87,7 @@ impl<T: AsyncWrite> HeadErrors<T> {
         }
         let Some(kind) = parse_error_kind(head) else { return false };
         let this = self.project();
-        let elapsed = this.head_began.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let elapsed = this.activity.head_read_for().map_or(0.0, |t| t.as_secs_f64());
         *this.answer = Some(Answer { bytes: answer(head, kind, elapsed), written: 0, replaces: head.len() });
         true
     }
@@ -108,9 +108,6 @@ impl<T: AsyncRead> AsyncRead for HeadErrors<T> {
                 *this.http2 = Some(true);
             }
         }
-        if this.head_began.is_none() && read.iter().any(|b| !matches!(b, b'\r' | b'\n')) {
-            *this.head_began = Some(Instant::now());
-        }
         polled
     }
 }
@@ -120,9 +117,7 @@ impl<T: AsyncWrite> AsyncWrite for HeadErrors<T> {
         if self.answer.is_some() || self.as_mut().intercept(buf) {
             return self.poll_answer(cx, buf.len());
         }
-        let this = self.project();
-        *this.head_began = None;
-        this.inner.poll_write(cx, buf)
+        self.project().inner.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -136,9 +131,7 @@ impl<T: AsyncWrite> AsyncWrite for HeadErrors<T> {
         if self.answer.is_some() || alone.is_some_and(|head| self.as_mut().intercept(head)) {
             return self.poll_answer(cx, offered);
         }
-        let this = self.project();
-        *this.head_began = None;
-        this.inner.poll_write_vectored(cx, bufs)
+        self.project().inner.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -264,7 +264,7 @@ pub async fn serve_with_streams(
         let activity = Activity::new();
         connections.spawn(async move {
             let tracked = Tracked { inner: tcp, activity: activity.clone() };
-            let io = TokioIo::new(HeadErrors::new(tracked));
+            let io = TokioIo::new(HeadErrors::new(tracked, activity.clone()));
             let service = TowerToHyperService::new(InFlight { inner: router, activity: activity.clone() });
             let connection = builder.serve_connection_with_upgrades(io, service);
             let head_check = tokio::time::sleep(header_read_timeout);
@@ -348,7 +348,7 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// timed until the client sends more. A client that then sends nothing is
 /// idle, and the idle timeout closes it, as it would any idle connection.
 #[derive(Clone)]
-struct Activity {
+pub(crate) struct Activity {
     inner: Arc<ActivityInner>,
 }
 
@@ -415,7 +415,7 @@ impl Activity {
     }
 
     /// How long the head now being read has taken, if one is.
-    fn head_read_for(&self) -> Option<Duration> {
+    pub(crate) fn head_read_for(&self) -> Option<Duration> {
         let since = self.inner.head_since.load(Ordering::Relaxed);
         (since != NO_HEAD).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
     }
