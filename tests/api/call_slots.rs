@@ -80,19 +80,7 @@ async fn an_unlisted_identity_may_not_call_health_on_the_grpc_port() {
     let pki = Pki::new();
     pki.write_leaf("intruder", &pki.issue(LeafSpec::client("intruder")));
     let service1 = spawn_service1(&with_pki(&pki, &[]).iter().map(String::as_str).collect::<Vec<_>>()).await;
-    let files = plumbing::tls::TlsFiles {
-        cert: pki.path("intruder.crt"),
-        key: pki.path("intruder.key"),
-        ca: pki.path("ca.crt"),
-    };
-    let connector = plumbing::tls::client::Connector::mtls(
-        plumbing::tls::ClientReloader::client(files).unwrap(),
-        "service1",
-    )
-    .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", service1.grpc_addr))
-        .unwrap()
-        .connect_with_connector_lazy(connector);
+    let channel = system_tests::grpc_client::mtls_channel(service1.grpc_addr, &pki, "intruder");
 
     let reply = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
 

@@ -48,19 +48,7 @@ async fn service1s_admin_port_answers_serving_once_up_and_not_serving_while_drai
 async fn service1s_mtls_port_serves_grpc_health_too() {
     let service1 = spawn_service1(&[]).await;
     let pki = Pki::shared();
-    let files = plumbing::tls::TlsFiles {
-        cert: pki.path("service2.crt"),
-        key: pki.path("service2.key"),
-        ca: pki.path("ca.crt"),
-    };
-    let connector = plumbing::tls::client::Connector::mtls(
-        plumbing::tls::ClientReloader::client(files).unwrap(),
-        "service1",
-    )
-    .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", service1.grpc_addr))
-        .unwrap()
-        .connect_with_connector_lazy(connector);
+    let channel = system_tests::grpc_client::mtls_channel(service1.grpc_addr, pki, "service2");
 
     let reply = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
 

@@ -9,7 +9,6 @@
 use std::{collections::BTreeSet, net::SocketAddr};
 
 use hyper_util::rt::TokioExecutor;
-use plumbing::tls::{client::Connector, ClientReloader, TlsFiles};
 use system_tests::{spawn_service1, Pki};
 use tonic::codegen::Service as _;
 
@@ -95,12 +94,7 @@ async fn random_methods_and_paths_do_not_grow_the_metrics() {
 /// `NAME.crt` in `pki`) over one HTTP/2 connection; returns each call's
 /// grpc-status, if it came with the response head (as a refusal does).
 async fn call_paths(addr: SocketAddr, pki: &Pki, identity: &str, paths: &[String]) -> Vec<Option<String>> {
-    let files = TlsFiles {
-        cert: pki.path(&format!("{identity}.crt")),
-        key: pki.path(&format!("{identity}.key")),
-        ca: pki.path("ca.crt"),
-    };
-    let mut connector = Connector::mtls(ClientReloader::client(files).unwrap(), "service1").unwrap();
+    let mut connector = system_tests::grpc_client::mtls_connector(pki, identity);
     let io = connector.call(format!("http://{addr}").parse().unwrap()).await.expect("connects");
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake::<_, _, String>(TokioExecutor::new(), io).await.unwrap();

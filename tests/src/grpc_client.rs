@@ -16,18 +16,28 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::Pki;
 
-/// A gRPC client presenting `NAME.crt` from `pki`, expecting service1's
-/// certificate to name `service1`.
-pub async fn grpc_client(addr: SocketAddr, pki: &Pki, name: &str) -> Service1Client<Channel> {
+/// A connector presenting `NAME.crt` from `pki`, as service2's does,
+/// expecting service1's certificate to name `service1`.
+pub fn mtls_connector(pki: &Pki, name: &str) -> Connector {
     let files = TlsFiles {
         cert: pki.path(&format!("{name}.crt")),
         key: pki.path(&format!("{name}.key")),
         ca: pki.path("ca.crt"),
     };
     let reloader = ClientReloader::client(files).expect("client certificates load");
-    let connector = Connector::mtls(reloader, "service1").expect("valid name");
+    Connector::mtls(reloader, "service1").expect("valid name")
+}
+
+/// A lazy gRPC channel to `addr` through [`mtls_connector`].
+pub fn mtls_channel(addr: SocketAddr, pki: &Pki, name: &str) -> Channel {
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("valid uri");
-    Service1Client::new(endpoint.connect_with_connector_lazy(connector))
+    endpoint.connect_with_connector_lazy(mtls_connector(pki, name))
+}
+
+/// A gRPC client presenting `NAME.crt` from `pki`, expecting service1's
+/// certificate to name `service1`.
+pub async fn grpc_client(addr: SocketAddr, pki: &Pki, name: &str) -> Service1Client<Channel> {
+    Service1Client::new(mtls_channel(addr, pki, name))
 }
 
 /// The outcome of a raw TLS handshake with service1's gRPC port.
