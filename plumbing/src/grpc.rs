@@ -73,6 +73,9 @@ where
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
+        if let Some(peer) = request.extensions().get::<PeerInfo>() {
+            peer.streams.served();
+        }
         let id = RequestId::from_headers(request.headers(), request_id::METADATA_KEY);
         // The path as sent goes into the access line and span attributes
         // (HTTP/2's header list limit, 16 KiB, bounds it); metrics and the

@@ -36,8 +36,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::{
-    config::HttpLimits, head_errors::HeadErrors, metrics, request_id, telemetry, ApiError, ErrorKind,
-    RequestId,
+    config::HttpLimits,
+    head_errors::HeadErrors,
+    metrics, request_id, telemetry,
+    unserved_streams::{CapUnserved, StreamTally},
+    ApiError, ErrorKind, RequestId,
 };
 
 /// Wraps a service's routes in the layers every HTTP port has.
@@ -262,10 +265,18 @@ pub async fn serve_with_streams(
         // Made here, not in the task, so a new connection's first request
         // head is timed from its accept.
         let activity = Activity::new();
+        let unserved_cap = limits.http2_max_local_reset_streams;
         connections.spawn(async move {
             let tracked = Tracked { inner: tcp, activity: activity.clone() };
-            let io = TokioIo::new(HeadErrors::new(tracked, activity.clone()));
-            let service = TowerToHyperService::new(InFlight { inner: router, activity: activity.clone() });
+            let streams = StreamTally::default();
+            let io = TokioIo::new(CapUnserved::new(
+                HeadErrors::new(tracked, activity.clone()),
+                streams.clone(),
+                streams_per_connection,
+                unserved_cap,
+            ));
+            let service =
+                TowerToHyperService::new(InFlight { inner: router, activity: activity.clone(), streams });
             let connection = builder.serve_connection_with_upgrades(io, service);
             let head_check = tokio::time::sleep(header_read_timeout);
             tokio::pin!(connection, head_check);
@@ -508,6 +519,7 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
 struct InFlight<S> {
     inner: S,
     activity: Activity,
+    streams: StreamTally,
 }
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for InFlight<S>
@@ -526,6 +538,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         self.activity.request_began(request.version());
+        self.streams.served();
         let guard = RequestGuard(self.activity.clone());
         let call = self.inner.call(request);
         Box::pin(async move {

@@ -17,6 +17,7 @@ pub mod request_id;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod unserved_streams;
 
 /// Code generated from `protos/service1/app/grpc/service1.proto`.
 pub mod proto {

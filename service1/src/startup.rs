@@ -7,7 +7,7 @@ use plumbing::{
     admin::{self, Health},
     grpc::{LimitsLayer, ObserveLayer},
     shutdown::{drain_then_stop, drain_within},
-    tls::{self, ServerReloader},
+    tls::{self, server::StreamLimits, ServerReloader},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -77,6 +77,10 @@ impl Application {
             self.grpc,
             self.tls.clone(),
             config.tls_handshake_timeout,
+            StreamLimits {
+                per_connection: config.grpc_max_concurrent_streams,
+                unserved: limits.http2_max_local_reset_streams,
+            },
             listeners.clone(),
         );
         let grpc = async {

@@ -39,6 +39,17 @@ fn lying_content_length(authority: SocketAddr, path: &'static str) -> impl Fn() 
     }
 }
 
+/// A request whose header block decodes past the server's header list
+/// limit (16 KiB): h2 answers 431 on its own, and the service never sees it.
+fn oversized_headers(authority: SocketAddr, path: &'static str) -> impl Fn() -> (http::Request<()>, bool) {
+    move || {
+        let mut request = grpc_request(authority, path);
+        let padding = http::HeaderValue::from_str(&"x".repeat(20 * 1024)).expect("a valid value");
+        request.headers_mut().insert("x-padding", padding);
+        (request, true)
+    }
+}
+
 fn assert_goaway_enhance_your_calm(ended: Option<h2::Error>) {
     let error = ended.expect("the connection ended with an error, not quietly");
     assert!(error.is_go_away(), "{error:?}");
@@ -75,6 +86,59 @@ async fn too_many_locally_reset_streams_get_goaway_on_the_rest_and_admin_ports()
 
     assert_goaway_enhance_your_calm(rest);
     assert_goaway_enhance_your_calm(admin);
+}
+
+#[tokio::test]
+async fn oversized_header_blocks_get_goaway_on_the_grpc_port() {
+    let service1 =
+        spawn_service1(&["--http2-max-local-reset-streams", "16", "--grpc-max-concurrent-streams", "8"])
+            .await;
+    let h2 = raw_h2::connect_mtls(service1.grpc_addr, Pki::shared(), "service2").await;
+
+    let ended = flood(h2, 500, oversized_headers(service1.grpc_addr, "/app.grpc.Service1/ProcessName")).await;
+
+    assert_goaway_enhance_your_calm(ended);
+}
+
+#[tokio::test]
+async fn oversized_header_blocks_get_goaway_on_the_rest_and_admin_ports() {
+    let service1 =
+        spawn_service1(&["--http2-max-local-reset-streams", "16", "--http-max-concurrent-requests", "8"])
+            .await;
+
+    let rest = flood(
+        raw_h2::connect(service1.rest_addr).await,
+        500,
+        oversized_headers(service1.rest_addr, "/api/v1/name"),
+    )
+    .await;
+    let admin = flood(
+        raw_h2::connect(service1.admin_addr).await,
+        500,
+        oversized_headers(service1.admin_addr, "/grpc.health.v1.Health/Check"),
+    )
+    .await;
+
+    assert_goaway_enhance_your_calm(rest);
+    assert_goaway_enhance_your_calm(admin);
+}
+
+#[tokio::test]
+async fn a_long_lived_connection_with_many_served_calls_stays_open() {
+    // Served streams never count against the cap, however many there are.
+    let service1 = spawn_service1(&["--http2-max-local-reset-streams", "16"]).await;
+    let H2 { mut send, connection } = raw_h2::connect(service1.rest_addr).await;
+
+    for _ in 0..200 {
+        send = send.ready().await.expect("the connection still takes requests");
+        let request = http::Request::get(format!("http://{}/api/v1/name?name=x", service1.rest_addr))
+            .body(())
+            .expect("a valid request");
+        let (response, _) = send.send_request(request, true).expect("the request goes out");
+        assert_eq!(response.await.expect("an answer").status(), 200);
+    }
+
+    assert!(!connection.is_finished(), "the server closed a connection that only made good requests");
 }
 
 #[tokio::test]

@@ -11,7 +11,10 @@ use plumbing::proto::{
     service1_server::{Service1, Service1Server},
     ProcessNameRequest, ProcessNameResponse,
 };
-use plumbing::tls::{server::incoming, ServerReloader, TlsFiles};
+use plumbing::tls::{
+    server::{incoming, StreamLimits},
+    ServerReloader, TlsFiles,
+};
 use tokio::{
     net::TcpListener,
     sync::{mpsc, Semaphore},
@@ -19,6 +22,9 @@ use tokio::{
 use tonic::{Code, Request, Response, Status};
 
 use crate::{Pki, Running};
+
+/// The stand-in counts no served streams, so it must not cap unserved ones.
+const NO_STREAM_CAP: StreamLimits = StreamLimits { per_connection: u32::MAX, unserved: u32::MAX };
 
 #[derive(Clone)]
 pub enum Behaviour {
@@ -96,7 +102,7 @@ impl FakeService1 {
             tonic::transport::Server::builder()
                 .add_service(Service1Server::new(handler))
                 .serve_with_incoming_shutdown(
-                    incoming(listener, Some(tls), Duration::from_secs(5), stop.clone()),
+                    incoming(listener, Some(tls), Duration::from_secs(5), NO_STREAM_CAP, stop.clone()),
                     stop.cancelled_owned(),
                 )
                 .await

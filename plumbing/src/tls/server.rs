@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
 use super::{identities, ServerReloader};
+use crate::unserved_streams::{CapUnserved, StreamTally};
 
 /// Who is on the other end of a connection; handlers and layers find it in
 /// the request extensions.
@@ -29,12 +30,30 @@ pub struct PeerInfo {
     pub remote_addr: SocketAddr,
     /// DNS and URI SANs of the client certificate; empty without TLS.
     pub identities: Arc<[String]>,
+    /// The connection's served streams, which the service counts (see
+    /// [`crate::unserved_streams`]).
+    pub streams: StreamTally,
+}
+
+/// The HTTP/2 limits [`incoming`] enforces on each connection's bytes: the
+/// stream limit the server advertises, and how many streams beyond it may
+/// end without being served before the connection is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    pub per_connection: u32,
+    pub unserved: u32,
+}
+
+impl StreamLimits {
+    fn cap<T>(&self, io: T, streams: &StreamTally) -> CapUnserved<T> {
+        CapUnserved::new(io, streams.clone(), self.per_connection, self.unserved)
+    }
 }
 
 /// An accepted connection: TLS, or plaintext when TLS is turned off.
 pub enum Connection {
-    Tls(Box<TlsStream<TcpStream>>, PeerInfo),
-    Plain(TcpStream, PeerInfo),
+    Tls(Box<CapUnserved<TlsStream<TcpStream>>>, PeerInfo),
+    Plain(CapUnserved<TcpStream>, PeerInfo),
 }
 
 /// Accepts on `listener` until `stop`; with a reloader, each connection is
@@ -44,6 +63,7 @@ pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<ServerReloader>>,
     handshake_timeout: Duration,
+    limits: StreamLimits,
     stop: CancellationToken,
 ) -> impl Stream<Item = io::Result<Connection>> {
     // Handshakes finish in any order; a small queue is enough because tonic
@@ -53,9 +73,10 @@ pub fn incoming(
     tokio::spawn(async move {
         while let Some((tcp, remote_addr)) = crate::http::accept(&listener, &stop).await {
             let tx = tx.clone();
+            let streams = StreamTally::default();
             let Some(tls) = tls.clone() else {
-                let peer = PeerInfo { remote_addr, identities: Arc::from([]) };
-                let _ = tx.send(Ok(Connection::Plain(tcp, peer))).await;
+                let peer = PeerInfo { remote_addr, identities: Arc::from([]), streams: streams.clone() };
+                let _ = tx.send(Ok(Connection::Plain(limits.cap(tcp, &streams), peer))).await;
                 continue;
             };
             tokio::spawn(async move {
@@ -64,7 +85,11 @@ pub fn incoming(
                     Ok(Ok(stream)) => {
                         let names =
                             stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(identities);
-                        let peer = PeerInfo { remote_addr, identities: names.unwrap_or_default().into() };
+                        let peer = PeerInfo {
+                            remote_addr,
+                            identities: names.unwrap_or_default().into(),
+                            streams: streams.clone(),
+                        };
                         // Connections are long-lived (see MAX_CONNECTION_AGE),
                         // so this line is rare, and it says who connected.
                         tracing::info!(
@@ -73,7 +98,9 @@ pub fn incoming(
                             identities = ?peer.identities,
                             "TLS connection accepted"
                         );
-                        let _ = tx.send(Ok(Connection::Tls(Box::new(stream), peer))).await;
+                        let _ = tx
+                            .send(Ok(Connection::Tls(Box::new(limits.cap(stream, &peer.streams)), peer)))
+                            .await;
                     }
                     Ok(Err(error)) => tracing::warn!(peer = %remote_addr, %error, "TLS handshake failed"),
                     Err(_) => tracing::warn!(peer = %remote_addr, "TLS handshake timed out"),

@@ -1,0 +1,356 @@
+//! A cap on HTTP/2 streams a client opens that never reach the service.
+//!
+//! Every stream the server ends on its own (reset as malformed, refused,
+//! answered 431 because its header block decodes past the limit) costs the
+//! server work and yields the client nothing. h2 counts some of these
+//! (`max_local_error_reset_streams`) but not all: an oversized header block
+//! gets a 431 and a reset that are never counted, so a client can make the
+//! server decode such blocks as fast as it can send them.
+//!
+//! [`CapUnserved`] therefore counts from the bytes: each HTTP/2 stream a
+//! client opens (a HEADERS frame with a new stream id) is one opened, and
+//! the connection's service marks each request it is handed as served
+//! ([`StreamTally::served`]). Streams still waiting to be handed over are
+//! live streams, at most the connection's stream limit; opened streams
+//! beyond that limit plus `cap` that were never served were ended by the
+//! server itself. Past that, the connection gets GOAWAY (`ENHANCE_YOUR_CALM`)
+//! and is closed. Connections that do not open with the HTTP/2 preface
+//! (HTTP/1) are passed through untouched.
+//!
+//! Only frame headers are read (nine bytes per frame; payloads are skipped,
+//! never copied), on the way in to count streams and on the way out to know
+//! where a frame ends, so that the GOAWAY never lands inside one of h2's.
+
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    task::{ready, Context, Poll},
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How many streams a connection has had served, shared between its bytes
+/// ([`CapUnserved`]) and its service.
+#[derive(Clone, Debug, Default)]
+pub struct StreamTally {
+    served: Arc<AtomicU64>,
+}
+
+impl StreamTally {
+    /// A request of this connection reached the service.
+    pub fn served(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const NOT_HTTP2: usize = usize::MAX;
+const FRAME_HEADER: usize = 9;
+const HEADERS: u8 = 0x1;
+const GOAWAY: u8 = 0x7;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+pin_project_lite::pin_project! {
+    /// A server connection that is closed with GOAWAY once it has opened
+    /// too many HTTP/2 streams that never reached the service.
+    pub struct CapUnserved<T> {
+        #[pin]
+        inner: T,
+        tally: StreamTally,
+        // Unserved streams allowed: the connection's stream limit plus the cap.
+        allowed: u64,
+        // How much of the HTTP/2 preface the client has sent, or `NOT_HTTP2`
+        // once its bytes showed it is something else.
+        preface: usize,
+        incoming: Frames,
+        outgoing: Frames,
+        opened: u64,
+        last_stream: u32,
+        // Set once the cap is crossed.
+        closing: Option<Closing>,
+    }
+}
+
+impl<T> CapUnserved<T> {
+    /// `streams_per_connection` is the HTTP/2 stream limit the server
+    /// advertises; `cap` how many streams beyond it may end unserved.
+    pub fn new(inner: T, tally: StreamTally, streams_per_connection: u32, cap: u32) -> Self {
+        Self {
+            inner,
+            tally,
+            allowed: u64::from(streams_per_connection) + u64::from(cap),
+            preface: 0,
+            incoming: Frames::default(),
+            outgoing: Frames::default(),
+            opened: 0,
+            last_stream: 0,
+            closing: None,
+        }
+    }
+}
+
+/// Where a byte stream of HTTP/2 frames is: inside a frame header (how many
+/// of its bytes have been seen) or inside a payload (how many bytes remain).
+#[derive(Default)]
+struct Frames {
+    header: [u8; FRAME_HEADER],
+    have: usize,
+    skip: usize,
+}
+
+impl Frames {
+    /// Walks `bytes`, calling `frame` with each complete frame header.
+    fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(&[u8; FRAME_HEADER])) {
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (FRAME_HEADER - self.have).min(bytes.len());
+            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have == FRAME_HEADER {
+                self.have = 0;
+                self.skip = u32::from_be_bytes([0, self.header[0], self.header[1], self.header[2]]) as usize;
+                frame(&self.header);
+            }
+        }
+    }
+
+    fn between_frames(&self) -> bool {
+        self.have == 0 && self.skip == 0
+    }
+}
+
+fn goaway_frame(last_stream: u32) -> [u8; 17] {
+    let mut frame = [0; 17];
+    frame[2] = 8; // payload length
+    frame[3] = GOAWAY;
+    frame[9..13].copy_from_slice(&last_stream.to_be_bytes());
+    frame[13..17].copy_from_slice(&ENHANCE_YOUR_CALM.to_be_bytes());
+    frame
+}
+
+/// How a connection over the cap is closed.
+///
+/// Closing a socket with unread bytes in it makes the kernel answer with a
+/// reset, which can reach the client before the GOAWAY does, and a client
+/// in the middle of sending sees only a broken pipe. So the GOAWAY goes
+/// out, then the end of our side (TLS close_notify, TCP FIN), and what the
+/// client still sends is read and dropped, for at most `LINGER` and
+/// `LINGER_BYTES`, until it closes its side too. h2 sees none of it: from
+/// the cap on, its reads find the end of the stream and its writes go
+/// nowhere.
+enum Closing {
+    GoAway { frame: [u8; 17], written: usize },
+    Shutdown,
+    Draining { until: Pin<Box<tokio::time::Sleep>>, budget: usize },
+    Closed,
+}
+
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
+
+impl<T: AsyncRead + AsyncWrite> CapUnserved<T> {
+    /// Moves the close along; ready once the connection can be reported
+    /// ended to h2.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut this = self.project();
+        loop {
+            let Some(closing) = this.closing.as_mut() else { return Poll::Ready(Ok(())) };
+            match closing {
+                Closing::GoAway { frame, written } => {
+                    if *written == 0 && !this.outgoing.between_frames() {
+                        // h2 is part way through a frame; a GOAWAY cannot go
+                        // in, so the connection is cut.
+                        *closing = Closing::Closed;
+                        return Poll::Ready(Err(too_many()));
+                    }
+                    while *written < frame.len() {
+                        match ready!(this.inner.as_mut().poll_write(cx, &frame[*written..]))? {
+                            0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                            n => *written += n,
+                        }
+                    }
+                    *closing = Closing::Shutdown;
+                }
+                Closing::Shutdown => {
+                    ready!(this.inner.as_mut().poll_shutdown(cx))?;
+                    let until = Box::pin(tokio::time::sleep(LINGER));
+                    *closing = Closing::Draining { until, budget: LINGER_BYTES };
+                }
+                Closing::Draining { until, budget } => {
+                    let mut scratch = [0; 4096];
+                    let mut read = ReadBuf::new(&mut scratch);
+                    match this.inner.as_mut().poll_read(cx, &mut read) {
+                        Poll::Ready(Ok(())) if !read.filled().is_empty() => {
+                            *budget = budget.saturating_sub(read.filled().len());
+                            if *budget == 0 {
+                                *closing = Closing::Closed;
+                            }
+                        }
+                        // The client closed its side (or broke the connection).
+                        Poll::Ready(_) => *closing = Closing::Closed,
+                        Poll::Pending => {
+                            ready!(until.as_mut().poll(cx));
+                            *closing = Closing::Closed;
+                        }
+                    }
+                }
+                Closing::Closed => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+fn too_many() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "too many HTTP/2 streams ended without being served")
+}
+
+impl<T: AsyncRead + AsyncWrite> AsyncRead for CapUnserved<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.closing.is_some() {
+            // Nothing more reaches h2: once closed, the end of the stream.
+            return self.poll_close(cx);
+        }
+        let this = self.as_mut().project();
+        let before = buf.filled().len();
+        ready!(this.inner.poll_read(cx, buf))?;
+        let mut bytes = &buf.filled()[before..];
+        if *this.preface == NOT_HTTP2 {
+            return Poll::Ready(Ok(()));
+        }
+        if *this.preface < PREFACE.len() {
+            let seen = *this.preface;
+            let n = (PREFACE.len() - seen).min(bytes.len());
+            if bytes[..n] != PREFACE[seen..seen + n] {
+                *this.preface = NOT_HTTP2;
+                return Poll::Ready(Ok(()));
+            }
+            *this.preface += n;
+            bytes = &bytes[n..];
+        }
+        let (opened, last_stream) = (&mut *this.opened, &mut *this.last_stream);
+        this.incoming.feed(bytes, |header| {
+            let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+            // A client's streams are odd and only go up; a HEADERS frame on
+            // a stream already open is its trailers.
+            if header[3] == HEADERS && stream % 2 == 1 && stream > *last_stream {
+                *last_stream = stream;
+                *opened += 1;
+            }
+        });
+        if this.opened.saturating_sub(this.tally.count()) <= *this.allowed {
+            return Poll::Ready(Ok(()));
+        }
+        tracing::warn!(
+            opened = *this.opened,
+            served = this.tally.count(),
+            "closing an HTTP/2 connection whose streams keep ending without being served"
+        );
+        *this.closing = Some(Closing::GoAway { frame: goaway_frame(*this.last_stream), written: 0 });
+        // What was just read is dropped: those streams are refused too.
+        buf.set_filled(before);
+        self.poll_close(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> AsyncWrite for CapUnserved<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.closing.is_some() {
+            // What h2 writes after the GOAWAY goes nowhere.
+            let _ = ready!(self.poll_close(cx));
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let this = self.project();
+        let written = ready!(this.inner.poll_write(cx, buf))?;
+        this.outgoing.feed(&buf[..written], |_| {});
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.closing.is_some() {
+            let _ = ready!(self.poll_close(cx));
+            return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+        }
+        let this = self.project();
+        let written = ready!(this.inner.poll_write_vectored(cx, bufs))?;
+        let mut left = written;
+        for buf in bufs {
+            let n = left.min(buf.len());
+            this.outgoing.feed(&buf[..n], |_| {});
+            left -= n;
+            if left == 0 {
+                break;
+            }
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closing.is_some() {
+            let _ = ready!(self.poll_close(cx));
+            return Poll::Ready(Ok(()));
+        }
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.closing.is_some() {
+            let _ = ready!(self.poll_close(cx));
+            return Poll::Ready(Ok(()));
+        }
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, stream: u32, payload: usize) -> Vec<u8> {
+        let len = (payload as u32).to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, 0];
+        frame.extend_from_slice(&stream.to_be_bytes());
+        frame.resize(FRAME_HEADER + payload, 0xff);
+        frame
+    }
+
+    #[test]
+    fn frame_headers_are_found_however_the_bytes_are_split() {
+        let bytes: Vec<u8> = [frame(HEADERS, 1, 20), frame(0x0, 1, 3), frame(HEADERS, 3, 0)].concat();
+        for chunk in [1, 2, 5, 9, 10, bytes.len()] {
+            let mut frames = Frames::default();
+            let mut seen = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                frames.feed(piece, |h| seen.push((h[3], h[8])));
+            }
+            assert_eq!(seen, [(HEADERS, 1), (0x0, 1), (HEADERS, 3)], "chunks of {chunk}");
+            assert!(frames.between_frames());
+        }
+    }
+}
