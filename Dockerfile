@@ -37,7 +37,7 @@ FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json -p service1 -p service2
 COPY . .
-# No system protoc: plumbing/build.rs compiles the proto with protox.
+# No system protoc: wire/build.rs compiles the proto with protox.
 RUN cargo build --release --locked -p service1 -p service2 \
       --bin service1 --bin service2 --bin smoke
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plumbing::names::{self, NameError};
+use wire::names::{self, NameError};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte is the limit, the rest the name.

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plumbing::query::{self, QueryError};
+use wire::query::{self, QueryError};
 
 fn model_decode(input: &str) -> Result<String, QueryError> {
     let bytes = input.as_bytes();

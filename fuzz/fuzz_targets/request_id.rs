@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use plumbing::request_id::{self, RequestId};
+use wire::request_id::{self, RequestId};
 
 fn acceptable(bytes: &[u8]) -> bool {
     (1..=request_id::MAX_LEN).contains(&bytes.len()) && bytes.iter().all(|b| (0x21..=0x7E).contains(b))

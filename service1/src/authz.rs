@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use plumbing::{grpc::Refused, tls::server::PeerInfo};
+use serving::{grpc::Refused, tls::server::PeerInfo};
 use tower::{Layer, Service};
 
 #[derive(Debug, Clone)]

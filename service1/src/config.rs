@@ -3,10 +3,8 @@
 use clap::Parser;
 use std::time::Duration;
 
-use plumbing::{
-    config::{parse_duration, parse_nonzero_duration, CommonArgs, Validate},
-    tls::{client::Connector, ServerName},
-};
+use serving::tls::{client::Connector, ServerName};
+use settings::{parse_duration, parse_nonzero_duration, CommonArgs, Validate};
 
 #[derive(Parser, Debug, Clone)]
 #[command(

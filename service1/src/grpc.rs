@@ -1,14 +1,14 @@
 //! `app.grpc.Service1`, the original's wire contract.
 
-use plumbing::{
+use serving::ApiError;
+use tonic::{Request, Response, Status};
+use wire::{
     names,
     proto::{
         service1_server::{Service1, Service1Server},
         ProcessNameRequest, ProcessNameResponse,
     },
-    ApiError,
 };
-use tonic::{Request, Response, Status};
 
 /// The methods of `app.grpc.Service1`, as paths.
 pub const METHODS: &[&str] = &["/app.grpc.Service1/ProcessName"];

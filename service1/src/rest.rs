@@ -5,8 +5,10 @@ use axum::{
     routing::get,
     Json, Router,
 };
-use plumbing::{config::HttpLimits, names, query, ApiError};
 use serde::Serialize;
+use serving::ApiError;
+use settings::HttpLimits;
+use wire::{names, query};
 
 #[derive(Clone)]
 struct NameLimit(usize);
@@ -19,7 +21,7 @@ struct NameResponse {
 /// The REST routes, with the layers every REST port has.
 pub fn router(max_name_bytes: usize, limits: &HttpLimits) -> Router {
     let routes = Router::new().route("/api/v1/name", get(name)).with_state(NameLimit(max_name_bytes));
-    plumbing::http::with_common_layers(routes, limits)
+    serving::http::with_common_layers(routes, limits)
 }
 
 async fn name(

@@ -3,7 +3,7 @@
 
 use std::{io, net::SocketAddr, sync::Arc};
 
-use plumbing::{
+use serving::{
     admin::{self, Health},
     grpc::{LimitsLayer, ObserveLayer},
     shutdown::{drain_then_stop, drain_within},
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, transport::Server};
 
 use crate::{authz::AuthorizeLayer, grpc::NameService, rest, Config};
-use plumbing::proto::service1_server::Service1Server;
+use wire::proto::service1_server::Service1Server;
 
 /// service1 with its listeners bound and its certificates loaded: port 0
 /// in the config gives a free port, which the `*_addr` methods report.
@@ -31,11 +31,11 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
         let name = config.server_name().map_err(io::Error::other)?;
-        let tls = config.common.tls.load(|files| ServerReloader::server(files, name))?;
+        let tls = tls::load(&config.common.tls, |files| ServerReloader::server(files, name))?;
         let listen = &config.common.listen;
-        let rest = listen.bind(config.port)?;
-        let grpc = listen.bind(config.grpc_port)?;
-        let admin = listen.bind(config.admin_port)?;
+        let rest = serving::http::bind_port(listen, config.port)?;
+        let grpc = serving::http::bind_port(listen, config.grpc_port)?;
+        let admin = serving::http::bind_port(listen, config.admin_port)?;
         Ok(Self { config, rest, grpc, admin, tls })
     }
 
@@ -70,7 +70,7 @@ impl Application {
         let max_name_bytes = config.common.names.max_name_bytes;
         let limits = &config.common.http;
         let rest =
-            plumbing::http::serve(self.rest, rest::router(max_name_bytes, limits), limits, listeners.clone());
+            serving::http::serve(self.rest, rest::router(max_name_bytes, limits), limits, listeners.clone());
         let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
         let incoming = tls::server::incoming(
@@ -97,7 +97,7 @@ impl Application {
                 // check comes before the limits, so a caller that is not
                 // allowed never holds a call slot, and the limits count
                 // slots per identity.
-                .layer(ObserveLayer::new(&[crate::grpc::METHODS, plumbing::grpc::HEALTH_METHODS].concat()))
+                .layer(ObserveLayer::new(&[crate::grpc::METHODS, serving::grpc::HEALTH_METHODS].concat()))
                 .layer(AuthorizeLayer::new(allowed))
                 .layer(LimitsLayer::new(
                     config.grpc_max_concurrent_calls as usize,

@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 
 use axum::{body::Body, Router};
 use http::{Method, Request, StatusCode, Uri};
-use plumbing::{config::HttpLimits, names, query, request_id};
 use proptest::prelude::*;
+use settings::HttpLimits;
 use tower::ServiceExt;
+use wire::{names, query, request_id};
 
 const ROUTE: &str = "/api/v1/name";
 
@@ -167,9 +168,9 @@ proptest! {
         // Every answer carries a request id that is safe to echo: the
         // caller's when acceptable, else a fresh one.
         let echoed = echoed.expect("X-Request-ID on every response");
-        match id.filter(|id| plumbing::RequestId::parse(id).is_some()) {
+        match id.filter(|id| wire::RequestId::parse(id).is_some()) {
             Some(id) => prop_assert_eq!(echoed, id),
-            None => prop_assert!(plumbing::RequestId::parse(&echoed).is_some() && echoed.len() == 36),
+            None => prop_assert!(wire::RequestId::parse(&echoed).is_some() && echoed.len() == 36),
         }
     }
 }

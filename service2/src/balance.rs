@@ -27,8 +27,8 @@ use std::{
 use arc_swap::ArcSwap;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use plumbing::errors::chain;
-use plumbing::tls::client::Connector;
+use serving::errors::chain;
+use serving::tls::client::Connector;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +105,7 @@ impl Pool {
             }),
         };
         let weak = Arc::downgrade(&pool.inner);
-        plumbing::metrics::on_scrape(move || {
+        observability::metrics::on_scrape(move || {
             if let Some(inner) = weak.upgrade() {
                 let (ready, known) = Pool { inner }.counts();
                 METRICS.ready.set(ready as i64);

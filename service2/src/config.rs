@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use plumbing::config::{parse_duration, parse_nonzero_duration, CommonArgs, Validate};
+use settings::{parse_duration, parse_nonzero_duration, CommonArgs, Validate};
 
 use crate::target::Target;
 
@@ -74,7 +74,7 @@ pub struct Config {
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         self.common.tls.files()?;
-        plumbing::tls::client::Connector::check_server_name(&self.tls_server_name)
+        serving::tls::client::Connector::check_server_name(&self.tls_server_name)
             .map(|_| ())
             .map_err(|e| format!("TLS_SERVER_NAME: {e}"))
     }

@@ -5,7 +5,9 @@ use axum::{
     routing::get,
     Extension, Json, Router,
 };
-use plumbing::{config::HttpLimits, names, query, ApiError, RequestId};
+use serving::ApiError;
+use settings::HttpLimits;
+use wire::{names, query, RequestId};
 
 use crate::upstream::Service1;
 
@@ -20,7 +22,7 @@ pub fn router(service1: Service1, max_name_bytes: usize, limits: &HttpLimits) ->
     let routes = Router::new()
         .route("/api/v1/say-hello", get(say_hello))
         .with_state(AppState { service1, max_name_bytes });
-    plumbing::http::with_common_layers(routes, limits)
+    serving::http::with_common_layers(routes, limits)
 }
 
 async fn say_hello(

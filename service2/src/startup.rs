@@ -3,12 +3,12 @@
 
 use std::{io, net::SocketAddr, sync::Arc};
 
-use plumbing::{
+use serde_json::json;
+use serving::{
     admin::{self, Health, Phase},
     shutdown::{drain_then_stop, drain_within},
     tls::{client::Connector, ClientReloader},
 };
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +35,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> io::Result<Self> {
-        let tls = config.common.tls.load(ClientReloader::client)?;
+        let tls = serving::tls::load(&config.common.tls, ClientReloader::client)?;
         let connector = match &tls {
             Some(tls) => Connector::mtls(tls.clone(), &config.tls_server_name).map_err(io::Error::other)?,
             None => Connector::plaintext(),
@@ -45,8 +45,8 @@ impl Application {
             _ => None,
         };
         let listen = &config.common.listen;
-        let rest = listen.bind(config.port)?;
-        let admin = listen.bind(config.admin_port)?;
+        let rest = serving::http::bind_port(listen, config.port)?;
+        let admin = serving::http::bind_port(listen, config.admin_port)?;
         Ok(Self { config, rest, admin, connector, resolver, tls })
     }
 
@@ -97,7 +97,7 @@ impl Application {
         let limits = &config.common.http;
         let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
         let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
-        let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
+        let rest = serving::http::serve(self.rest, router, limits, listeners.clone());
         let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
         let (stopping, health) = (listeners.clone(), health.clone());
         let started = async move {

@@ -29,7 +29,7 @@ pub static METRICS: LazyLock<UpstreamMetrics> = LazyLock::new(|| {
         ready: Gauge::default(),
         known: Gauge::default(),
     };
-    use plumbing::metrics::register;
+    use observability::metrics::register;
     register("service1_calls", "Call attempts sent to each service1 replica", metrics.calls.clone());
     register("service1_retries", "Calls to service1 retried on another replica", metrics.retries.clone());
     register(

@@ -7,13 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use plumbing::{
-    errors::chain,
-    proto::{service1_client::Service1Client, ProcessNameRequest},
-    request_id, ApiError, ErrorKind, RequestId,
-};
+use serving::{errors::chain, ApiError};
 use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
+use wire::{
+    proto::{service1_client::Service1Client, ProcessNameRequest},
+    request_id, ErrorKind, RequestId,
+};
 
 use tracing::Instrument;
 
@@ -92,7 +92,7 @@ impl Service1 {
             if let Ok(value) = MetadataValue::try_from(id.as_str()) {
                 request.metadata_mut().insert(request_id::METADATA_KEY, value);
             }
-            plumbing::telemetry::inject(&span, request.metadata_mut());
+            observability::traces::inject(&span, request.metadata_mut());
             let connection = replica.connection();
             let mut client = Service1Client::with_origin(connection.clone(), connection.origin());
             let outcome =
@@ -149,7 +149,7 @@ impl Service1 {
             let kind = if Instant::now() >= deadline {
                 ErrorKind::Timeout
             } else {
-                ErrorKind::from_upstream(status.code())
+                ErrorKind::from_upstream(serving::errors::grpc_code(status.code()))
             };
             tracing::warn!(attempt, endpoint = replica.key(), grpc_status = ?status.code(), detail = %chain(&status), "call to service1 failed");
             return Err(caller_error(kind));

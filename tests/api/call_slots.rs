@@ -69,7 +69,7 @@ async fn one_identity_cannot_hold_every_call_slot() {
     .unwrap_or_default();
 
     let mut service2 = grpc_client(addr, &pki, "service2").await;
-    let served = service2.process_name(plumbing::proto::ProcessNameRequest { name: "x".into() }).await;
+    let served = service2.process_name(wire::proto::ProcessNameRequest { name: "x".into() }).await;
 
     assert_eq!(refused, vec![Some("8".to_owned()); 4], "greedy's calls past its share: RESOURCE_EXHAUSTED");
     assert_eq!(served.expect("service2 is still served").into_inner().name, "X");

@@ -1,6 +1,6 @@
-use plumbing::proto::ProcessNameRequest;
 use system_tests::{grpc_client::grpc_client, logs, spawn_service1, Pki};
 use tonic::Code;
+use wire::proto::ProcessNameRequest;
 
 use crate::unique_id;
 

@@ -36,7 +36,7 @@ async fn service1s_admin_port_answers_serving_once_up_and_not_serving_while_drai
     let draining = get(&format!("http://{}/readyz", service1.admin_addr), None).await;
     // While draining it still serves calls: Kubernetes may still route some.
     let mut client = grpc_client(service1.grpc_addr, Pki::shared(), "service2").await;
-    let still_served = client.process_name(plumbing::proto::ProcessNameRequest { name: "late".into() }).await;
+    let still_served = client.process_name(wire::proto::ProcessNameRequest { name: "late".into() }).await;
 
     assert_eq!(status, ServingStatus::NotServing);
     assert_eq!(admin_status(service1.admin_addr, "app.grpc.Service1").await, ServingStatus::NotServing);

@@ -117,7 +117,7 @@ async fn a_valid_certificate_whose_identity_is_not_allowed_gets_permission_denie
     let service1 = spawn_service1(&strs(&pki.args("service1"))).await;
     let mut client = grpc_client(service1.grpc_addr, &pki, "intruder").await;
     let id = crate::unique_id("intruder");
-    let mut request = tonic::Request::new(plumbing::proto::ProcessNameRequest { name: "x".into() });
+    let mut request = tonic::Request::new(wire::proto::ProcessNameRequest { name: "x".into() });
     request.metadata_mut().insert("request_id", id.parse().unwrap());
 
     let status = client.process_name(request).await.unwrap_err();
@@ -138,7 +138,7 @@ async fn a_uri_san_listed_in_the_allowed_clients_may_call() {
     let service1 = spawn_service1(&strs(&flags)).await;
     let mut client = grpc_client(service1.grpc_addr, &pki, "checkout").await;
 
-    let reply = client.process_name(plumbing::proto::ProcessNameRequest { name: "x".into() }).await;
+    let reply = client.process_name(wire::proto::ProcessNameRequest { name: "x".into() }).await;
 
     assert_eq!(reply.unwrap().into_inner().name, "X");
 }

@@ -7,11 +7,7 @@ use std::{
     time::Duration,
 };
 
-use plumbing::proto::{
-    service1_server::{Service1, Service1Server},
-    ProcessNameRequest, ProcessNameResponse,
-};
-use plumbing::tls::{
+use serving::tls::{
     server::{incoming, StreamLimits},
     ServerReloader, TlsFiles,
 };
@@ -20,6 +16,10 @@ use tokio::{
     sync::{mpsc, Semaphore},
 };
 use tonic::{Code, Request, Response, Status};
+use wire::proto::{
+    service1_server::{Service1, Service1Server},
+    ProcessNameRequest, ProcessNameResponse,
+};
 
 use crate::{Pki, Running};
 
@@ -128,7 +128,7 @@ impl Service1 for Handler {
             name: name.clone(),
             request_id: text("request_id"),
             grpc_timeout: text("grpc-timeout"),
-            peer: request.extensions().get::<plumbing::tls::server::PeerInfo>().map(|p| p.remote_addr),
+            peer: request.extensions().get::<serving::tls::server::PeerInfo>().map(|p| p.remote_addr),
         });
         match &self.behaviour {
             Behaviour::Reply => {}

@@ -3,16 +3,14 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use plumbing::{
-    proto::service1_client::Service1Client,
-    tls::{client::Connector, ClientReloader, TlsFiles},
-};
 use rustls::{pki_types::ServerName, ClientConfig, RootCertStore};
+use serving::tls::{client::Connector, ClientReloader, TlsFiles};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 use tonic::transport::{Channel, Endpoint};
+use wire::proto::service1_client::Service1Client;
 
 use crate::Pki;
 

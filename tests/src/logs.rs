@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use plumbing::logging::{subscriber, LogFormat};
+use observability::logs::{subscriber, LogFormat};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tracing_subscriber::{fmt::MakeWriter, EnvFilter};

@@ -27,7 +27,10 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{http::Activity, metrics, request_id, ApiError, ErrorKind, RequestId};
+use observability::metrics;
+use wire::{request_id, ErrorKind, RequestId};
+
+use crate::{http::Activity, ApiError};
 
 pin_project_lite::pin_project! {
     /// A server connection that answers unparsable request heads in JSON.

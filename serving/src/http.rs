@@ -35,12 +35,14 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
+use observability::{metrics, traces as telemetry};
+use settings::{HttpLimits, ListenArgs};
+use wire::{request_id, ErrorKind, RequestId};
+
 use crate::{
-    config::HttpLimits,
     head_errors::HeadErrors,
-    metrics, request_id, telemetry,
     unserved_streams::{CapUnserved, StreamTally},
-    ApiError, ErrorKind, RequestId,
+    ApiError,
 };
 
 /// Wraps a service's routes in the layers every HTTP port has.
@@ -212,6 +214,11 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
         socket.listen(backlog)
     };
     listen().map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Binds `port` on the configured address, with the configured backlog.
+pub fn bind_port(listen: &ListenArgs, port: u16) -> io::Result<TcpListener> {
+    bind(SocketAddr::new(listen.bind_addr, port), listen.listen_backlog)
 }
 
 /// Serves `router` until `stop` is cancelled, then stops accepting, asks

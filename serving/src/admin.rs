@@ -30,7 +30,7 @@ use tonic_health::{
     ServingStatus,
 };
 
-use crate::config::{AdminLimits, HttpLimits};
+use settings::{AdminLimits, HttpLimits};
 
 /// What the kubelet and people probe. They are cheap, so they take no
 /// request slot: whoever holds the admin port's slots, a probe is still
@@ -271,7 +271,7 @@ impl Body for EndsOnClose {
 
 async fn metrics() -> impl IntoResponse {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(http::header::CONTENT_TYPE, content_type)], crate::metrics::global().render())
+    ([(http::header::CONTENT_TYPE, content_type)], observability::metrics::global().render())
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {

@@ -278,7 +278,7 @@ impl Metrics {
             hook();
         }
         self.read_process_stats();
-        self.log_lines_dropped.set(crate::logging::dropped_lines() as i64);
+        self.log_lines_dropped.set(crate::logs::dropped_lines() as i64);
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.lock_registry());

@@ -20,6 +20,7 @@ use std::{
 
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::trace::SdkTracer;
+pub use settings::LogFormat;
 
 use tracing::{
     dispatcher::WeakDispatch,
@@ -47,12 +48,6 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
 /// The span field that every log line inside the span repeats.
 const REQUEST_ID_FIELD: &str = "request_id";
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
 
 /// Keeps the stdout writer alive; dropping it writes what is queued.
 pub struct LogGuard {
@@ -477,7 +472,7 @@ mod tests {
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["status"], 200);
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
-        assert!(line["target"].as_str().unwrap().starts_with("plumbing"));
+        assert!(line["target"].as_str().unwrap().starts_with("observability"));
     }
 
     /// A stdout that takes a long time to accept each write.

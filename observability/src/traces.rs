@@ -26,7 +26,7 @@ use opentelemetry_sdk::{
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::logging::{self, LogFormat, LogGuard};
+use crate::logs::{self as logging, LogFormat, LogGuard};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 

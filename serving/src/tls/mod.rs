@@ -36,12 +36,22 @@ const ALPN_H2: &[u8] = b"h2";
 /// TLS 1.3 preferred, 1.2 the minimum.
 static VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// Where a service's TLS material lives.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub ca: PathBuf,
+pub use settings::TlsFiles;
+
+/// Loads the TLS material `args` names with `load` (a server or client
+/// reloader), or warns loudly and returns `None` when TLS is off.
+pub fn load<C>(
+    args: &settings::TlsArgs,
+    load: impl FnOnce(TlsFiles) -> Result<Arc<Reloader<C>>, TlsError>,
+) -> std::io::Result<Option<Arc<Reloader<C>>>> {
+    let Some(files) = args.files().map_err(std::io::Error::other)? else {
+        tracing::warn!(
+            "TLS_MODE=insecure: gRPC between the services is PLAINTEXT, neither encrypted nor \
+             authenticated. Use it only for experiments against plaintext peers."
+        );
+        return Ok(None);
+    };
+    load(files).map(Some).map_err(std::io::Error::other)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,7 +326,7 @@ impl<C: Send + Sync + 'static> Reloader<C> {
             last_error: None,
         };
         tracing::info!(cert = %files.cert.display(), serial = %status.serial, "TLS material loaded");
-        crate::metrics::global().tls_not_after.set(status.not_after);
+        observability::metrics::global().tls_not_after.set(status.not_after);
         Ok(Arc::new(Self {
             files,
             role,
@@ -364,14 +374,14 @@ impl<C: Send + Sync + 'static> Reloader<C> {
                 status.last_error = None;
                 status.serial = material.serial;
                 status.not_after = material.not_after;
-                let metrics = crate::metrics::global();
+                let metrics = observability::metrics::global();
                 metrics.tls_reloads.inc();
                 metrics.tls_not_after.set(status.not_after);
                 tracing::info!(serial = %status.serial, "TLS material reloaded; new handshakes use it");
             }
             Err(error) => {
                 state.status.reload_failures += 1;
-                crate::metrics::global().tls_reload_failures.inc();
+                observability::metrics::global().tls_reload_failures.inc();
                 tracing::error!(
                     %error,
                     serial_in_use = %state.status.serial,

@@ -18,7 +18,10 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use crate::{metrics::UNKNOWN_GRPC_METHOD, request_id, telemetry, tls::server::PeerInfo, RequestId};
+use observability::{metrics::UNKNOWN_GRPC_METHOD, traces as telemetry};
+use wire::{request_id, RequestId};
+
+use crate::tls::server::PeerInfo;
 
 /// The methods `grpc.health.v1.Health` serves.
 pub const HEALTH_METHODS: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
@@ -126,7 +129,7 @@ struct AccessLine {
 impl Drop for AccessLine {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        crate::metrics::global().record_grpc(self.label, self.code, elapsed.as_secs_f64());
+        observability::metrics::global().record_grpc(self.label, self.code, elapsed.as_secs_f64());
         if let Some(code) = self.code {
             self.span.record("rpc.grpc.status_code", code as i64);
             if is_server_error(code) {

@@ -1,14 +1,14 @@
-//! Config helpers both services use: flag groups shared by both, duration
-//! parsing, and the rule that bad config is one line on stderr and exit 2.
+//! Settings as plain data: the flag groups both services share (read from
+//! flags and the environment by clap), duration parsing, and the rule that
+//! bad config is one line on stderr and exit 2.
+//!
+//! Nothing here binds, loads or starts anything: the serving and
+//! observability crates read these values and do that.
+#![forbid(unsafe_code)]
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use clap::error::ErrorKind as ClapErrorKind;
-
-use crate::{
-    logging::LogFormat,
-    tls::{Reloader, TlsError, TlsFiles},
-};
 
 /// Exit code for configuration errors, as sysexits-style tools use.
 pub const EXIT_CONFIG: i32 = 2;
@@ -104,11 +104,11 @@ pub struct ListenArgs {
     pub listen_backlog: u32,
 }
 
-impl ListenArgs {
-    /// Binds `port` on the configured address, with the configured backlog.
-    pub fn bind(&self, port: u16) -> std::io::Result<tokio::net::TcpListener> {
-        crate::http::bind(std::net::SocketAddr::new(self.bind_addr, port), self.listen_backlog)
-    }
+/// How log lines are written.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
 }
 
 /// Log settings; `RUST_LOG` filters (default `info`).
@@ -145,23 +145,11 @@ pub struct RuntimeArgs {
     pub worker_threads: u16,
 }
 
-impl RuntimeArgs {
-    /// Runs `main` to completion on a runtime with these threads.
-    pub fn block_on<F: std::future::Future>(&self, main: F) -> F::Output {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.worker_threads.into())
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| exit_with_config_error(format!("cannot start the runtime: {e}")));
-        runtime.block_on(main)
-    }
-}
-
 /// The limit both services put on a name.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NameArgs {
     /// Longest accepted name, in bytes of UTF-8.
-    #[arg(long, env = "MAX_NAME_BYTES", default_value_t = crate::names::DEFAULT_MAX_NAME_BYTES)]
+    #[arg(long, env = "MAX_NAME_BYTES", default_value_t = wire::names::DEFAULT_MAX_NAME_BYTES)]
     pub max_name_bytes: usize,
 }
 
@@ -292,22 +280,14 @@ impl TlsArgs {
             ca: need(&self.tls_ca, "TLS_CA")?,
         }))
     }
+}
 
-    /// Loads the TLS material with `load` (a server or client reloader),
-    /// or warns loudly and returns `None` when TLS is off.
-    pub fn load<C>(
-        &self,
-        load: impl FnOnce(TlsFiles) -> Result<std::sync::Arc<Reloader<C>>, TlsError>,
-    ) -> std::io::Result<Option<std::sync::Arc<Reloader<C>>>> {
-        let Some(files) = self.files().map_err(std::io::Error::other)? else {
-            tracing::warn!(
-                "TLS_MODE=insecure: gRPC between the services is PLAINTEXT, neither encrypted nor \
-                 authenticated. Use it only for experiments against plaintext peers."
-            );
-            return Ok(None);
-        };
-        load(files).map(Some).map_err(std::io::Error::other)
-    }
+/// Where a service's TLS material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 //! fuzz targets in `fuzz/` check the same invariants with coverage guidance.
 
 use http::{HeaderMap, HeaderValue};
-use plumbing::{
+use proptest::prelude::*;
+use wire::{
     names::{self, NameError},
     query::{self, QueryError},
     request_id::{self, RequestId},
 };
-use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
     ProptestConfig::with_cases(256)

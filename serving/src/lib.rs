@@ -1,0 +1,18 @@
+//! How both services serve: binding and accepting, the HTTP and gRPC layers
+//! every port has, TLS and its rotation, the admin port, and shutdown.
+//!
+//! It reads its settings from the `settings` crate, takes the wire contract
+//! from `wire`, and records what happens through `observability`.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod errors;
+pub mod grpc;
+mod head_errors;
+pub mod http;
+pub mod runtime;
+pub mod shutdown;
+pub mod tls;
+pub mod unserved_streams;
+
+pub use errors::ApiError;
