@@ -7,3 +7,28 @@
 pub mod logs;
 pub mod metrics;
 pub mod traces;
+
+pub use metrics::Metrics;
+pub use traces::Traces;
+
+/// What one service records into: its metrics, and whether its spans are
+/// exported. Built once (in `main`; in tests, one per service) and handed to
+/// the layers that record, so two services in one process keep apart.
+#[derive(Clone, Default)]
+pub struct Observability {
+    pub metrics: Metrics,
+    pub traces: Traces,
+}
+
+/// Why logs or traces could not be set up; each is a configuration error.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("RUST_LOG={directives:?}: {reason}")]
+    Filter { directives: String, reason: String },
+    #[error("cannot install the logger: {0}")]
+    Logger(String),
+    #[error("cannot start the log writer: {0}")]
+    Writer(std::io::Error),
+    #[error("OTLP exporter: {0}")]
+    Exporter(String),
+}

@@ -22,6 +22,8 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::trace::SdkTracer;
 pub use settings::LogFormat;
 
+use crate::InitError;
+
 use tracing::{
     dispatcher::WeakDispatch,
     field::{Field, Visit},
@@ -65,23 +67,32 @@ impl Drop for LogGuard {
     }
 }
 
-static DROPPED: OnceLock<Batched> = OnceLock::new();
+impl LogGuard {
+    /// Lines dropped so far because stdout could not keep up.
+    pub fn dropped_lines(&self) -> DroppedLines {
+        DroppedLines(self.batched.shared.clone())
+    }
+}
 
-/// Lines dropped so far because stdout could not keep up.
-pub fn dropped_lines() -> usize {
-    DROPPED.get().map_or(0, |b| b.shared.dropped.load(Ordering::Relaxed))
+/// A count of log lines dropped because stdout could not keep up.
+#[derive(Clone)]
+pub struct DroppedLines(Arc<Shared>);
+
+impl DroppedLines {
+    pub fn count(&self) -> usize {
+        self.0.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Installs the global subscriber: `format` on stdout, filtered by
 /// `RUST_LOG` (default `info`), and spans to `tracer` when given. Fails on a
 /// malformed `RUST_LOG`.
-pub fn init(format: LogFormat, tracer: Option<SdkTracer>) -> Result<LogGuard, String> {
+pub fn init(format: LogFormat, tracer: Option<SdkTracer>) -> Result<LogGuard, InitError> {
     let filter = env_filter()?;
     let (batched, thread) = Batched::spawn(std::io::stdout(), QUEUE_BYTES)?;
-    let _ = DROPPED.set(batched.clone());
     subscriber(format, filter, batched.clone(), tracer)
         .try_init()
-        .map_err(|e| format!("cannot install the logger: {e}"))?;
+        .map_err(|e| InitError::Logger(e.to_string()))?;
     Ok(LogGuard { batched, thread: Some(thread) })
 }
 
@@ -110,7 +121,7 @@ impl Batched {
     pub fn spawn(
         mut sink: impl Write + Send + 'static,
         capacity: usize,
-    ) -> Result<(Self, std::thread::JoinHandle<()>), String> {
+    ) -> Result<(Self, std::thread::JoinHandle<()>), InitError> {
         let batched = Self {
             shared: Arc::new(Shared {
                 pending: Mutex::new(Pending::default()),
@@ -141,7 +152,7 @@ impl Batched {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the log writer: {e}"))?;
+            .map_err(InitError::Writer)?;
         Ok((batched, thread))
     }
 
@@ -177,11 +188,10 @@ impl<'a> MakeWriter<'a> for Batched {
 }
 
 /// `RUST_LOG` if set, otherwise `info`.
-pub fn env_filter() -> Result<EnvFilter, String> {
+pub fn env_filter() -> Result<EnvFilter, InitError> {
     match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => {
-            EnvFilter::try_new(&directives).map_err(|e| format!("RUST_LOG={directives:?}: {e}"))
-        }
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .map_err(|e| InitError::Filter { directives, reason: e.to_string() }),
         _ => Ok(EnvFilter::new("info")),
     }
 }

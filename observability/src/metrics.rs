@@ -1,9 +1,10 @@
 //! Prometheus metrics, served as text on the admin port's `GET /metrics`.
 //!
-//! One registry per process (a process is one service), so any layer can
-//! record without plumbing handles through every constructor. Services add
-//! their own metrics with [`register`], and values that are cheaper to read
-//! than to keep current (ready replicas, process memory) with [`on_scrape`].
+//! One [`Metrics`] per service, made where the service is built and handed
+//! to the layers that record (clones share it). Services add their own
+//! families with [`Metrics::register`], and values that are cheaper to read
+//! than to keep current (ready replicas, process memory) with
+//! [`Metrics::on_scrape`].
 //!
 //! Every label value comes from a closed set, never from what a client
 //! sent: a method outside the standard ones is `other` ([`method_label`]),
@@ -13,7 +14,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{LazyLock, Mutex, RwLock},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use prometheus_client::{
@@ -77,66 +78,62 @@ pub fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
+/// What TLS material reports: when the certificate in use expires (Unix
+/// time), and how many replacements were applied and refused.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsFigures {
+    pub not_after: i64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+}
+
 /// The series of one HTTP route, by method label and status.
 type HttpSeries = HashMap<(&'static str, u16), (Counter, Histogram)>;
 /// The series of one gRPC method: latency, and calls by status code.
 type GrpcSeries = (Histogram, HashMap<i32, Counter>);
+type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 
-/// The metrics both services record.
+/// A service's metrics: its registry, and the families the serving layers
+/// record. Cloning it is cheap and shares them.
+#[derive(Clone)]
 pub struct Metrics {
+    inner: Arc<Hub>,
+}
+
+struct Hub {
     registry: Mutex<Registry>,
     /// Handles to series already created, so recording on the request path
     /// is a map lookup under a read lock, with no label strings built.
     http_series: RwLock<HashMap<String, HttpSeries>>,
     grpc_series: RwLock<HashMap<&'static str, GrpcSeries>>,
-    scrape_hooks: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
-    pub http_requests: Family<HttpLabels, Counter>,
-    pub http_duration: Family<RouteLabels, Histogram>,
-    pub grpc_handled: Family<GrpcLabels, Counter>,
-    pub grpc_duration: Family<MethodLabels, Histogram>,
-    pub tls_not_after: Gauge,
-    pub tls_reloads: Counter,
-    pub tls_reload_failures: Counter,
-    pub log_lines_dropped: Gauge,
-    pub spans_dropped: Counter,
-    pub spans_exported: Counter,
-    process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
-    process_resident_bytes: Gauge,
-    process_open_fds: Gauge,
-    process_start_time: Gauge,
+    scrape_hooks: Mutex<Vec<ScrapeHook>>,
+    families: Families,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-
-/// This process's metrics.
-pub fn global() -> &'static Metrics {
-    &METRICS
-}
-
-/// Adds a service's own metric to the registry.
-pub fn register(name: &str, help: &str, metric: impl Metric) {
-    global().lock_registry().register(name, help, metric);
-}
-
-/// Runs `hook` before each scrape, to bring gauges up to date.
-pub fn on_scrape(hook: impl Fn() + Send + Sync + 'static) {
-    let mut hooks = global().scrape_hooks.lock().unwrap_or_else(|p| p.into_inner());
-    hooks.push(Box::new(hook));
+/// The families every service has.
+struct Families {
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<RouteLabels, Histogram>,
+    grpc_handled: Family<GrpcLabels, Counter>,
+    grpc_duration: Family<MethodLabels, Histogram>,
+    tls_not_after: Gauge,
+    tls_reloads: Counter,
+    tls_reload_failures: Counter,
+    log_lines_dropped: Gauge,
+    spans_dropped: Counter,
+    spans_exported: Counter,
+    process: ProcessStats,
 }
 
 fn histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-// === impl Metrics ===
+// === impl Families ===
 
-impl Metrics {
+impl Families {
     fn new() -> Self {
-        let metrics = Self {
-            registry: Mutex::new(Registry::default()),
-            http_series: RwLock::default(),
-            grpc_series: RwLock::default(),
-            scrape_hooks: Mutex::new(Vec::new()),
+        Self {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(histogram),
             grpc_handled: Family::default(),
@@ -147,84 +144,130 @@ impl Metrics {
             log_lines_dropped: Gauge::default(),
             spans_dropped: Counter::default(),
             spans_exported: Counter::default(),
-            process_cpu_seconds: Gauge::default(),
-            process_resident_bytes: Gauge::default(),
-            process_open_fds: Gauge::default(),
-            process_start_time: Gauge::default(),
-        };
-        {
-            let mut r = metrics.lock_registry();
-            r.register(
-                "http_server_requests",
-                "HTTP requests served, by route and status",
-                metrics.http_requests.clone(),
-            );
-            r.register(
-                "http_server_request_duration_seconds",
-                "HTTP request latency",
-                metrics.http_duration.clone(),
-            );
-            r.register(
-                "grpc_server_handled",
-                "gRPC calls served, by method and status code",
-                metrics.grpc_handled.clone(),
-            );
-            r.register(
-                "grpc_server_handling_seconds",
-                "gRPC call latency, as served",
-                metrics.grpc_duration.clone(),
-            );
-            r.register(
-                "tls_certificate_not_after_seconds",
-                "notAfter of the certificate in use, Unix time (0 with TLS off)",
-                metrics.tls_not_after.clone(),
-            );
-            r.register("tls_reloads", "Certificate replacements applied", metrics.tls_reloads.clone());
-            r.register(
-                "tls_reload_failures",
-                "Certificate replacements refused (the previous material stays in use)",
-                metrics.tls_reload_failures.clone(),
-            );
-            r.register(
-                "log_lines_dropped",
-                "Log lines dropped because stdout could not keep up",
-                metrics.log_lines_dropped.clone(),
-            );
-            r.register(
-                "otel_spans_dropped",
-                "Spans dropped because the export queue was full (collector down or slow)",
-                metrics.spans_dropped.clone(),
-            );
-            r.register(
-                "otel_spans_exported",
-                "Spans handed to the OTLP exporter",
-                metrics.spans_exported.clone(),
-            );
-            r.register(
-                "process_cpu_seconds",
-                "CPU time used by this process",
-                ProcessGauge(metrics.process_cpu_seconds.clone()),
-            );
-            r.register(
-                "process_resident_memory_bytes",
-                "Resident memory",
-                metrics.process_resident_bytes.clone(),
-            );
-            r.register("process_open_fds", "Open file descriptors", metrics.process_open_fds.clone());
-            r.register(
-                "process_start_time_seconds",
-                "Start time, Unix time",
-                metrics.process_start_time.clone(),
-            );
+            process: ProcessStats::default(),
         }
-        metrics
+    }
+
+    fn register(&self, r: &mut Registry) {
+        let f = self;
+        r.register(
+            "http_server_requests",
+            "HTTP requests served, by route and status",
+            f.http_requests.clone(),
+        );
+        r.register("http_server_request_duration_seconds", "HTTP request latency", f.http_duration.clone());
+        r.register(
+            "grpc_server_handled",
+            "gRPC calls served, by method and status code",
+            f.grpc_handled.clone(),
+        );
+        r.register("grpc_server_handling_seconds", "gRPC call latency, as served", f.grpc_duration.clone());
+        r.register(
+            "tls_certificate_not_after_seconds",
+            "notAfter of the certificate in use, Unix time (0 with TLS off)",
+            f.tls_not_after.clone(),
+        );
+        r.register("tls_reloads", "Certificate replacements applied", f.tls_reloads.clone());
+        r.register(
+            "tls_reload_failures",
+            "Certificate replacements refused (the previous material stays in use)",
+            f.tls_reload_failures.clone(),
+        );
+        r.register(
+            "log_lines_dropped",
+            "Log lines dropped because stdout could not keep up",
+            f.log_lines_dropped.clone(),
+        );
+        r.register(
+            "otel_spans_dropped",
+            "Spans dropped because the export queue was full (collector down or slow)",
+            f.spans_dropped.clone(),
+        );
+        r.register("otel_spans_exported", "Spans handed to the OTLP exporter", f.spans_exported.clone());
+        f.process.register(r);
+    }
+}
+
+// === impl Metrics ===
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with the families every service has.
+    pub fn new() -> Self {
+        let families = Families::new();
+        let mut registry = Registry::default();
+        families.register(&mut registry);
+        let hub = Hub {
+            registry: Mutex::new(registry),
+            http_series: RwLock::default(),
+            grpc_series: RwLock::default(),
+            scrape_hooks: Mutex::new(Vec::new()),
+            families,
+        };
+        Self { inner: Arc::new(hub) }
+    }
+
+    /// Adds a service's own metric family.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.lock_registry().register(name, help, metric);
+    }
+
+    /// Runs `hook` before each scrape, to bring gauges up to date.
+    pub fn on_scrape(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let mut hooks = self.inner.scrape_hooks.lock().unwrap_or_else(|p| p.into_inner());
+        hooks.push(Box::new(hook));
+    }
+
+    /// Reports `dropped` log lines as `log_lines_dropped` at each scrape.
+    pub fn report_dropped_log_lines(&self, dropped: crate::logs::DroppedLines) {
+        let gauge = self.inner.families.log_lines_dropped.clone();
+        self.on_scrape(move || {
+            gauge.set(dropped.count() as i64);
+        });
+    }
+
+    /// Reports the TLS material's figures, as `read` gives them, at each
+    /// scrape (`None` once the material is gone).
+    pub fn report_tls(&self, read: impl Fn() -> Option<TlsFigures> + Send + Sync + 'static) {
+        let (not_after, reloads, failures) = {
+            let f = &self.inner.families;
+            (f.tls_not_after.clone(), f.tls_reloads.clone(), f.tls_reload_failures.clone())
+        };
+        self.on_scrape(move || {
+            let Some(figures) = read() else { return };
+            not_after.set(figures.not_after);
+            // Counters only go up: add what happened since the last scrape.
+            reloads.inc_by(figures.reloads.saturating_sub(reloads.get()));
+            failures.inc_by(figures.reload_failures.saturating_sub(failures.get()));
+        });
+    }
+
+    /// A span was dropped because the export queue was full.
+    pub fn span_dropped(&self) {
+        self.inner.families.spans_dropped.inc();
+    }
+
+    /// `spans` spans were handed to the exporter.
+    pub fn spans_exported(&self, spans: usize) {
+        self.inner.families.spans_exported.inc_by(spans as u64);
     }
 
     /// Counts one HTTP request and its latency. `method` is a
     /// [`method_label`], `route` a route template or [`UNMATCHED_ROUTE`].
     pub fn record_http(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         let key = (method, status);
-        let read = self.http_series.read().unwrap_or_else(|p| p.into_inner());
+        let read = self.inner.http_series.read().unwrap_or_else(|p| p.into_inner());
         if let Some((count, latency)) = read.get(route).and_then(|r| r.get(&key)) {
             count.inc();
             latency.observe(seconds);
@@ -233,13 +276,20 @@ impl Metrics {
         drop(read);
         let (method, route) = (method.to_owned(), route.to_owned());
         let count = self
+            .inner
+            .families
             .http_requests
             .get_or_create(&HttpLabels { method: method.clone(), route: route.clone(), status })
             .clone();
-        let latency = self.http_duration.get_or_create(&RouteLabels { method, route: route.clone() }).clone();
+        let latency = self
+            .inner
+            .families
+            .http_duration
+            .get_or_create(&RouteLabels { method, route: route.clone() })
+            .clone();
         count.inc();
         latency.observe(seconds);
-        let mut write = self.http_series.write().unwrap_or_else(|p| p.into_inner());
+        let mut write = self.inner.http_series.write().unwrap_or_else(|p| p.into_inner());
         write.entry(route).or_default().insert(key, (count, latency));
     }
 
@@ -248,7 +298,7 @@ impl Metrics {
     pub fn record_grpc(&self, method: &'static str, code: Option<tonic::Code>, seconds: f64) {
         // No status means the client went away first.
         let code = code.unwrap_or(tonic::Code::Cancelled);
-        let read = self.grpc_series.read().unwrap_or_else(|p| p.into_inner());
+        let read = self.inner.grpc_series.read().unwrap_or_else(|p| p.into_inner());
         if let Some((latency, codes)) = read.get(method) {
             if let Some(count) = codes.get(&(code as i32)) {
                 count.inc();
@@ -258,49 +308,76 @@ impl Metrics {
         }
         drop(read);
         let labels = GrpcLabels { grpc_method: method.to_owned(), grpc_code: format!("{code:?}") };
-        let count = self.grpc_handled.get_or_create(&labels).clone();
-        let latency =
-            self.grpc_duration.get_or_create(&MethodLabels { grpc_method: method.to_owned() }).clone();
+        let count = self.inner.families.grpc_handled.get_or_create(&labels).clone();
+        let latency = self
+            .inner
+            .families
+            .grpc_duration
+            .get_or_create(&MethodLabels { grpc_method: method.to_owned() })
+            .clone();
         count.inc();
         latency.observe(seconds);
-        let mut write = self.grpc_series.write().unwrap_or_else(|p| p.into_inner());
+        let mut write = self.inner.grpc_series.write().unwrap_or_else(|p| p.into_inner());
         let series = write.entry(method).or_insert_with(|| (latency, HashMap::new()));
         series.1.insert(code as i32, count);
     }
 
     fn lock_registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The Prometheus (OpenMetrics) text of every metric, fresh.
     pub fn render(&self) -> String {
-        for hook in self.scrape_hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for hook in self.inner.scrape_hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             hook();
         }
-        self.read_process_stats();
-        self.log_lines_dropped.set(crate::logs::dropped_lines() as i64);
+        self.inner.families.process.read();
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.lock_registry());
         text
     }
+}
 
-    fn read_process_stats(&self) {
-        let ticks_per_second = 100.0; // USER_HZ on Linux
-        let page_size = 4096;
+/// The process's own figures, read from /proc at each scrape.
+#[derive(Default)]
+struct ProcessStats {
+    cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    resident_bytes: Gauge,
+    open_fds: Gauge,
+    start_time: Gauge,
+}
+
+impl ProcessStats {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "process_cpu_seconds",
+            "CPU time used by this process",
+            ProcessGauge(self.cpu_seconds.clone()),
+        );
+        r.register("process_resident_memory_bytes", "Resident memory", self.resident_bytes.clone());
+        r.register("process_open_fds", "Open file descriptors", self.open_fds.clone());
+        r.register("process_start_time_seconds", "Start time, Unix time", self.start_time.clone());
+    }
+
+    fn read(&self) {
+        // /proc counts CPU time and start time in clock ticks, and memory
+        // in pages; both sizes are the kernel's to say (sysconf).
+        let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
+        let page_size = rustix::param::page_size() as i64;
         if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
             // Fields after the command name, which may contain spaces.
             let fields: Vec<&str> =
                 stat.rsplit_once(") ").map(|(_, f)| f.split(' ').collect()).unwrap_or_default();
             let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            self.process_cpu_seconds.set((field(14) + field(15)) / ticks_per_second);
-            self.process_resident_bytes.set(field(24) as i64 * page_size);
+            self.cpu_seconds.set((field(14) + field(15)) / ticks_per_second);
+            self.resident_bytes.set(field(24) as i64 * page_size);
             if let Some(boot) = boot_time() {
-                self.process_start_time.set(boot + (field(22) / ticks_per_second) as i64);
+                self.start_time.set(boot + (field(22) / ticks_per_second) as i64);
             }
         }
         if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-            self.process_open_fds.set(entries.count() as i64);
+            self.open_fds.set(entries.count() as i64);
         }
     }
 }
@@ -330,10 +407,10 @@ mod tests {
 
     #[test]
     fn render_includes_recorded_values_and_process_metrics() {
-        let labels = HttpLabels { method: "GET".into(), route: "/unit".into(), status: 200 };
-        global().http_requests.get_or_create(&labels).inc();
+        let metrics = Metrics::new();
+        metrics.record_http("GET", "/unit", 200, 0.001);
 
-        let text = global().render();
+        let text = metrics.render();
 
         assert!(
             text.contains(r#"http_server_requests_total{method="GET",route="/unit",status="200"} 1"#),

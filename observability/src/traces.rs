@@ -9,7 +9,7 @@
 //! what they cost for logs alone.
 
 use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicUsize, Ordering},
     Arc,
 };
 
@@ -26,20 +26,35 @@ use opentelemetry_sdk::{
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::logs::{self as logging, LogFormat, LogGuard};
+use crate::{
+    logs::{self as logging, LogFormat, LogGuard},
+    metrics::Metrics,
+    InitError,
+};
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
-
-/// Whether spans are exported; when not, nothing is extracted or injected.
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+/// Whether spans are exported, and carrying trace context across hops when
+/// they are. When not, nothing is extracted or injected.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traces {
+    exporting: bool,
 }
 
 /// Logs and traces for the life of the process. Dropping it flushes
 /// queued spans and log lines.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    _logs: LogGuard,
+    logs: LogGuard,
+    traces: Traces,
+}
+
+impl Telemetry {
+    pub fn traces(&self) -> Traces {
+        self.traces
+    }
+
+    pub fn logs(&self) -> &LogGuard {
+        &self.logs
+    }
 }
 
 impl Drop for Telemetry {
@@ -53,37 +68,44 @@ impl Drop for Telemetry {
 }
 
 /// Installs logging and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, span
-/// export; `service` is the default `service.name`.
-pub fn init(service: &'static str, format: LogFormat) -> Result<Telemetry, String> {
+/// export; `service` is the default `service.name`. Dropped log lines and
+/// exported or dropped spans are counted in `metrics`.
+pub fn init(service: &'static str, format: LogFormat, metrics: &Metrics) -> Result<Telemetry, InitError> {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
-    let provider = if endpoint.trim().is_empty() { None } else { Some(tracer_provider(service)?) };
+    let provider =
+        if endpoint.trim().is_empty() { None } else { Some(tracer_provider(service, metrics.clone())?) };
     let tracer = provider.as_ref().map(|p| p.tracer(service));
     let logs = logging::init(format, tracer)?;
-    if provider.is_some() {
-        ENABLED.store(true, Ordering::Relaxed);
+    metrics.report_dropped_log_lines(logs.dropped_lines());
+    let traces = Traces { exporting: provider.is_some() };
+    if traces.exporting {
         tracing::info!(endpoint = %endpoint.trim(), "exporting traces over OTLP/gRPC");
     }
-    Ok(Telemetry { provider, _logs: logs })
+    Ok(Telemetry { provider, logs, traces })
 }
 
 /// A provider exporting in batches, off the request path, through a
 /// bounded queue: when the collector is down or slow the queue fills, and
 /// further spans are dropped and counted rather than held.
-pub fn tracer_provider(service: &'static str) -> Result<SdkTracerProvider, String> {
+pub fn tracer_provider(service: &'static str, metrics: Metrics) -> Result<SdkTracerProvider, InitError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .build()
-        .map_err(|e| format!("OTLP exporter: {e}"))?;
+        .map_err(|e| InitError::Exporter(e.to_string()))?;
     let capacity = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(2048);
     let queued = Arc::new(AtomicUsize::new(0));
-    let batch =
-        BatchSpanProcessor::builder(CountingExporter { inner: exporter, queued: queued.clone() }).build();
+    let batch = BatchSpanProcessor::builder(CountingExporter {
+        inner: exporter,
+        queued: queued.clone(),
+        metrics: metrics.clone(),
+    })
+    .build();
     let mut resource = Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name(service);
     }
     Ok(SdkTracerProvider::builder()
-        .with_span_processor(BoundedQueue { inner: batch, queued, capacity })
+        .with_span_processor(BoundedQueue { inner: batch, queued, capacity, metrics })
         .with_resource(resource.build())
         .build())
 }
@@ -96,6 +118,7 @@ struct BoundedQueue<P> {
     inner: P,
     queued: Arc<AtomicUsize>,
     capacity: usize,
+    metrics: Metrics,
 }
 
 impl<P: SpanProcessor> SpanProcessor for BoundedQueue<P> {
@@ -106,7 +129,7 @@ impl<P: SpanProcessor> SpanProcessor for BoundedQueue<P> {
     fn on_end(&self, span: SpanData) {
         if self.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            crate::metrics::global().spans_dropped.inc();
+            self.metrics.span_dropped();
             return;
         }
         self.inner.on_end(span)
@@ -130,6 +153,7 @@ impl<P: SpanProcessor> SpanProcessor for BoundedQueue<P> {
 struct CountingExporter<E> {
     inner: E,
     queued: Arc<AtomicUsize>,
+    metrics: Metrics,
 }
 
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
@@ -138,7 +162,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
         let result = self.inner.export(batch).await;
         self.queued.fetch_sub(spans, Ordering::Relaxed);
         if result.is_ok() {
-            crate::metrics::global().spans_exported.inc_by(spans as u64);
+            self.metrics.spans_exported(spans);
         }
         result
     }
@@ -156,21 +180,28 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     }
 }
 
-/// Makes `span` continue the trace in `headers` (W3C `traceparent`), if any.
-pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
-    if !enabled() || !headers.contains_key("traceparent") {
-        return;
+impl Traces {
+    /// Whether spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    pub fn exporting(&self) -> bool {
+        self.exporting
     }
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    let _ = span.set_parent(parent);
-}
 
-/// Writes `span`'s context into outgoing gRPC metadata (`traceparent`).
-pub fn inject(span: &tracing::Span, metadata: &mut tonic::metadata::MetadataMap) {
-    if !enabled() {
-        return;
+    /// Makes `span` continue the trace in `headers` (W3C `traceparent`), if any.
+    pub fn continue_trace(&self, span: &tracing::Span, headers: &http::HeaderMap) {
+        if !self.exporting || !headers.contains_key("traceparent") {
+            return;
+        }
+        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+        let _ = span.set_parent(parent);
     }
-    TraceContextPropagator::new().inject_context(&span.context(), &mut MetadataInjector(metadata));
+
+    /// Writes `span`'s context into outgoing gRPC metadata (`traceparent`).
+    pub fn inject(&self, span: &tracing::Span, metadata: &mut tonic::metadata::MetadataMap) {
+        if !self.exporting {
+            return;
+        }
+        TraceContextPropagator::new().inject_context(&span.context(), &mut MetadataInjector(metadata));
+    }
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
+use observability::{Metrics, Observability};
 use service1::{Application, Config};
 
 fn main() -> ExitCode {
@@ -8,10 +9,12 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let _telemetry = observability::traces::init("service1", config.common.log.log_format)
+    let metrics = Metrics::new();
+    let telemetry = observability::traces::init("service1", config.common.log.log_format, &metrics)
         .unwrap_or_else(|e| settings::exit_with_config_error(e));
+    let obs = Observability { metrics, traces: telemetry.traces() };
     let stop = serving::shutdown::on_signal();
-    let result = match Application::build(config).await {
+    let result = match Application::build(config, obs).await {
         Ok(app) => {
             tracing::info!(rest = %app.rest_addr(), grpc = %app.grpc_addr(), admin = %app.admin_addr(), "service1 listening");
             app.run_until_stopped(stop).await

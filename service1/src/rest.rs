@@ -5,6 +5,7 @@ use axum::{
     routing::get,
     Json, Router,
 };
+use observability::Observability;
 use serde::Serialize;
 use serving::ApiError;
 use settings::HttpLimits;
@@ -19,9 +20,9 @@ struct NameResponse {
 }
 
 /// The REST routes, with the layers every REST port has.
-pub fn router(max_name_bytes: usize, limits: &HttpLimits) -> Router {
+pub fn router(max_name_bytes: usize, limits: &HttpLimits, obs: &Observability) -> Router {
     let routes = Router::new().route("/api/v1/name", get(name)).with_state(NameLimit(max_name_bytes));
-    serving::http::with_common_layers(routes, limits)
+    serving::http::with_common_layers(routes, limits, obs)
 }
 
 async fn name(

@@ -3,6 +3,7 @@
 
 use std::{io, net::SocketAddr, sync::Arc};
 
+use observability::Observability;
 use serving::{
     admin::{self, Health},
     grpc::{LimitsLayer, ObserveLayer},
@@ -24,19 +25,25 @@ pub struct Application {
     grpc: TcpListener,
     admin: TcpListener,
     tls: Option<Arc<ServerReloader>>,
+    obs: Observability,
 }
 
 // === impl Application ===
 
 impl Application {
-    pub async fn build(config: Config) -> io::Result<Self> {
+    /// Loads the certificates and binds every port; what the service
+    /// serves is recorded in `obs`.
+    pub async fn build(config: Config, obs: Observability) -> io::Result<Self> {
         let name = config.server_name().map_err(io::Error::other)?;
         let tls = tls::load(&config.common.tls, |files| ServerReloader::server(files, name))?;
         let listen = &config.common.listen;
         let rest = serving::http::bind_port(listen, config.port)?;
         let grpc = serving::http::bind_port(listen, config.grpc_port)?;
         let admin = serving::http::bind_port(listen, config.admin_port)?;
-        Ok(Self { config, rest, grpc, admin, tls })
+        if let Some(tls) = &tls {
+            tls.report_to(&obs.metrics);
+        }
+        Ok(Self { config, rest, grpc, admin, tls, obs })
     }
 
     pub fn rest_addr(&self) -> SocketAddr {
@@ -69,9 +76,10 @@ impl Application {
 
         let max_name_bytes = config.common.names.max_name_bytes;
         let limits = &config.common.http;
-        let rest =
-            serving::http::serve(self.rest, rest::router(max_name_bytes, limits), limits, listeners.clone());
-        let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
+        let obs = &self.obs;
+        let router = rest::router(max_name_bytes, limits, obs);
+        let rest = serving::http::serve(self.rest, router, limits, &obs.metrics, listeners.clone());
+        let admin = health.serve(self.admin, limits, &config.common.admin, obs, listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
         let incoming = tls::server::incoming(
             self.grpc,
@@ -97,7 +105,10 @@ impl Application {
                 // check comes before the limits, so a caller that is not
                 // allowed never holds a call slot, and the limits count
                 // slots per identity.
-                .layer(ObserveLayer::new(&[crate::grpc::METHODS, serving::grpc::HEALTH_METHODS].concat()))
+                .layer(ObserveLayer::new(
+                    &[crate::grpc::METHODS, serving::grpc::HEALTH_METHODS].concat(),
+                    obs,
+                ))
                 .layer(AuthorizeLayer::new(allowed))
                 .layer(LimitsLayer::new(
                     config.grpc_max_concurrent_calls as usize,

@@ -22,7 +22,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 fn router(max_name_bytes: usize) -> Router {
-    service1::rest::router(max_name_bytes, &HttpLimits::default())
+    service1::rest::router(max_name_bytes, &HttpLimits::default(), &Default::default())
 }
 
 /// Escapes every byte as `%XX`, except unreserved ones that stay raw.

@@ -93,7 +93,12 @@ pub struct Picked {
 // === impl Pool ===
 
 impl Pool {
-    pub fn new(connector: Connector, connect_timeout: Duration, stop: CancellationToken) -> Self {
+    pub fn new(
+        connector: Connector,
+        connect_timeout: Duration,
+        metrics: &observability::Metrics,
+        stop: CancellationToken,
+    ) -> Self {
         let pool = Self {
             inner: Arc::new(Inner {
                 endpoints: ArcSwap::from_pointee(Vec::new()),
@@ -105,7 +110,7 @@ impl Pool {
             }),
         };
         let weak = Arc::downgrade(&pool.inner);
-        observability::metrics::on_scrape(move || {
+        metrics.on_scrape(move || {
             if let Some(inner) = weak.upgrade() {
                 let (ready, known) = Pool { inner }.counts();
                 METRICS.ready.set(ready as i64);

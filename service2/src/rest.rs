@@ -5,6 +5,7 @@ use axum::{
     routing::get,
     Extension, Json, Router,
 };
+use observability::Observability;
 use serving::ApiError;
 use settings::HttpLimits;
 use wire::{names, query, RequestId};
@@ -18,11 +19,11 @@ struct AppState {
 }
 
 /// The REST routes, with the layers every REST port has.
-pub fn router(service1: Service1, max_name_bytes: usize, limits: &HttpLimits) -> Router {
+pub fn router(service1: Service1, max_name_bytes: usize, limits: &HttpLimits, obs: &Observability) -> Router {
     let routes = Router::new()
         .route("/api/v1/say-hello", get(say_hello))
         .with_state(AppState { service1, max_name_bytes });
-    serving::http::with_common_layers(routes, limits)
+    serving::http::with_common_layers(routes, limits, obs)
 }
 
 async fn say_hello(

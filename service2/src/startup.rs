@@ -3,6 +3,7 @@
 
 use std::{io, net::SocketAddr, sync::Arc};
 
+use observability::Observability;
 use serde_json::json;
 use serving::{
     admin::{self, Health, Phase},
@@ -29,12 +30,15 @@ pub struct Application {
     connector: Connector,
     resolver: Option<Resolver>,
     tls: Option<Arc<ClientReloader>>,
+    obs: Observability,
 }
 
 // === impl Application ===
 
 impl Application {
-    pub async fn build(config: Config) -> io::Result<Self> {
+    /// Loads the certificates and binds both ports; what the service does
+    /// is recorded in `obs`.
+    pub async fn build(config: Config, obs: Observability) -> io::Result<Self> {
         let tls = serving::tls::load(&config.common.tls, ClientReloader::client)?;
         let connector = match &tls {
             Some(tls) => Connector::mtls(tls.clone(), &config.tls_server_name).map_err(io::Error::other)?,
@@ -47,7 +51,11 @@ impl Application {
         let listen = &config.common.listen;
         let rest = serving::http::bind_port(listen, config.port)?;
         let admin = serving::http::bind_port(listen, config.admin_port)?;
-        Ok(Self { config, rest, admin, connector, resolver, tls })
+        if let Some(tls) = &tls {
+            tls.report_to(&obs.metrics);
+        }
+        crate::telemetry::register(&obs.metrics);
+        Ok(Self { config, rest, admin, connector, resolver, tls, obs })
     }
 
     pub fn rest_addr(&self) -> SocketAddr {
@@ -65,7 +73,9 @@ impl Application {
         let config = self.config;
         let background = CancellationToken::new();
         let _stop_background = background.clone().drop_guard();
-        let pool = Pool::new(self.connector, config.service1_connect_timeout, background.clone());
+        let obs = &self.obs;
+        let pool =
+            Pool::new(self.connector, config.service1_connect_timeout, &obs.metrics, background.clone());
         pool.follow(config.service1_channel.clone(), self.resolver, config.service1_resolve_interval);
 
         let (tls, counts) = (self.tls.clone(), pool.clone());
@@ -96,9 +106,10 @@ impl Application {
         };
         let limits = &config.common.http;
         let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
-        let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
-        let rest = serving::http::serve(self.rest, router, limits, listeners.clone());
-        let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
+        let service1 = Service1::new(pool, policy, obs.traces);
+        let router = rest::router(service1, config.common.names.max_name_bytes, limits, obs);
+        let rest = serving::http::serve(self.rest, router, limits, &obs.metrics, listeners.clone());
+        let admin = health.serve(self.admin, limits, &config.common.admin, obs, listeners.clone());
         let (stopping, health) = (listeners.clone(), health.clone());
         let started = async move {
             if !startup_wait.is_zero() {

@@ -20,24 +20,31 @@ pub struct UpstreamMetrics {
     pub known: Gauge,
 }
 
-/// Registered once per process, however many service2 instances run in it.
-pub static METRICS: LazyLock<UpstreamMetrics> = LazyLock::new(|| {
-    let metrics = UpstreamMetrics {
-        calls: Family::default(),
-        retries: Counter::default(),
-        budget_exhausted: Counter::default(),
-        ready: Gauge::default(),
-        known: Gauge::default(),
-    };
-    use observability::metrics::register;
-    register("service1_calls", "Call attempts sent to each service1 replica", metrics.calls.clone());
-    register("service1_retries", "Calls to service1 retried on another replica", metrics.retries.clone());
-    register(
+/// Shared by every service2 instance in the process (until the outbound
+/// path takes its metrics as a value); each registers them in its own
+/// registry with [`register`].
+pub static METRICS: LazyLock<UpstreamMetrics> = LazyLock::new(|| UpstreamMetrics {
+    calls: Family::default(),
+    retries: Counter::default(),
+    budget_exhausted: Counter::default(),
+    ready: Gauge::default(),
+    known: Gauge::default(),
+});
+
+/// Adds service2's own families to `registry`.
+pub fn register(registry: &observability::Metrics) {
+    let m = &*METRICS;
+    registry.register("service1_calls", "Call attempts sent to each service1 replica", m.calls.clone());
+    registry.register("service1_retries", "Calls to service1 retried on another replica", m.retries.clone());
+    registry.register(
         "service1_retry_budget_exhausted",
         "Retries not made because the retry budget was spent",
-        metrics.budget_exhausted.clone(),
+        m.budget_exhausted.clone(),
     );
-    register("service1_endpoints_ready", "service1 replicas with a live connection", metrics.ready.clone());
-    register("service1_endpoints_known", "service1 replicas known from the target", metrics.known.clone());
-    metrics
-});
+    registry.register(
+        "service1_endpoints_ready",
+        "service1 replicas with a live connection",
+        m.ready.clone(),
+    );
+    registry.register("service1_endpoints_known", "service1 replicas known from the target", m.known.clone());
+}

@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use observability::Traces;
 use serving::{errors::chain, ApiError};
 use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
@@ -47,14 +48,15 @@ pub struct Service1 {
     pool: Pool,
     policy: CallPolicy,
     budget: Arc<TpsBudget>,
+    traces: Traces,
 }
 
 // === impl Service1 ===
 
 impl Service1 {
-    pub fn new(pool: Pool, policy: CallPolicy) -> Self {
+    pub fn new(pool: Pool, policy: CallPolicy, traces: Traces) -> Self {
         let budget = TpsBudget::new(BUDGET_WINDOW, policy.retry_floor_per_second, policy.retry_ratio);
-        Self { pool, policy, budget: Arc::new(budget) }
+        Self { pool, policy, budget: Arc::new(budget), traces }
     }
 
     /// Asks service1 to process `name` on behalf of request `id`.
@@ -92,7 +94,7 @@ impl Service1 {
             if let Ok(value) = MetadataValue::try_from(id.as_str()) {
                 request.metadata_mut().insert(request_id::METADATA_KEY, value);
             }
-            observability::traces::inject(&span, request.metadata_mut());
+            self.traces.inject(&span, request.metadata_mut());
             let connection = replica.connection();
             let mut client = Service1Client::with_origin(connection.clone(), connection.origin());
             let outcome =

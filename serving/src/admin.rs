@@ -30,6 +30,7 @@ use tonic_health::{
     ServingStatus,
 };
 
+use observability::{Metrics, Observability};
 use settings::{AdminLimits, HttpLimits};
 
 /// What the kubelet and people probe. They are cheap, so they take no
@@ -140,14 +141,15 @@ impl Health {
     }
 
     /// The admin routes: gRPC health, `/livez` and `/readyz`.
-    pub fn router(&self, limits: &HttpLimits) -> Router {
+    pub fn router(&self, limits: &HttpLimits, obs: &Observability) -> Router {
+        let metrics = obs.metrics.clone();
         let http = Router::new()
             .route("/livez", get(|| async { Json(json!({ "status": "alive" })) }))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics))
+            .route("/metrics", get(move || render_metrics(metrics.clone())))
             .with_state(self.clone());
         let grpc = tonic::service::Routes::new(self.grpc_service()).into_axum_router();
-        crate::http::with_common_layers_and_probes(http.merge(grpc), limits, PROBES)
+        crate::http::with_common_layers_and_probes(http.merge(grpc), limits, PROBES, obs)
     }
 
     /// Serves the admin routes on `listener` until `stop`, with few streams
@@ -157,11 +159,12 @@ impl Health {
         listener: TcpListener,
         limits: &HttpLimits,
         admin: &AdminLimits,
+        obs: &Observability,
         stop: CancellationToken,
     ) -> std::io::Result<()> {
-        let router = self.router(limits);
-        crate::http::serve_with_streams(listener, router, limits, admin.admin_max_concurrent_streams, stop)
-            .await
+        let router = self.router(limits, obs);
+        let streams = admin.admin_max_concurrent_streams;
+        crate::http::serve_with_streams(listener, router, limits, streams, &obs.metrics, stop).await
     }
 }
 
@@ -269,9 +272,9 @@ impl Body for EndsOnClose {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn render_metrics(metrics: Metrics) -> impl IntoResponse {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(http::header::CONTENT_TYPE, content_type)], observability::metrics::global().render())
+    ([(http::header::CONTENT_TYPE, content_type)], metrics.render())
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {

@@ -18,7 +18,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use observability::{metrics::UNKNOWN_GRPC_METHOD, traces as telemetry};
+use observability::{metrics::UNKNOWN_GRPC_METHOD, Metrics, Observability};
 use wire::{request_id, RequestId};
 
 use crate::tls::server::PeerInfo;
@@ -34,14 +34,15 @@ pub struct Refused;
 /// Access lines, spans and metrics for every call. `methods` are the paths
 /// the server serves (`/package.Service/Method`); metrics count any other
 /// path as [`UNKNOWN_GRPC_METHOD`], so made-up paths add no series.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ObserveLayer {
     methods: Arc<[&'static str]>,
+    obs: Observability,
 }
 
 impl ObserveLayer {
-    pub fn new(methods: &[&'static str]) -> Self {
-        Self { methods: methods.into() }
+    pub fn new(methods: &[&'static str], obs: &Observability) -> Self {
+        Self { methods: methods.into(), obs: obs.clone() }
     }
 }
 
@@ -49,14 +50,15 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, methods: self.methods.clone() }
+        Observe { inner, methods: self.methods.clone(), obs: self.obs.clone() }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
     methods: Arc<[&'static str]>,
+    obs: Observability,
 }
 
 // === impl Observe ===
@@ -99,17 +101,18 @@ where
             "rpc.method" = rpc,
             "rpc.grpc.status_code" = tracing::field::Empty,
         );
-        telemetry::continue_trace(&span, request.headers());
+        self.obs.traces.continue_trace(&span, request.headers());
         // Handlers find the id in `tonic::Request::extensions()`.
         request.extensions_mut().insert(id);
         let call = span.in_scope(|| self.inner.call(request));
+        let metrics = self.obs.metrics.clone();
         Box::pin(async move {
             let response = call.instrument(span.clone()).await?;
             // A failed unary call is "trailers-only": its status is a header.
             let code = response.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
             let label =
                 if response.extensions().get::<Refused>().is_some() { UNKNOWN_GRPC_METHOD } else { label };
-            let log = AccessLine { span, method, label, start, code };
+            let log = AccessLine { span, method, label, start, code, metrics };
             Ok(response.map(|inner| ObservedBody { inner, log: Some(log) }))
         })
     }
@@ -124,12 +127,13 @@ struct AccessLine {
     label: &'static str,
     start: Instant,
     code: Option<Code>,
+    metrics: Metrics,
 }
 
 impl Drop for AccessLine {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        observability::metrics::global().record_grpc(self.label, self.code, elapsed.as_secs_f64());
+        self.metrics.record_grpc(self.label, self.code, elapsed.as_secs_f64());
         if let Some(code) = self.code {
             self.span.record("rpc.grpc.status_code", code as i64);
             if is_server_error(code) {

@@ -27,7 +27,7 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use observability::metrics;
+use observability::{metrics, Metrics};
 use wire::{request_id, ErrorKind, RequestId};
 
 use crate::{http::Activity, ApiError};
@@ -44,6 +44,7 @@ pin_project_lite::pin_project! {
         answer: Option<Answer>,
         // Whether the connection's first bytes were an HTTP/2 preface.
         http2: Option<bool>,
+        metrics: Metrics,
     }
 }
 
@@ -58,8 +59,8 @@ struct Answer {
 }
 
 impl<T> HeadErrors<T> {
-    pub(crate) fn new(inner: T, activity: Activity) -> Self {
-        Self { inner, activity, answer: None, http2: None }
+    pub(crate) fn new(inner: T, activity: Activity, metrics: Metrics) -> Self {
+        Self { inner, activity, answer: None, http2: None, metrics }
     }
 }
 
@@ -91,6 +92,7 @@ impl<T: AsyncWrite> HeadErrors<T> {
         let Some(kind) = parse_error_kind(head) else { return false };
         let this = self.project();
         let elapsed = this.activity.head_read_for().map_or(0.0, |t| t.as_secs_f64());
+        this.metrics.record_http("other", metrics::UNPARSED_ROUTE, kind.http_status().as_u16(), elapsed);
         *this.answer = Some(Answer { bytes: answer(head, kind, elapsed), written: 0, replaces: head.len() });
         true
     }
@@ -201,7 +203,6 @@ fn answer(head: &[u8], kind: ErrorKind, seconds: f64) -> Vec<u8> {
     bytes.extend_from_slice(headers.as_bytes());
     bytes.extend_from_slice(body.as_bytes());
 
-    metrics::global().record_http("other", metrics::UNPARSED_ROUTE, status, seconds);
     let span = tracing::info_span!("http_request", request_id = %id);
     let _entered = span.enter();
     tracing::info!(

@@ -35,7 +35,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-use observability::{metrics, traces as telemetry};
+use observability::{metrics, Metrics, Observability};
 use settings::{HttpLimits, ListenArgs};
 use wire::{request_id, ErrorKind, RequestId};
 
@@ -46,8 +46,8 @@ use crate::{
 };
 
 /// Wraps a service's routes in the layers every HTTP port has.
-pub fn with_common_layers(router: Router, limits: &HttpLimits) -> Router {
-    with_common_layers_and_probes(router, limits, &[])
+pub fn with_common_layers(router: Router, limits: &HttpLimits, obs: &Observability) -> Router {
+    with_common_layers_and_probes(router, limits, &[], obs)
 }
 
 /// The same, except that requests for `probes` (exact paths) take no
@@ -59,6 +59,7 @@ pub fn with_common_layers_and_probes(
     router: Router,
     limits: &HttpLimits,
     probes: &'static [&'static str],
+    obs: &Observability,
 ) -> Router {
     let admission = Admission {
         permits: Arc::new(Semaphore::new(limits.http_max_concurrent_requests as usize)),
@@ -81,7 +82,7 @@ pub fn with_common_layers_and_probes(
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(admission, admit))
-        .layer(axum::middleware::from_fn(observe))
+        .layer(axum::middleware::from_fn_with_state(obs.clone(), observe))
 }
 
 #[derive(Clone)]
@@ -128,7 +129,7 @@ async fn within_timeout(
     }
 }
 
-async fn observe(mut request: Request, next: Next) -> Response {
+async fn observe(State(obs): State<Observability>, mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = RequestId::from_headers(request.headers(), request_id::HEADER.as_str());
     // The method as sent goes into the access line (hyper bounds it by
@@ -148,9 +149,9 @@ async fn observe(mut request: Request, next: Next) -> Response {
         "http.route" = route_name,
         "http.response.status_code" = tracing::field::Empty,
     );
-    if telemetry::enabled() {
+    if obs.traces.exporting() {
         span.record("otel.name", format!("{method_label} {route_name}").as_str());
-        telemetry::continue_trace(&span, request.headers());
+        obs.traces.continue_trace(&span, request.headers());
     }
     request.extensions_mut().insert(id.clone());
 
@@ -169,7 +170,7 @@ async fn observe(mut request: Request, next: Next) -> Response {
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }
-    metrics::global().record_http(method_label, route_name, status, elapsed.as_secs_f64());
+    obs.metrics.record_http(method_label, route_name, status, elapsed.as_secs_f64());
     let _entered = span.enter();
     tracing::info!(
         method = %method,
@@ -228,9 +229,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &HttpLimits,
+    metrics: &Metrics,
     stop: CancellationToken,
 ) -> io::Result<()> {
-    serve_with_streams(listener, router, limits, limits.http_max_concurrent_requests, stop).await
+    serve_with_streams(listener, router, limits, limits.http_max_concurrent_requests, metrics, stop).await
 }
 
 /// [`serve`], with at most `streams_per_connection` requests at once on one
@@ -240,6 +242,7 @@ pub async fn serve_with_streams(
     router: Router,
     limits: &HttpLimits,
     streams_per_connection: u32,
+    metrics: &Metrics,
     stop: CancellationToken,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -267,7 +270,8 @@ pub async fn serve_with_streams(
     let connections = TaskTracker::new();
     let header_read_timeout = limits.http_header_read_timeout;
     while let Some((tcp, _peer)) = accept(&listener, &stop).await {
-        let (builder, router, stop) = (builder.clone(), router.clone(), stop.clone());
+        let (builder, router, stop, metrics) =
+            (builder.clone(), router.clone(), stop.clone(), metrics.clone());
         let idle_timeout = limits.http_idle_timeout;
         // Made here, not in the task, so a new connection's first request
         // head is timed from its accept.
@@ -277,7 +281,7 @@ pub async fn serve_with_streams(
             let tracked = Tracked { inner: tcp, activity: activity.clone() };
             let streams = StreamTally::default();
             let io = TokioIo::new(CapUnserved::new(
-                HeadErrors::new(tracked, activity.clone()),
+                HeadErrors::new(tracked, activity.clone(), metrics),
                 streams.clone(),
                 streams_per_connection,
                 unserved_cap,

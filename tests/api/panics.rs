@@ -15,12 +15,14 @@ async fn a_panicking_handler_gives_a_json_500_and_the_server_stays_up() {
     let routes =
         Router::new().route("/boom", get(boom)).route("/fine", get(|| async { axum::Json(json!("ok")) }));
     let limits = settings::HttpLimits::default();
-    let app = serving::http::with_common_layers(routes, &limits);
+    let obs = observability::Observability::default();
+    let app = serving::http::with_common_layers(routes, &limits, &obs);
     system_tests::logs();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let _server =
-        Running::start(|stop| async move { serving::http::serve(listener, app, &limits, stop).await });
+    let _server = Running::start(|stop| async move {
+        serving::http::serve(listener, app, &limits, &obs.metrics, stop).await
+    });
     let id = unique_id("panic");
 
     let boom = http_get(&format!("http://{addr}/boom"), Some(&id)).await;

@@ -439,20 +439,24 @@ async fn a_certificate_the_peer_would_refuse_stops_the_start() {
     };
 
     let errors = [
-        ("stranger", service1::Application::build(service1("stranger")).await.err(), "not issued by a CA in"),
+        (
+            "stranger",
+            service1::Application::build(service1("stranger"), Default::default()).await.err(),
+            "not issued by a CA in",
+        ),
         (
             "client-only",
-            service1::Application::build(service1("client-only")).await.err(),
+            service1::Application::build(service1("client-only"), Default::default()).await.err(),
             "lacks the serverAuth",
         ),
         (
             "elsewhere",
-            service1::Application::build(service1("elsewhere")).await.err(),
+            service1::Application::build(service1("elsewhere"), Default::default()).await.err(),
             "does not cover \"service1\"",
         ),
         (
             "server-only",
-            service2::Application::build(service2("server-only")).await.err(),
+            service2::Application::build(service2("server-only"), Default::default()).await.err(),
             "lacks the clientAuth",
         ),
     ];

@@ -3,6 +3,7 @@
 use std::{io, net::SocketAddr, time::Duration};
 
 use clap::Parser as _;
+use observability::{Metrics, Observability};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -50,12 +51,15 @@ pub struct Service1 {
     pub rest_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// What it records; its own, apart from every other service here.
+    pub metrics: Metrics,
     pub running: Running,
 }
 
 pub struct Service2 {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    pub metrics: Metrics,
     pub running: Running,
 }
 
@@ -70,9 +74,12 @@ pub async fn spawn_service1(extra: &[&str]) -> Service1 {
     crate::logs();
     let args = with_tls(&["service1", "--port", "0", "--grpc-port", "0"], "service1", extra);
     let config = service1::Config::try_parse_from(args).expect("valid test config");
-    let app = service1::Application::build(config).await.expect("service1 binds");
+    let obs = Observability::default();
+    let metrics = obs.metrics.clone();
+    let app = service1::Application::build(config, obs).await.expect("service1 binds");
     let (rest_addr, grpc_addr, admin_addr) = (app.rest_addr(), app.grpc_addr(), app.admin_addr());
-    Service1 { rest_addr, grpc_addr, admin_addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
+    let running = Running::start(|stop| app.run_until_stopped(stop));
+    Service1 { rest_addr, grpc_addr, admin_addr, metrics, running }
 }
 
 /// service2 calling service1 at `service1`.
@@ -86,9 +93,12 @@ pub async fn spawn_service2_with(service1: SocketAddr, extra: &[&str]) -> Servic
     let target = service1.to_string();
     let args = with_tls(&["service2", "--port", "0", "--service1-channel", &target], "service2", extra);
     let config = service2::Config::try_parse_from(args).expect("valid test config");
-    let app = service2::Application::build(config).await.expect("service2 binds");
+    let obs = Observability::default();
+    let metrics = obs.metrics.clone();
+    let app = service2::Application::build(config, obs).await.expect("service2 binds");
     let (addr, admin_addr) = (app.rest_addr(), app.admin_addr());
-    Service2 { addr, admin_addr, running: Running::start(|stop| app.run_until_stopped(stop)) }
+    let running = Running::start(|stop| app.run_until_stopped(stop));
+    Service2 { addr, admin_addr, metrics, running }
 }
 
 /// `base`, loopback only, the shared certificates of `identity`, then

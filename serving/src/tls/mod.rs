@@ -18,6 +18,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use observability::metrics::{Metrics, TlsFigures};
 use rustls::{
     client::{verify_server_cert_signed_by_trust_anchor, verify_server_name},
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, UnixTime},
@@ -326,7 +327,6 @@ impl<C: Send + Sync + 'static> Reloader<C> {
             last_error: None,
         };
         tracing::info!(cert = %files.cert.display(), serial = %status.serial, "TLS material loaded");
-        observability::metrics::global().tls_not_after.set(status.not_after);
         Ok(Arc::new(Self {
             files,
             role,
@@ -339,6 +339,21 @@ impl<C: Send + Sync + 'static> Reloader<C> {
     /// The config for the next handshake.
     pub fn current(&self) -> Arc<C> {
         self.current.load_full()
+    }
+
+    /// Reports this material's state in `metrics` at each scrape.
+    pub fn report_to(self: &Arc<Self>, metrics: &Metrics) {
+        let this = Arc::downgrade(self);
+        metrics.report_tls(move || {
+            this.upgrade().map(|reloader| {
+                let status = reloader.status();
+                TlsFigures {
+                    not_after: status.not_after,
+                    reloads: status.reloads,
+                    reload_failures: status.reload_failures,
+                }
+            })
+        });
     }
 
     pub fn status(&self) -> TlsStatus {
@@ -374,14 +389,10 @@ impl<C: Send + Sync + 'static> Reloader<C> {
                 status.last_error = None;
                 status.serial = material.serial;
                 status.not_after = material.not_after;
-                let metrics = observability::metrics::global();
-                metrics.tls_reloads.inc();
-                metrics.tls_not_after.set(status.not_after);
                 tracing::info!(serial = %status.serial, "TLS material reloaded; new handshakes use it");
             }
             Err(error) => {
                 state.status.reload_failures += 1;
-                observability::metrics::global().tls_reload_failures.inc();
                 tracing::error!(
                     %error,
                     serial_in_use = %state.status.serial,
