@@ -17,7 +17,7 @@ use tokio::{
 };
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{either::Either, sync::CancellationToken};
 use tonic::transport::server::Connected;
 
 use super::{identities, ServerReloader};
@@ -50,10 +50,14 @@ impl StreamLimits {
     }
 }
 
-/// An accepted connection: TLS, or plaintext when TLS is turned off.
-pub enum Connection {
-    Tls(Box<CapUnserved<TlsStream<TcpStream>>>, PeerInfo),
-    Plain(CapUnserved<TcpStream>, PeerInfo),
+pin_project_lite::pin_project! {
+    /// An accepted connection: TLS, or plaintext when TLS is turned off,
+    /// capped in the HTTP/2 streams it may waste, and who is on the other end.
+    pub struct Connection {
+        #[pin]
+        io: CapUnserved<Either<Box<TlsStream<TcpStream>>, TcpStream>>,
+        peer: PeerInfo,
+    }
 }
 
 /// Accepts on `listener` until `stop`; with a reloader, each connection is
@@ -76,7 +80,8 @@ pub fn incoming(
             let streams = StreamTally::default();
             let Some(tls) = tls.clone() else {
                 let peer = PeerInfo { remote_addr, identities: Arc::from([]), streams: streams.clone() };
-                let _ = tx.send(Ok(Connection::Plain(limits.cap(tcp, &streams), peer))).await;
+                let io = limits.cap(Either::Right(tcp), &streams);
+                let _ = tx.send(Ok(Connection { io, peer })).await;
                 continue;
             };
             tokio::spawn(async move {
@@ -98,9 +103,8 @@ pub fn incoming(
                             identities = ?peer.identities,
                             "TLS connection accepted"
                         );
-                        let _ = tx
-                            .send(Ok(Connection::Tls(Box::new(limits.cap(stream, &peer.streams)), peer)))
-                            .await;
+                        let io = limits.cap(Either::Left(Box::new(stream)), &peer.streams);
+                        let _ = tx.send(Ok(Connection { io, peer })).await;
                     }
                     Ok(Err(error)) => tracing::warn!(peer = %remote_addr, %error, "TLS handshake failed"),
                     Err(_) => tracing::warn!(peer = %remote_addr, "TLS handshake timed out"),
@@ -117,27 +121,19 @@ impl Connected for Connection {
     type ConnectInfo = PeerInfo;
 
     fn connect_info(&self) -> PeerInfo {
-        match self {
-            Self::Tls(_, peer) | Self::Plain(_, peer) => peer.clone(),
-        }
+        self.peer.clone()
     }
 }
 
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Self::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
-        }
+        self.project().io.poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Connection {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Self::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
-        }
+        self.project().io.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -145,30 +141,18 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            Self::Plain(s, _) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
+        self.project().io.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Tls(s, _) => s.is_write_vectored(),
-            Self::Plain(s, _) => s.is_write_vectored(),
-        }
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
-            Self::Plain(s, _) => Pin::new(s).poll_flush(cx),
-        }
+        self.project().io.poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Self::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
-        }
+        self.project().io.poll_shutdown(cx)
     }
 }
