@@ -20,6 +20,20 @@ pub struct Observability {
     pub traces: Traces,
 }
 
+/// Starts logs and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, trace export
+/// for `service` (the default `service.name`), with a new registry: what
+/// `main` hands to the service. Keep the [`traces::Telemetry`] until the
+/// end: dropping it flushes queued spans and log lines.
+pub fn init(
+    service: &'static str,
+    format: settings::LogFormat,
+) -> Result<(traces::Telemetry, Observability), InitError> {
+    let metrics = Metrics::new();
+    let telemetry = traces::init(service, format, &metrics)?;
+    let traces = telemetry.traces();
+    Ok((telemetry, Observability { metrics, traces }))
+}
+
 /// Why logs or traces could not be set up; each is a configuration error.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {

@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use observability::{Metrics, Observability};
 use service2::{Application, Config};
 
 fn main() -> ExitCode {
@@ -9,10 +8,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let metrics = Metrics::new();
-    let telemetry = observability::traces::init("service2", config.common.log.log_format, &metrics)
+    let (_telemetry, obs) = observability::init("service2", config.common.log.log_format)
         .unwrap_or_else(|e| settings::exit_with_config_error(e));
-    let obs = Observability { metrics, traces: telemetry.traces() };
     let stop = serving::shutdown::on_signal();
     let result = match Application::build(config, obs).await {
         Ok(app) => {

@@ -6,6 +6,7 @@ use h2::Reason;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use system_tests::{
     raw_h2::{self, grpc_request, H2},
+    spawn::Service1,
     spawn_service1, Pki,
 };
 
@@ -50,6 +51,25 @@ fn oversized_headers(authority: SocketAddr, path: &'static str) -> impl Fn() -> 
     }
 }
 
+/// Floods service1's REST and admin ports with `shape` (given each port's
+/// address and a path it serves), one connection each; returns how each
+/// connection ended.
+async fn flood_rest_and_admin<S>(
+    service1: &Service1,
+    bound: usize,
+    shape: fn(SocketAddr, &'static str) -> S,
+) -> Vec<Option<h2::Error>>
+where
+    S: Fn() -> (http::Request<()>, bool),
+{
+    let ports = [(service1.rest_addr, "/api/v1/name"), (service1.admin_addr, "/grpc.health.v1.Health/Check")];
+    let mut ended = Vec::new();
+    for (addr, path) in ports {
+        ended.push(flood(raw_h2::connect(addr).await, bound, shape(addr, path)).await);
+    }
+    ended
+}
+
 fn assert_goaway_enhance_your_calm(ended: Option<h2::Error>) {
     let error = ended.expect("the connection ended with an error, not quietly");
     assert!(error.is_go_away(), "{error:?}");
@@ -71,21 +91,9 @@ async fn too_many_locally_reset_streams_get_goaway_on_the_grpc_port() {
 async fn too_many_locally_reset_streams_get_goaway_on_the_rest_and_admin_ports() {
     let service1 = spawn_service1(&["--http2-max-local-reset-streams", "16"]).await;
 
-    let rest = flood(
-        raw_h2::connect(service1.rest_addr).await,
-        200,
-        lying_content_length(service1.rest_addr, "/api/v1/name"),
-    )
-    .await;
-    let admin = flood(
-        raw_h2::connect(service1.admin_addr).await,
-        200,
-        lying_content_length(service1.admin_addr, "/grpc.health.v1.Health/Check"),
-    )
-    .await;
+    let ended = flood_rest_and_admin(&service1, 200, lying_content_length).await;
 
-    assert_goaway_enhance_your_calm(rest);
-    assert_goaway_enhance_your_calm(admin);
+    ended.into_iter().for_each(assert_goaway_enhance_your_calm);
 }
 
 #[tokio::test]
@@ -106,21 +114,9 @@ async fn oversized_header_blocks_get_goaway_on_the_rest_and_admin_ports() {
         spawn_service1(&["--http2-max-local-reset-streams", "16", "--http-max-concurrent-requests", "8"])
             .await;
 
-    let rest = flood(
-        raw_h2::connect(service1.rest_addr).await,
-        500,
-        oversized_headers(service1.rest_addr, "/api/v1/name"),
-    )
-    .await;
-    let admin = flood(
-        raw_h2::connect(service1.admin_addr).await,
-        500,
-        oversized_headers(service1.admin_addr, "/grpc.health.v1.Health/Check"),
-    )
-    .await;
+    let ended = flood_rest_and_admin(&service1, 500, oversized_headers).await;
 
-    assert_goaway_enhance_your_calm(rest);
-    assert_goaway_enhance_your_calm(admin);
+    ended.into_iter().for_each(assert_goaway_enhance_your_calm);
 }
 
 #[tokio::test]
