@@ -1,4 +1,4 @@
-# One image with both services and the `smoke` checker:
+# One image with both services and the `smoke` checker (tools/smoke):
 #   /usr/local/bin/service1, /usr/local/bin/service2, /usr/local/bin/smoke
 # The command picks the binary (default: service2); the Helm chart sets
 # `command: ["/usr/local/bin/service1"]` and so on.
@@ -35,10 +35,11 @@ RUN cargo chef prepare --recipe-path recipe.json
 # --- builder: dependencies first (cached layer), then our code -------------
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
+# `smoke` (tools/smoke) has no dependencies, so there is nothing to cook for it.
 RUN cargo chef cook --release --locked --recipe-path recipe.json -p service1 -p service2
 COPY . .
 # No system protoc: wire/build.rs compiles the proto with protox.
-RUN cargo build --release --locked -p service1 -p service2 \
+RUN cargo build --release --locked -p service1 -p service2 -p smoke \
       --bin service1 --bin service2 --bin smoke
 
 # --- runtime ----------------------------------------------------------------

@@ -15,7 +15,7 @@ build: ## Build both services (debug)
 run: build $(DEV_CERTS) ## Run both services with mTLS in the foreground (Ctrl-C stops both)
 	scripts/run-local.sh
 
-certs: ## Write (or check) the development CA and certificates in certs/dev
+certs: ## Write the development CA and certificates in certs/dev, unless a usable set is there
 	$(CARGO) run --quiet -p certgen -- --out certs/dev
 
 # `make run` makes the development certificates only when they are missing.

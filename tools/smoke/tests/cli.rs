@@ -1,4 +1,5 @@
-//! The `smoke` checker as a process (the chart's `helm test` runs it).
+//! The `smoke` checker as a process (the chart's `helm test` runs it), and
+//! the one rule about how it is built.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -55,4 +56,18 @@ fn smoke_refuses_a_connect_wait_that_is_not_whole_seconds() {
     let out = Command::new(BIN).args(["--connect-wait", "5s", "http://127.0.0.1:1/", "x"]).output().unwrap();
 
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn smoke_depends_on_the_standard_library_only() {
+    // Dev-dependencies are fine: they never reach the binary in the image.
+    let manifest = include_str!("../Cargo.toml");
+    let dependency_tables: Vec<&str> = manifest
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with('[') && line.contains("dependencies"))
+        .filter(|line| !line.contains("dev-dependencies"))
+        .collect();
+
+    assert!(dependency_tables.is_empty(), "tools/smoke/Cargo.toml has {dependency_tables:?}");
 }

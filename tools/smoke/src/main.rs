@@ -12,7 +12,8 @@
 //! It ships in the image so that checks need no shell and no curl image: the
 //! chart's `helm test` hook and `scripts/test-image.sh` run it, e.g.
 //! `smoke 'http://service2:8081/api/v1/say-hello?name=helm' '"Hello, HELM!"'`.
-//! Standard library only; every network step is bounded by a timeout.
+//! Standard library only (its own crate with no dependencies, so the build
+//! enforces that); every network step is bounded by a timeout.
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
