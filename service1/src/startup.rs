@@ -116,7 +116,7 @@ impl Application {
                     config.grpc_call_timeout,
                 ))
                 .add_service(health.grpc_service())
-                .add_service(NameService::server(max_name_bytes, config.grpc_max_message_bytes))
+                .add_service(NameService::server(config.grpc_max_message_bytes))
                 .serve_with_incoming_shutdown(incoming, listeners.clone().cancelled_owned())
                 .await
                 .map_err(io::Error::other)
