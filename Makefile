@@ -42,7 +42,7 @@ bench: ## Load benchmark on a release build (writes results/latest; bench/README
 	CARGO=$(CARGO) bench/run.sh
 
 stress: ## Overload, exhaustion and soak check: 2,000 connections, slowloris, idle h2, Watch floods, 10-min soak (stress/README.md)
-	CARGO=$(CARGO) python3 stress/stress.py
+	CARGO=$(CARGO) python3 -m loadtools.stress
 
 fuzz: ## Run each fuzz target for FUZZ_SECONDS (default 60) on stable; installs cargo-fuzz if missing
 	scripts/fuzz.sh

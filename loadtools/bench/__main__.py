@@ -1,0 +1,124 @@
+"""Load benchmark of service1 and service2, as shipped: `make bench`.
+
+Builds the release binaries, makes throw-away certificates, installs the
+load generator (oha) when missing, then for each run starts fresh service
+processes on loopback (mTLS on, JSON logs to files), waits until they are
+ready, warms up, measures a fixed-duration oha run, and reads each service
+process's CPU time and memory from /proc around the measured window.
+
+Writes results/bench-<UTC timestamp>/{results.json,results.md,latency.svg,
+logs/} and points results/latest at it. See bench/README.md.
+
+Python 3 standard library only. Every process it starts is stopped before it
+exits (SIGTERM, then SIGKILL after a bounded wait); every wait is bounded.
+
+Exit status: 0 done; 1 a target missed and BENCH_STRICT=1; 2 setup failed
+(build, load generator, a service that does not start); 130 interrupted.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loadtools.bench import targets
+from loadtools.bench.chart import svg_chart
+from loadtools.bench.report import markdown
+from loadtools.bench.runs import measure, plan
+from loadtools.bench.settings import settings
+from loadtools.common import fmt, logger, run_main, settings_doc, stop_on_signals, utc_stamp
+from loadtools.loadgen import ensure_oha
+from loadtools.procfs import loadavg
+from loadtools.toolchain import build, machine_info, make_certs
+
+log = logger("bench")
+
+
+def run_all(cfg, oha, outdir):
+    """Every planned run, each on fresh processes, with throw-away certificates."""
+    certs = Path(tempfile.mkdtemp(prefix="bench-certs-"))
+    runs = []
+    try:
+        make_certs(certs)
+        todo = plan(cfg)
+        per_run = cfg["warmup_s"] + cfg["duration_s"]
+        log(f"{len(todo)} runs of {cfg['warmup_s']:g}+{cfg['duration_s']:g} s "
+            f"(about {len(todo) * (per_run + 2):.0f} s); results in {outdir}")
+        for run in todo:
+            runs.append(measure(run, oha, certs, outdir / "logs", cfg))
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+    return runs
+
+
+def point_latest(results_dir, outdir):
+    link = results_dir / "latest"
+    tmp = results_dir / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(outdir.name, tmp)
+    os.replace(tmp, link)
+
+
+def write_results(doc, outdir, started):
+    """results.md, latency.svg and results.json; returns the markdown."""
+    md = markdown(doc)
+    (outdir / "results.md").write_text(md)
+    m = doc["machine"]
+    (outdir / "latency.svg").write_text(
+        svg_chart(doc["runs"], f"make bench {doc['timestamp']} ({m['nproc']} CPUs, "
+                               f"{m['oha_version']})"))
+    doc["elapsed_s"] = round(time.monotonic() - started, 1)
+    (outdir / "results.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return md
+
+
+def report_missed(doc, outdir):
+    missed = [t for t in doc["targets"] if not t["pass"]]
+    for t in missed:
+        print(f"bench: target missed: {t['target']} [{t['run']}]: {fmt(t['value'])} "
+              f"(limit {fmt(t['limit'])} {t['unit']})".rstrip(), file=sys.stderr)
+    log(f"done in {doc['elapsed_s']:.0f} s ({doc['build_and_tools_s']:.0f} s of it build and "
+        f"tools): {outdir} (results/latest)")
+    return missed
+
+
+def main():
+    stop_on_signals()
+    started = time.monotonic()
+    cfg = settings()
+    build(cfg)
+    oha, oha_version = ensure_oha(cfg)
+    prepared = time.monotonic()
+    stamp = utc_stamp()
+    outdir = cfg["results_dir"] / f"bench-{stamp}"
+    outdir.mkdir(parents=True, exist_ok=False)
+    (outdir / "logs").mkdir()
+    machine = machine_info(oha_version)
+    runs = run_all(cfg, oha, outdir)
+    targets.add_ratios(runs)
+    checked = targets.check_targets(runs, cfg)
+    doc = {
+        "timestamp": stamp,
+        "settings": settings_doc(cfg, ("cargo", "oha")),
+        "machine": machine,
+        "targets_definition": targets.DEFINITION,
+        "runs": runs,
+        "targets": checked,
+        "all_targets_met": all(t["pass"] for t in checked),
+        "elapsed_s": None,
+        "build_and_tools_s": round(prepared - started, 1),
+    }
+    doc["machine"]["loadavg_at_end"] = loadavg()
+    md = write_results(doc, outdir, started)
+    point_latest(cfg["results_dir"], outdir)
+    print(md)
+    missed = report_missed(doc, outdir)
+    return 1 if missed and cfg["strict"] else 0
+
+
+if __name__ == "__main__":
+    run_main(main, log)

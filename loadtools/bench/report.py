@@ -1,0 +1,96 @@
+"""results.md: the runs, the targets and every process, as tables."""
+
+from statistics import median
+
+from loadtools.common import fmt
+
+
+def load_desc(r):
+    return (f"{r['rate']:,} req/s, c{r['concurrency']}" if r["rate"]
+            else f"c{r['concurrency']}")
+
+
+def header(doc):
+    m, cfg = doc["machine"], doc["settings"]
+    return [
+        f"# Benchmark {doc['timestamp']}", "",
+        f"- Machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['mem_total']}, {m['kernel']}",
+        f"- Commit: `{m['git_commit'][:12]}`{' (uncommitted changes)' if m['git_dirty'] else ''}"
+        f"; load generator: {m['oha_version']} (HTTP/1.1, keep-alive, on the same cores)",
+        f"- Each run: fresh processes, mTLS, `LOG_FORMAT=json` to files; "
+        f"{cfg['warmup_s']:g} s warm-up, then {cfg['duration_s']:g} s measured. "
+        f"Load average at start: {' '.join(m['loadavg_at_start'])}",
+        "- CPU µs/request: utime+stime of each service process (/proc/PID/stat) over the "
+        "measured window ÷ requests completed in it; s1 sums the replicas. RSS: VmHWM "
+        "(peak) and VmRSS after the run (/proc/PID/status), largest replica for s1. "
+        "oha µs/req: the load generator's own CPU. Host busy/steal: /proc/stat.",
+    ]
+
+
+def largest_rss(r, key, kind):
+    """The largest replica's; each one is under "Per process"."""
+    vals = [p[key] for p in r["processes"] if p["service"] == kind]
+    return f"{max(vals):.1f}" if vals else "–"
+
+
+def run_row(r):
+    c, lat = r["cpu_us_per_req"], r["latency_ms"]
+    return (
+        f"| {r['id']} | {r['url'].split('/api/v1/')[1]} | {r['replicas']} | {load_desc(r)} "
+        f"| {r['rps']:,.0f} | {fmt(lat['p50'], 3)} | {fmt(lat['p90'], 3)} | {fmt(lat['p99'], 3)} "
+        f"| {fmt(lat['p99.9'], 3)} | {r['errors']} | {fmt(c['service1'], 1)} "
+        f"| {fmt(c['service2'], 1)} | {fmt(c['total'], 1)} | {fmt(r.get('cpu_ratio_vs_name'))} "
+        f"| {largest_rss(r, 'peak_rss_mib', 'service1')} / "
+        f"{largest_rss(r, 'peak_rss_mib', 'service2')} "
+        f"| {largest_rss(r, 'rss_after_mib', 'service1')} / "
+        f"{largest_rss(r, 'rss_after_mib', 'service2')} "
+        f"| {fmt(r['loadgen_cpu_us_per_req'], 1)} "
+        f"| {fmt(r['host']['busy_pct'], 0)} / {fmt(r['host']['steal_pct'], 0)} |")
+
+
+def runs_table(runs):
+    out = ["", "## Runs", "",
+           "| run | endpoint | s1 replicas | load | req/s | p50 ms | p90 ms | p99 ms | "
+           "p99.9 ms | errors | CPU µs/req s1 | s2 | s1+s2 | ÷ name | peak RSS MiB s1 / s2 "
+           "| RSS after MiB s1 / s2 | oha µs/req | host busy / steal % |",
+           "|" + "---|" * 18]
+    return out + [run_row(r) for r in runs]
+
+
+def targets_table(doc):
+    cfg = doc["settings"]
+    out = ["", "## Targets", "", "| target | run | measured | limit | result |",
+           "|---|---|---|---|---|"]
+    for t in doc["targets"]:
+        unit = f" {t['unit']}" if t["unit"] else ""
+        out.append(f"| {t['target']} | {t['run']} | {fmt(t['value'])}{unit} | "
+                   f"≤ {fmt(t['limit'])}{unit} | {'PASS' if t['pass'] else '**FAIL**'} |")
+    if any(t.get("note") for t in doc["targets"]):
+        out += ["", f"Note: non-default settings (duration {cfg['duration_s']:g} s, rate "
+                f"{cfg['rate']} req/s); the targets are meant for the defaults."]
+    sh = [r for r in doc["runs"] if r["target"] == "say-hello" and r.get("cpu_ratio_vs_name")]
+    if sh:
+        out += ["", f"Median say-hello ÷ name CPU/request over {len(sh)} runs: "
+                f"{median(r['cpu_ratio_vs_name'] for r in sh):.2f}×."]
+    return out
+
+
+def process_table(runs):
+    out = ["", "## Per process", "",
+           "| run | process | pid | CPU s | CPU µs/req | peak RSS MiB | RSS after MiB "
+           "| log lines (access) | exit |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        for p in r["processes"]:
+            out.append(f"| {r['id']} | {p['process']} {p['addr']} | {p['pid']} | {p['cpu_s']:.2f} "
+                       f"| {fmt(p['cpu_us_per_req'], 1)} | {p['peak_rss_mib']:.1f} "
+                       f"| {p['rss_after_mib']:.1f} | {p['log_lines']:,} ({p['access_lines']:,}) "
+                       f"| {p['exit_code']} |")
+    return out
+
+
+def markdown(doc):
+    out = header(doc) + runs_table(doc["runs"]) + targets_table(doc) + process_table(doc["runs"])
+    out += ["", "Chart: [latency.svg](latency.svg). Raw numbers: [results.json](results.json). "
+            "Service logs: `logs/<run>/` (gzip; they include the warm-up)."]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,26 @@
+"""The services' defaults the stress check relies on (README "Limits"; it
+does not change them), the slack it allows on each, and its topology."""
+
+HEADER_READ_TIMEOUT_S = 10.0  # HTTP_HEADER_READ_TIMEOUT
+MAX_HEADER_BYTES = 16384  # HTTP_MAX_HEADER_BYTES
+IDLE_TIMEOUT_S = 60.0  # HTTP_IDLE_TIMEOUT
+# The server looks for idle connections every quarter of the timeout, and
+# the client's last PING may be up to 5 s old: a connection idle for the
+# timeout is closed at most this much later.
+IDLE_SLACK_S = IDLE_TIMEOUT_S / 4 + 5.0
+HEALTH_MAX_WATCHES = 100  # HEALTH_MAX_WATCHES
+SHUTDOWN_GRACE_S = 20.0  # SHUTDOWN_GRACE
+# An open Watch must not hold a shutdown: exit well within the grace period.
+SHUTDOWN_LIMIT_S = 10.0
+
+# The flood's requests that may end in a connection error or timeout rather
+# than an answer (1 in 10,000). The server closes no busy connection, and the
+# listen backlog holds a 2,000-connection burst; what is left is the machine.
+FLOOD_ERROR_PCT = 0.01
+
+# Slack on top of the header-read timeout for "cut off in time": the
+# server's timer starts when it has accepted the connection and read its
+# first byte, which under the storm can lag the client's connect.
+CUTOFF_SLACK_S = 5.0
+
+REPLICAS = 2  # service1 processes (127.0.0.2, .3) behind service2
