@@ -27,6 +27,7 @@ test: ## Run every test that needs only Rust and python3
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 	scripts/test-chart.sh
+	scripts/test-interop.sh
 
 test-chart: ## Only the Helm chart tests (offline; makes .venv on first use)
 	scripts/test-chart.sh

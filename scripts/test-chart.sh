@@ -9,21 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=.venv
-requirements=tests/chart/requirements.txt
-stamp="$venv/.chart-requirements.sha256"
-
-if [[ ! -x "$venv/bin/python" ]]; then
-    python3 -m venv "$venv"
-fi
-
-wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        --only-binary=:all: -r "$requirements"
-    echo "$wanted" >"$stamp"
-fi
+source scripts/venv.sh
+ensure_venv tests/chart/requirements.txt
 
 # No __pycache__ or .pytest_cache in the working tree.
 export PYTHONDONTWRITEBYTECODE=1
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/chart "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider tests/chart "$@"

@@ -38,9 +38,11 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub max_connection_age_grace: Duration,
 
-    /// Largest gRPC message accepted, in bytes (a name is at most
-    /// MAX_NAME_BYTES); larger gets RESOURCE_EXHAUSTED.
-    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    /// Largest gRPC message accepted, in bytes; larger gets
+    /// RESOURCE_EXHAUSTED. It bounds ProcessName's name, which the REST
+    /// edges' MAX_NAME_BYTES does not: the original's service2 sends names
+    /// as long as its HTTP server takes (a request line of 8190 bytes).
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024)]
     pub grpc_max_message_bytes: usize,
 
     /// gRPC calls served at once on one connection (HTTP/2 streams).
