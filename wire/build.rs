@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={proto}");
     let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     let descriptors = protox::compile([proto], [include])?;
+    // The encoded descriptors, for gRPC server reflection.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("service1_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
     tonic_prost_build::configure()
         .build_client(grpc)
         .build_server(grpc)

@@ -45,6 +45,12 @@ pub struct Config {
     #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024)]
     pub grpc_max_message_bytes: usize,
 
+    /// Serve gRPC server reflection (v1 and v1alpha) on the gRPC port, for
+    /// grpcurl and grpcui; behind mTLS and TLS_ALLOWED_CLIENTS like every
+    /// call. `false` turns it off.
+    #[arg(long, env = "GRPC_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub grpc_reflection: bool,
+
     /// gRPC calls served at once on one connection (HTTP/2 streams).
     #[arg(long, env = "GRPC_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
     pub grpc_max_concurrent_streams: u32,

@@ -7,6 +7,7 @@
 //! and relies on that; our REST edges validate for their own callers.
 
 use tonic::{Request, Response, Status};
+use tonic_reflection::server::{v1, v1alpha};
 use wire::{
     names,
     proto::{
@@ -17,6 +18,31 @@ use wire::{
 
 /// The methods of `app.grpc.Service1`, as paths.
 pub const METHODS: &[&str] = &["/app.grpc.Service1/ProcessName"];
+
+/// The methods of server reflection, v1 and v1alpha, as paths.
+pub const REFLECTION_METHODS: &[&str] = &[
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// Server reflection, v1 and v1alpha (grpcurl and grpcui speak one or the
+/// other), describing ProcessName and Health, so clients need no copy of
+/// the proto. It answers on the gRPC port, behind mTLS and authorization
+/// like every other call.
+pub fn reflection() -> (
+    v1::ServerReflectionServer<impl v1::ServerReflection>,
+    v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+) {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(wire::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(serving::admin::HEALTH_FILE_DESCRIPTOR_SET)
+    };
+    // The descriptors are compiled in and known to be valid.
+    let v1 = builder().build_v1().expect("the compiled-in descriptors are valid");
+    let v1alpha = builder().build_v1alpha().expect("the compiled-in descriptors are valid");
+    (v1, v1alpha)
+}
 
 #[derive(Debug, Clone)]
 pub struct NameService;

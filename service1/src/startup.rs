@@ -91,6 +91,14 @@ impl Application {
             },
             listeners.clone(),
         );
+        let mut methods = [crate::grpc::METHODS, serving::grpc::HEALTH_METHODS].concat();
+        let (reflection_v1, reflection_v1alpha) = if config.grpc_reflection {
+            methods.extend(crate::grpc::REFLECTION_METHODS);
+            let (v1, v1alpha) = crate::grpc::reflection();
+            (Some(v1), Some(v1alpha))
+        } else {
+            (None, None)
+        };
         let grpc = async {
             Server::builder()
                 .max_connection_age(config.max_connection_age)
@@ -105,10 +113,7 @@ impl Application {
                 // check comes before the limits, so a caller that is not
                 // allowed never holds a call slot, and the limits count
                 // slots per identity.
-                .layer(ObserveLayer::new(
-                    &[crate::grpc::METHODS, serving::grpc::HEALTH_METHODS].concat(),
-                    obs,
-                ))
+                .layer(ObserveLayer::new(&methods, obs))
                 .layer(AuthorizeLayer::new(allowed))
                 .layer(LimitsLayer::new(
                     config.grpc_max_concurrent_calls as usize,
@@ -117,6 +122,8 @@ impl Application {
                 ))
                 .add_service(health.grpc_service())
                 .add_service(NameService::server(config.grpc_max_message_bytes))
+                .add_optional_service(reflection_v1)
+                .add_optional_service(reflection_v1alpha)
                 .serve_with_incoming_shutdown(incoming, listeners.clone().cancelled_owned())
                 .await
                 .map_err(io::Error::other)

@@ -168,6 +168,9 @@ impl Health {
     }
 }
 
+/// The encoded descriptors of `grpc.health.v1`, for server reflection.
+pub use tonic_health::pb::FILE_DESCRIPTOR_SET as HEALTH_FILE_DESCRIPTOR_SET;
+
 /// `grpc.health.v1.Health` with its Watch streams bounded in number and
 /// ended when the service stops.
 #[derive(Clone)]

@@ -10,6 +10,7 @@ mod metrics;
 mod name;
 mod panics;
 mod probes;
+mod reflection;
 mod request_id;
 mod say_hello;
 mod shutdown;

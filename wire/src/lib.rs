@@ -16,6 +16,10 @@ pub mod request_id;
 #[allow(clippy::all)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/app.grpc.rs"));
+
+    /// The encoded `FileDescriptorSet` of the proto, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/service1_descriptor.bin"));
 }
 
 pub use errors::{ErrorKind, GrpcCode};

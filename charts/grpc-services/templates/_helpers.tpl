@@ -169,6 +169,7 @@ TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
 TLS_ALLOWED_CLIENTS: {{ concat (list "service2" (include "grpc-services.service2SpiffeId" $root)) $c.extraAllowedClients | uniq | join "," | quote }}
 MAX_CONNECTION_AGE: {{ include "grpc-services.seconds" $c.maxConnectionAgeSeconds | quote }}
 MAX_CONNECTION_AGE_GRACE: {{ include "grpc-services.seconds" $c.maxConnectionAgeGraceSeconds | quote }}
+GRPC_REFLECTION: {{ $c.grpcReflection | quote }}
 {{- else }}
 SERVICE1_CHANNEL: {{ printf "dns:///%s.%s.svc.%s:%d" (include "grpc-services.service1GrpcName" $root) $root.Release.Namespace $v.clusterDomain (int $v.service1.ports.grpc) | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
