@@ -13,11 +13,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    balance::Pool,
-    resolve::Resolver,
     rest,
-    target::Target,
-    upstream::{CallPolicy, Service1},
+    upstream::{discovery, CallPolicy, Dialer, Pool, Refresh, Resolver, Service1, Target, UpstreamMetrics},
     Config,
 };
 
@@ -29,6 +26,7 @@ pub struct Application {
     connector: Connector,
     resolver: Option<Resolver>,
     tls: Option<Arc<ClientReloader>>,
+    metrics: Arc<UpstreamMetrics>,
 }
 
 // === impl Application ===
@@ -47,7 +45,9 @@ impl Application {
         let listen = &config.common.listen;
         let rest = listen.bind(config.port)?;
         let admin = listen.bind(config.admin_port)?;
-        Ok(Self { config, rest, admin, connector, resolver, tls })
+        let metrics = Arc::new(UpstreamMetrics::default());
+        metrics.register();
+        Ok(Self { config, rest, admin, connector, resolver, tls, metrics })
     }
 
     pub fn rest_addr(&self) -> SocketAddr {
@@ -65,8 +65,17 @@ impl Application {
         let config = self.config;
         let background = CancellationToken::new();
         let _stop_background = background.clone().drop_guard();
-        let pool = Pool::new(self.connector, config.service1_connect_timeout, background.clone());
-        pool.follow(config.service1_channel.clone(), self.resolver, config.service1_resolve_interval);
+        // Discovery feeds the pool; the pool's endpoints ask discovery to
+        // look again when they cannot connect.
+        let refresh = Refresh::default();
+        let dialer = Dialer { connector: self.connector, timeout: config.service1_connect_timeout };
+        let pool = Pool::new(dialer, refresh.clone(), self.metrics.clone(), background.clone());
+        let publish = {
+            let pool = pool.clone();
+            move |addresses| pool.set_endpoints(addresses)
+        };
+        let (target, interval) = (config.service1_channel.clone(), config.service1_resolve_interval);
+        discovery::follow(target, self.resolver, interval, refresh, background.clone(), publish);
 
         let (tls, counts) = (self.tls.clone(), pool.clone());
         // Readiness does not depend on service1 once started: a service2 pod
@@ -96,7 +105,8 @@ impl Application {
         };
         let limits = &config.common.http;
         let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
-        let router = rest::router(Service1::new(pool, policy), config.common.names.max_name_bytes, limits);
+        let service1 = Service1::new(pool, policy, self.metrics);
+        let router = rest::router(service1, config.common.names.max_name_bytes, limits);
         let rest = plumbing::http::serve(self.rest, router, limits, listeners.clone());
         let admin = health.serve(self.admin, limits, &config.common.admin, listeners.clone());
         let (stopping, health) = (listeners.clone(), health.clone());
