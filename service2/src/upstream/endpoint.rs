@@ -357,3 +357,205 @@ impl Body for ResponseBody {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use hyper_util::rt::TokioIo;
+    use tokio::{
+        net::TcpListener,
+        sync::{mpsc, oneshot},
+    };
+
+    use super::*;
+
+    /// How the test server answers each request.
+    #[derive(Clone)]
+    enum Answer {
+        /// Never: the request waits until the connection closes.
+        Hold,
+        /// With RST_STREAM, leaving the connection up.
+        Reset,
+        /// With headers and a first body frame; then, once the sender is
+        /// dropped, with RST_STREAM.
+        ResetBodyOn(Arc<Mutex<Option<oneshot::Receiver<()>>>>),
+    }
+
+    /// A body that sends one frame, then fails when `fail` fires, which
+    /// hyper answers with RST_STREAM.
+    struct FailingBody {
+        sent: bool,
+        fail: oneshot::Receiver<()>,
+    }
+
+    impl Body for FailingBody {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if !std::mem::replace(&mut self.sent, true) {
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))));
+            }
+            Pin::new(&mut self.fail).poll(cx).map(|_| Some(Err(std::io::Error::other("body failed"))))
+        }
+    }
+
+    /// An HTTP/2 server that takes one connection; cancelling `close`
+    /// closes it and the listener.
+    struct Server {
+        addr: SocketAddr,
+        arrived: mpsc::UnboundedReceiver<()>,
+        close: CancellationToken,
+    }
+
+    async fn server(answer: Answer) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (arrival, arrived) = mpsc::unbounded_channel();
+        let close = CancellationToken::new();
+        let closed = close.clone();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let answer = hyper::service::service_fn(move |_| {
+                let _ = arrival.send(());
+                let answer = answer.clone();
+                async move {
+                    match answer {
+                        Answer::Hold => std::future::pending().await,
+                        // hyper resets the stream of a request its service fails.
+                        Answer::Reset => Err(std::io::Error::other("reset")),
+                        Answer::ResetBodyOn(fail) => {
+                            let fail = fail.lock().unwrap().take().expect("one request");
+                            Ok(http::Response::new(FailingBody { sent: false, fail }))
+                        }
+                    }
+                }
+            });
+            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), answer);
+            tokio::select! {
+                _ = connection => {}
+                _ = closed.cancelled() => {}
+            }
+        });
+        Server { addr, arrived, close }
+    }
+
+    fn plaintext() -> Dialer {
+        Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(5) }
+    }
+
+    /// An endpoint for `addr`, once it is ready.
+    async fn ready_endpoint(addr: SocketAddr, calls: Counter) -> Arc<Endpoint> {
+        let reports = Reports::default();
+        let became_ready = reports.became_ready.clone();
+        let became_ready = became_ready.notified();
+        tokio::pin!(became_ready);
+        became_ready.as_mut().enable();
+        let endpoint = Endpoint::spawn(addr.into(), calls, plaintext(), reports, CancellationToken::new());
+        became_ready.await;
+        endpoint
+    }
+
+    fn request(lease: &Lease) -> http::Request<tonic::body::Body> {
+        let uri = http::Uri::builder()
+            .scheme("http")
+            .authority(lease.address().to_string())
+            .path_and_query("/app.grpc.Service1/ProcessName")
+            .build()
+            .unwrap();
+        http::Request::post(uri).body(tonic::body::Body::empty()).unwrap()
+    }
+
+    async fn next_frame(body: &mut ResponseBody) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+    }
+
+    #[tokio::test]
+    async fn a_connected_endpoint_is_ready_and_a_lease_counts_as_in_flight_until_dropped() {
+        let server = server(Answer::Hold).await;
+        let calls = Counter::default();
+        let endpoint = ready_endpoint(server.addr, calls.clone()).await;
+
+        let lease = endpoint.lease().expect("a ready endpoint leases its connection");
+
+        assert!(endpoint.is_ready());
+        assert_eq!((endpoint.in_flight(), calls.get()), (1, 1));
+        drop(lease);
+        assert_eq!((endpoint.in_flight(), calls.get()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_connection_closes_leaves_the_endpoint_not_ready() {
+        let mut server = server(Answer::Hold).await;
+        let endpoint = ready_endpoint(server.addr, Counter::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let call = tower::Service::call(&mut lease, request);
+        tokio::pin!(call);
+        tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            _ = server.arrived.recv() => {}
+        }
+
+        server.close.cancel();
+
+        assert!(call.await.is_err());
+        assert!(!endpoint.is_ready());
+        assert!(endpoint.lease().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_call_that_fails_in_transport_takes_the_endpoint_out_of_the_ready_set_though_the_connection_is_up(
+    ) {
+        let server = server(Answer::Reset).await;
+        let endpoint = ready_endpoint(server.addr, Counter::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+
+        let result = tower::Service::call(&mut lease, request).await;
+
+        assert!(result.is_err(), "the stream was reset");
+        assert!(!endpoint.is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_response_body_that_fails_in_transport_takes_the_endpoint_out_of_the_ready_set() {
+        let (fail, on_fail) = oneshot::channel::<()>();
+        let server = server(Answer::ResetBodyOn(Arc::new(Mutex::new(Some(on_fail))))).await;
+        let endpoint = ready_endpoint(server.addr, Counter::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let mut body = tower::Service::call(&mut lease, request).await.expect("headers arrive").into_body();
+        assert!(endpoint.is_ready(), "nothing has failed yet");
+
+        drop(fail);
+
+        assert!(matches!(next_frame(&mut body).await, Some(Ok(_))), "the first frame");
+        assert!(matches!(next_frame(&mut body).await, Some(Err(_))), "then the reset");
+        assert!(!endpoint.is_ready());
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_cannot_connect_is_not_ready_and_asks_discovery_to_look_again() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let reports = Reports::default();
+        let refresh = reports.refresh.clone();
+
+        let endpoint = Endpoint::spawn(
+            closed.into(),
+            Counter::default(),
+            plaintext(),
+            reports,
+            CancellationToken::new(),
+        );
+
+        refresh.requested().await;
+        assert!(!endpoint.is_ready());
+        assert!(endpoint.lease().is_none());
+        endpoint.remove();
+    }
+}
