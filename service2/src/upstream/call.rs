@@ -251,7 +251,114 @@ fn caller_error(kind: ErrorKind) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
+    use plumbing::tls::client::Connector;
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+    use crate::upstream::{Dialer, Refresh};
+
+    fn retries(max_attempts: u32, budget: TpsBudget) -> Retries {
+        Retries { max_attempts, budget, metrics: Arc::new(UpstreamMetrics::default()) }
+    }
+
+    /// A budget with retries to spare.
+    fn ample() -> TpsBudget {
+        TpsBudget::new(BUDGET_WINDOW, 100, 1.0)
+    }
+
+    /// A budget that allows no retry at all.
+    fn spent() -> TpsBudget {
+        TpsBudget::new(BUDGET_WINDOW, 0, 0.0)
+    }
+
+    fn replica() -> Address {
+        Address::parse("10.0.0.7:50051").unwrap()
+    }
+
+    fn far_off() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    /// What tonic makes of a call whose connection was reset.
+    fn connection_reset() -> Status {
+        Status::from_error(Box::new(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset")))
+    }
+
+    #[test]
+    fn a_call_refused_with_unavailable_is_retried_after_a_backoff_and_counted() {
+        let retries = retries(3, ample());
+
+        let next = retries.after(1, far_off(), &replica(), &Status::unavailable("shutting down"));
+
+        assert!(next.is_ok_and(|backoff| backoff <= BACKOFF_MAX));
+        assert_eq!(retries.metrics.retries.get(), 1);
+    }
+
+    #[test]
+    fn a_call_whose_connection_broke_is_retried_whatever_its_code() {
+        let status = connection_reset();
+        assert_eq!(status.code(), Code::Unknown);
+
+        assert!(retries(3, ample()).after(1, far_off(), &replica(), &status).is_ok());
+    }
+
+    #[test]
+    fn an_answer_from_service1_is_not_retried_and_keeps_its_meaning() {
+        let retries = retries(3, ample());
+        let cases = [
+            (Status::invalid_argument("empty"), ErrorKind::InvalidInput, "service1 rejected the name"),
+            (
+                Status::resource_exhausted("busy"),
+                ErrorKind::Overloaded,
+                "service1 is overloaded, try again later",
+            ),
+            (Status::internal("bug"), ErrorKind::BadUpstream, "service1 failed to process the name"),
+        ];
+
+        for (status, kind, message) in cases {
+            let error = retries.after(1, far_off(), &replica(), &status).unwrap_err();
+            assert_eq!((error.kind, error.message.as_ref()), (kind, message), "{status:?}");
+        }
+        assert_eq!(retries.metrics.retries.get(), 0);
+    }
+
+    #[test]
+    fn the_last_attempt_is_not_retried() {
+        let retries = retries(3, ample());
+
+        let error = retries.after(3, far_off(), &replica(), &Status::unavailable("down")).unwrap_err();
+
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert_eq!(retries.metrics.retries.get(), 0);
+    }
+
+    #[test]
+    fn no_retry_is_made_once_the_deadline_has_passed_and_the_caller_is_told_it_timed_out() {
+        let retries = retries(3, ample());
+
+        let error = retries.after(1, Instant::now(), &replica(), &Status::unavailable("down")).unwrap_err();
+
+        assert_eq!(error.kind, ErrorKind::Timeout);
+        assert_eq!(retries.metrics.retries.get(), 0);
+    }
+
+    #[test]
+    fn an_exhausted_budget_stops_retries_and_is_counted() {
+        let retries = retries(3, spent());
+
+        let error = retries.after(1, far_off(), &replica(), &Status::unavailable("down")).unwrap_err();
+
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert_eq!((retries.metrics.retries.get(), retries.metrics.budget_exhausted.get()), (0, 1));
+    }
+
+    #[test]
+    fn a_failure_at_the_deadline_is_a_timeout_whatever_service1_said() {
+        assert_eq!(error_kind(&Status::cancelled("gone"), Instant::now()), ErrorKind::Timeout);
+        assert_eq!(error_kind(&Status::cancelled("gone"), far_off()), ErrorKind::BadUpstream);
+    }
 
     #[test]
     fn backoff_grows_with_attempts_stays_jittered_and_capped() {
@@ -260,5 +367,26 @@ mod tests {
             let delay = backoff(attempt);
             assert!(delay >= ceiling / 2 && delay <= ceiling, "{attempt}: {delay:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_replica_a_call_fails_with_503_after_fail_fast_not_its_deadline() {
+        let dialer = Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(1) };
+        let metrics = Arc::new(UpstreamMetrics::default());
+        let pool = Pool::new(dialer, Refresh::default(), metrics.clone(), CancellationToken::new());
+        let policy = CallPolicy {
+            deadline: Duration::from_secs(10),
+            fail_fast: Duration::from_secs(1),
+            max_attempts: 3,
+            retry_ratio: 0.2,
+            retry_floor_per_second: 10,
+        };
+        let service1 = Service1::new(pool, policy.clone(), metrics);
+        let started = tokio::time::Instant::now();
+
+        let error = service1.process_name("x".into(), &RequestId::generate()).await.unwrap_err();
+
+        assert_eq!((error.kind, error.message.as_ref()), (ErrorKind::Unavailable, "service1 is unavailable"));
+        assert_eq!(started.elapsed(), policy.fail_fast, "on tokio's paused clock");
     }
 }
