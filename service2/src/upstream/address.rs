@@ -4,15 +4,16 @@
 use std::{
     fmt,
     net::{IpAddr, SocketAddr},
+    sync::Arc,
 };
 
 /// One replica's address, parsed once: DNS finds IP addresses, and
 /// `host:port` or static targets may name a host that is resolved on each
-/// connect.
+/// connect. Cheap to clone: each attempt of a call keeps a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     Ip(SocketAddr),
-    Name { host: String, port: u16 },
+    Name { host: Arc<str>, port: u16 },
 }
 
 // === impl Address ===
@@ -29,7 +30,7 @@ impl Address {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         Some(match host.parse::<IpAddr>() {
             Ok(ip) => Self::Ip(SocketAddr::new(ip, port)),
-            Err(_) => Self::Name { host: host.to_owned(), port },
+            Err(_) => Self::Name { host: host.into(), port },
         })
     }
 
