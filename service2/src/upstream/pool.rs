@@ -21,9 +21,9 @@ use crate::upstream::{
     Address, UpstreamMetrics,
 };
 
-/// How often a pick is tried again when its endpoint failed between being
-/// chosen and being leased (it is not ready any more, so the next pick
-/// chooses among the others).
+/// Picks tried before waiting for a readiness change. An endpoint can fail
+/// between being chosen and being leased; it is then not ready, so the
+/// next pick chooses among the others.
 const LEASE_TRIES: usize = 3;
 
 /// service1's replicas as service2 sees them.
@@ -140,5 +140,74 @@ impl Pool {
     pub fn counts(&self) -> (usize, usize) {
         let endpoints = self.inner.endpoints.load();
         (endpoints.iter().filter(|e| e.is_ready()).count(), endpoints.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plumbing::tls::client::Connector;
+
+    use super::*;
+
+    /// A pool whose endpoints never connect (nothing listens on port 1).
+    fn pool(metrics: Arc<UpstreamMetrics>, stop: &CancellationToken) -> Pool {
+        let dialer = Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(1) };
+        Pool::new(dialer, Refresh::default(), metrics, stop.clone())
+    }
+
+    fn addresses(texts: &[&str]) -> Vec<Address> {
+        texts.iter().map(|t| Address::parse(t).unwrap()).collect()
+    }
+
+    fn endpoints(pool: &Pool) -> Vec<Arc<Endpoint>> {
+        pool.inner.endpoints.load().to_vec()
+    }
+
+    #[tokio::test]
+    async fn the_same_replicas_published_again_in_another_order_keep_their_endpoints() {
+        let stop = CancellationToken::new();
+        let pool = pool(Default::default(), &stop);
+        pool.set_endpoints(addresses(&["127.0.0.1:1", "127.0.0.2:1"]));
+        let before = endpoints(&pool);
+
+        pool.set_endpoints(addresses(&["127.0.0.2:1", "127.0.0.1:1"]));
+
+        let after = endpoints(&pool);
+        assert!(before.iter().zip(&after).all(|(b, a)| Arc::ptr_eq(b, a)));
+        assert_eq!(pool.counts(), (0, 2));
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_removed_replica_loses_its_calls_series_and_a_kept_one_keeps_it() {
+        let stop = CancellationToken::new();
+        let metrics = Arc::new(UpstreamMetrics::default());
+        let pool = pool(metrics.clone(), &stop);
+        pool.set_endpoints(addresses(&["127.0.0.1:1", "127.0.0.2:1"]));
+
+        pool.set_endpoints(addresses(&["127.0.0.2:1", "127.0.0.3:1"]));
+
+        let series =
+            |text| metrics.calls.get(&EndpointLabels { endpoint: Address::parse(text).unwrap() }).is_some();
+        assert_eq!(
+            (series("127.0.0.1:1"), series("127.0.0.2:1"), series("127.0.0.3:1")),
+            (false, true, true)
+        );
+        assert_eq!(pool.counts(), (0, 2));
+        stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_endpoint_ready_a_pick_waits_as_long_as_it_is_told_and_asks_discovery_to_look_again() {
+        let stop = CancellationToken::new();
+        let refresh = Refresh::default();
+        let dialer = Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(1) };
+        let pool = Pool::new(dialer, refresh.clone(), Default::default(), stop.clone());
+        let started = tokio::time::Instant::now();
+
+        assert!(pool.ready(Duration::from_millis(300), None).await.is_none());
+
+        assert_eq!(started.elapsed(), Duration::from_millis(300), "on tokio's paused clock");
+        refresh.requested().await;
     }
 }
