@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Parser;
 use settings::{parse_duration, parse_nonzero_duration, CommonArgs, Validate};
 
-use crate::target::Target;
+use crate::upstream::Target;
 
 #[derive(Parser, Debug, Clone)]
 #[command(

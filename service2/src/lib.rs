@@ -2,13 +2,9 @@
 //! over gRPC to process the name and answers `"Hello, NAME!"`.
 #![forbid(unsafe_code)]
 
-pub mod balance;
 pub mod config;
-pub mod resolve;
 pub mod rest;
 pub mod startup;
-pub mod target;
-pub mod telemetry;
 pub mod upstream;
 
 pub use config::Config;

@@ -14,11 +14,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    balance::Pool,
-    resolve::Resolver,
     rest,
-    target::Target,
-    upstream::{CallPolicy, Service1},
+    upstream::{discovery, CallPolicy, Dialer, Pool, Refresh, Resolver, Service1, Target, UpstreamMetrics},
     Config,
 };
 
@@ -30,6 +27,7 @@ pub struct Application {
     connector: Connector,
     resolver: Option<Resolver>,
     tls: Option<Arc<ClientReloader>>,
+    metrics: Arc<UpstreamMetrics>,
     obs: Observability,
 }
 
@@ -54,8 +52,9 @@ impl Application {
         if let Some(tls) = &tls {
             tls.report_to(&obs.metrics);
         }
-        crate::telemetry::register(&obs.metrics);
-        Ok(Self { config, rest, admin, connector, resolver, tls, obs })
+        let metrics = Arc::new(UpstreamMetrics::default());
+        metrics.register(&obs.metrics);
+        Ok(Self { config, rest, admin, connector, resolver, tls, metrics, obs })
     }
 
     pub fn rest_addr(&self) -> SocketAddr {
@@ -74,9 +73,18 @@ impl Application {
         let background = CancellationToken::new();
         let _stop_background = background.clone().drop_guard();
         let obs = &self.obs;
-        let pool =
-            Pool::new(self.connector, config.service1_connect_timeout, &obs.metrics, background.clone());
-        pool.follow(config.service1_channel.clone(), self.resolver, config.service1_resolve_interval);
+        // Discovery feeds the pool; the pool's endpoints ask discovery to
+        // look again when they cannot connect.
+        let refresh = Refresh::default();
+        let dialer = Dialer { connector: self.connector, timeout: config.service1_connect_timeout };
+        let pool = Pool::new(dialer, refresh.clone(), self.metrics.clone(), background.clone());
+        pool.report_to(&obs.metrics);
+        let publish = {
+            let pool = pool.clone();
+            move |addresses| pool.set_endpoints(addresses)
+        };
+        let (target, interval) = (config.service1_channel.clone(), config.service1_resolve_interval);
+        discovery::follow(target, self.resolver, interval, refresh, background.clone(), publish);
 
         let (tls, counts) = (self.tls.clone(), pool.clone());
         // Readiness does not depend on service1 once started: a service2 pod
@@ -106,7 +114,7 @@ impl Application {
         };
         let limits = &config.common.http;
         let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
-        let service1 = Service1::new(pool, policy, obs.traces);
+        let service1 = Service1::new(pool, policy, self.metrics, obs.traces);
         let router = rest::router(service1, config.common.names.max_name_bytes, limits, obs);
         let rest = serving::http::serve(self.rest, router, limits, &obs.metrics, listeners.clone());
         let admin = health.serve(self.admin, limits, &config.common.admin, obs, listeners.clone());

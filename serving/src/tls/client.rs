@@ -14,11 +14,9 @@ use std::{
 use http::Uri;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 use tokio_rustls::{client::TlsStream, TlsConnector};
+use tokio_util::either::Either;
 
 use super::ClientReloader;
 
@@ -26,6 +24,19 @@ use super::ClientReloader;
 pub struct Connector {
     tls: Option<(Arc<ClientReloader>, ServerName<'static>)>,
 }
+
+/// A connection to the server: TLS, or plaintext when TLS is turned off.
+///
+/// `Either` forwards `poll_write_vectored` and `is_write_vectored`, so
+/// HTTP/2 hands each batch of frames to TLS (and the socket) in one write
+/// instead of copying it into one buffer first. The TLS stream is boxed: it
+/// is large, and plaintext is the rare case.
+pub type Stream = Either<Box<TlsStream<TcpStream>>, TcpStream>;
+
+/// The server name is not one a certificate can be checked against.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a valid DNS name or IP address")]
+pub struct InvalidServerName(String);
 
 // === impl Connector ===
 
@@ -36,13 +47,12 @@ impl Connector {
     }
 
     /// mTLS, expecting the server certificate to name `server_name`.
-    pub fn mtls(reloader: Arc<ClientReloader>, server_name: &str) -> Result<Self, String> {
+    pub fn mtls(reloader: Arc<ClientReloader>, server_name: &str) -> Result<Self, InvalidServerName> {
         Ok(Self { tls: Some((reloader, Self::check_server_name(server_name)?)) })
     }
 
-    pub fn check_server_name(server_name: &str) -> Result<ServerName<'static>, String> {
-        ServerName::try_from(server_name.to_owned())
-            .map_err(|_| format!("{server_name:?} is not a valid DNS name or IP address"))
+    pub fn check_server_name(server_name: &str) -> Result<ServerName<'static>, InvalidServerName> {
+        ServerName::try_from(server_name.to_owned()).map_err(|_| InvalidServerName(server_name.to_owned()))
     }
 }
 
@@ -63,10 +73,10 @@ impl tower::Service<Uri> for Connector {
             let tcp = TcpStream::connect((host, port)).await?;
             tcp.set_nodelay(true)?;
             let stream = match tls {
-                None => Stream::Plain(tcp),
+                None => Either::Right(tcp),
                 Some((reloader, name)) => {
                     let connector = TlsConnector::from(reloader.current());
-                    Stream::Tls(Box::new(connector.connect(name, tcp).await?))
+                    Either::Left(Box::new(connector.connect(name, tcp).await?))
                 }
             };
             Ok(TokioIo::new(stream))
@@ -74,40 +84,68 @@ impl tower::Service<Uri> for Connector {
     }
 }
 
-/// A connection to the server: TLS, or plaintext when TLS is turned off.
-pub enum Stream {
-    Tls(Box<TlsStream<TcpStream>>),
-    Plain(TcpStream),
-}
+#[cfg(test)]
+mod tests {
+    use certgen::{Authority, LeafSpec};
+    use tokio::{io::AsyncWrite, net::TcpListener};
+    use tokio_rustls::TlsAcceptor;
+    use tower::Service as _;
 
-impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
+    use super::*;
+    use crate::tls::{ServerReloader, TlsFiles};
 
-impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-        }
+    /// `identity`'s certificate and key, and the CA, written to `dir`.
+    fn write_files(dir: &std::path::Path, ca: &Authority, identity: &LeafSpec) -> TlsFiles {
+        let leaf = ca.issue(identity).unwrap();
+        let files = TlsFiles { cert: dir.join("tls.crt"), key: dir.join("tls.key"), ca: dir.join("ca.crt") };
+        std::fs::write(&files.cert, &leaf.cert_pem).unwrap();
+        std::fs::write(&files.key, &leaf.key_pem).unwrap();
+        std::fs::write(&files.ca, ca.cert_pem()).unwrap();
+        files
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-        }
+    #[tokio::test]
+    async fn a_tls_connection_forwards_vectored_writes() {
+        let ca = Authority::new("ca").unwrap();
+        let (server_dir, client_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let server = ServerReloader::server(
+            write_files(server_dir.path(), &ca, &LeafSpec::server("service1", &["service1"])),
+            None,
+        )
+        .unwrap();
+        let client =
+            ClientReloader::client(write_files(client_dir.path(), &ca, &LeafSpec::client("service2")))
+                .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: Uri = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let accept = async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            TlsAcceptor::from(server.current()).accept(tcp).await.unwrap()
+        };
+
+        let (stream, _server_side) = tokio::join!(
+            async { Connector::mtls(client, "service1").unwrap().call(uri).await.unwrap() },
+            accept
+        );
+
+        assert!(matches!(stream.inner(), Either::Left(_)), "TLS is on");
+        assert!(stream.inner().is_write_vectored(), "else h2 copies each batch of frames");
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-        }
+    #[tokio::test]
+    async fn a_plaintext_connection_forwards_vectored_writes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: Uri = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+
+        let stream = Connector::plaintext().call(uri).await.unwrap();
+
+        assert!(stream.inner().is_write_vectored());
+    }
+
+    #[test]
+    fn a_server_name_that_is_neither_a_dns_name_nor_an_ip_address_is_refused_with_one_clear_line() {
+        let error = Connector::check_server_name("not a name").unwrap_err();
+
+        assert_eq!(error.to_string(), r#""not a name" is not a valid DNS name or IP address"#);
     }
 }

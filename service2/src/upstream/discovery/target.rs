@@ -2,16 +2,18 @@
 
 use std::net::SocketAddr;
 
+use crate::upstream::Address;
+
 /// Where service1 is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// `host:port`: one endpoint; a host name is resolved when connecting.
-    Single(String),
+    Single(Address),
     /// `dns:///name:port`, or `dns://server:port/name:port` to ask that DNS
     /// server: every A/AAAA record is an endpoint, re-resolved over time.
     Dns { server: Option<SocketAddr>, name: String, port: u16 },
     /// `static:///a:port,b:port`: a fixed list.
-    Static(Vec<String>),
+    Static(Vec<Address>),
 }
 
 const EXPECTED: &str =
@@ -28,28 +30,15 @@ impl Target {
                 "" => None,
                 server => Some(parse_dns_server(server).ok_or_else(invalid)?),
             };
-            let (name, port) = host_port(path).ok_or_else(invalid)?;
-            return Ok(Self::Dns { server, name: name.to_owned(), port });
+            let name = Address::parse(path).ok_or_else(invalid)?;
+            return Ok(Self::Dns { server, name: name.host().to_string(), port: name.port() });
         }
         if let Some(list) = text.strip_prefix("static:///") {
-            let endpoints: Vec<String> = list.split(',').map(str::trim).map(str::to_owned).collect();
-            if endpoints.iter().any(|e| host_port(e).is_none()) {
-                return Err(invalid());
-            }
-            return Ok(Self::Static(endpoints));
+            let endpoints = list.split(',').map(|e| Address::parse(e.trim()));
+            return endpoints.collect::<Option<_>>().map(Self::Static).ok_or_else(invalid);
         }
-        host_port(text).ok_or_else(invalid)?;
-        Ok(Self::Single(text.to_owned()))
+        Address::parse(text).map(Self::Single).ok_or_else(invalid)
     }
-}
-
-/// `host:port` with a non-empty host (a name, IPv4, or bracketed IPv6) and
-/// a port from 1 to 65535.
-fn host_port(text: &str) -> Option<(&str, u16)> {
-    let (host, port) = text.rsplit_once(':')?;
-    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
-    let host_ok = !host.is_empty() && !host.contains(['/', '@', ' ', ',']);
-    host_ok.then_some((host.trim_start_matches('[').trim_end_matches(']'), port))
 }
 
 /// `ip:port`, or a bare IP meaning port 53.
@@ -61,10 +50,14 @@ fn parse_dns_server(text: &str) -> Option<SocketAddr> {
 mod tests {
     use super::*;
 
+    fn address(text: &str) -> Address {
+        Address::parse(text).unwrap()
+    }
+
     #[test]
     fn every_documented_form_parses() {
-        assert_eq!(Target::parse("service1:50051"), Ok(Target::Single("service1:50051".into())));
-        assert_eq!(Target::parse("[::1]:50051"), Ok(Target::Single("[::1]:50051".into())));
+        assert_eq!(Target::parse("service1:50051"), Ok(Target::Single(address("service1:50051"))));
+        assert_eq!(Target::parse("[::1]:50051"), Ok(Target::Single(address("[::1]:50051"))));
         assert_eq!(
             Target::parse("dns:///service1.ns.svc.cluster.local:50051"),
             Ok(Target::Dns { server: None, name: "service1.ns.svc.cluster.local".into(), port: 50051 })
@@ -83,7 +76,7 @@ mod tests {
         );
         assert_eq!(
             Target::parse("static:///127.0.0.2:50051,127.0.0.3:50051"),
-            Ok(Target::Static(vec!["127.0.0.2:50051".into(), "127.0.0.3:50051".into()]))
+            Ok(Target::Static(vec![address("127.0.0.2:50051"), address("127.0.0.3:50051")]))
         );
     }
 

@@ -1,0 +1,396 @@
+//! The call policy, in the order a call meets it: one deadline for the
+//! whole call, a ready replica per attempt, retries on another replica
+//! within a budget, and gRPC failures turned into errors a REST caller can
+//! act on.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use observability::Traces;
+use serving::{errors::chain, ApiError};
+use tonic::{metadata::MetadataValue, Code, Status};
+use tower::retry::budget::{Budget, TpsBudget};
+use tracing::{Instrument, Span};
+use wire::{
+    proto::{service1_client::Service1Client, ProcessNameRequest},
+    request_id, ErrorKind, RequestId,
+};
+
+use crate::upstream::{endpoint::Lease, Address, Pool, UpstreamMetrics};
+
+/// Retries wait from this...
+const BACKOFF_BASE: Duration = Duration::from_millis(10);
+/// ...doubling per attempt, up to this, with jitter.
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+/// How long the retry budget remembers calls.
+const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+
+/// How calls to service1 behave.
+#[derive(Debug, Clone)]
+pub struct CallPolicy {
+    /// Deadline of the whole call, retries included; sent as grpc-timeout.
+    pub deadline: Duration,
+    /// How long a call waits for a ready replica before failing.
+    pub fail_fast: Duration,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Retries may add this share of calls (0.2 = 20%)...
+    pub retry_ratio: f32,
+    /// ...plus this many retries per second.
+    pub retry_floor_per_second: u32,
+}
+
+/// service1 as service2 sees it.
+#[derive(Clone)]
+pub struct Service1 {
+    pool: Pool,
+    deadline: Duration,
+    fail_fast: Duration,
+    retries: Arc<Retries>,
+    traces: Traces,
+}
+
+/// Whether a failed attempt is sent again.
+struct Retries {
+    max_attempts: u32,
+    budget: TpsBudget,
+    metrics: Arc<UpstreamMetrics>,
+}
+
+/// How an attempt that reached a replica failed.
+enum Failed {
+    /// The call's deadline passed first.
+    OutOfTime,
+    /// service1 answered with an error, or the connection broke.
+    Status(Status),
+}
+
+// === impl Service1 ===
+
+impl Service1 {
+    pub fn new(pool: Pool, policy: CallPolicy, metrics: Arc<UpstreamMetrics>, traces: Traces) -> Self {
+        let budget = TpsBudget::new(BUDGET_WINDOW, policy.retry_floor_per_second, policy.retry_ratio);
+        let retries = Retries { max_attempts: policy.max_attempts, budget, metrics };
+        let (deadline, fail_fast) = (policy.deadline, policy.fail_fast);
+        Self { pool, deadline, fail_fast, retries: Arc::new(retries), traces }
+    }
+
+    /// Asks service1 to process `name` on behalf of request `id`.
+    pub async fn process_name(&self, name: String, id: &RequestId) -> Result<String, ApiError> {
+        let deadline = Instant::now() + self.deadline;
+        // Every call adds to the budget; only retries take from it.
+        self.retries.budget.deposit();
+        let mut avoid = None;
+        let mut attempt = 1;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Some(lease) = self.pool.ready(remaining.min(self.fail_fast), avoid.as_ref()).await else {
+                tracing::warn!(attempt, "no service1 replica is ready");
+                let kind = if remaining.is_zero() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
+                return Err(caller_error(kind));
+            };
+            let replica = lease.address().clone();
+            // One client span per attempt, so retries show in the trace.
+            let span = attempt_span(id, attempt, &replica);
+            let status = match send(lease, &name, id, remaining, &span, self.traces).await {
+                Ok(upper) => return Ok(upper),
+                Err(Failed::OutOfTime) => {
+                    span.in_scope(|| tracing::warn!(deadline = ?self.deadline, endpoint = %replica, "call to service1 ran out of time"));
+                    return Err(caller_error(ErrorKind::Timeout));
+                }
+                Err(Failed::Status(status)) => status,
+            };
+            let backoff = span.in_scope(|| self.retries.after(attempt, deadline, &replica, &status))?;
+            avoid = Some(replica);
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+    }
+}
+
+fn attempt_span(id: &RequestId, attempt: u32, replica: &Address) -> Span {
+    tracing::info_span!(
+        "grpc_call",
+        request_id = %id,
+        attempt,
+        otel.name = "app.grpc.Service1/ProcessName",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        "rpc.system" = "grpc",
+        "rpc.service" = "app.grpc.Service1",
+        "rpc.method" = "ProcessName",
+        "server.address" = %replica.host(),
+        "server.port" = %replica.port(),
+        "rpc.grpc.status_code" = tracing::field::Empty,
+    )
+}
+
+/// One attempt on `lease`, within `remaining`, recorded on `span`.
+async fn send(
+    lease: Lease,
+    name: &str,
+    id: &RequestId,
+    remaining: Duration,
+    span: &Span,
+    traces: Traces,
+) -> Result<String, Failed> {
+    let mut request = tonic::Request::new(ProcessNameRequest { name: name.to_owned() });
+    // Sent as `grpc-timeout`, so service1 knows when to give up too.
+    request.set_timeout(remaining);
+    if let Ok(value) = MetadataValue::try_from(id.as_str()) {
+        request.metadata_mut().insert(request_id::METADATA_KEY, value);
+    }
+    traces.inject(span, request.metadata_mut());
+    let origin = lease.origin();
+    let mut client = Service1Client::with_origin(lease, origin);
+    let outcome =
+        tokio::time::timeout(remaining, client.process_name(request)).instrument(span.clone()).await;
+    let code = match &outcome {
+        Ok(Ok(_)) => Code::Ok,
+        Ok(Err(status)) => status.code(),
+        Err(_) => Code::DeadlineExceeded,
+    };
+    span.record("rpc.grpc.status_code", code as i64);
+    if code != Code::Ok {
+        span.record("otel.status_code", "ERROR");
+    }
+    match outcome {
+        Ok(Ok(response)) => Ok(response.into_inner().name),
+        Ok(Err(status)) => Err(Failed::Status(status)),
+        Err(_elapsed) => Err(Failed::OutOfTime),
+    }
+}
+
+// === impl Retries ===
+
+impl Retries {
+    /// After attempt number `attempt` failed with `status`: the backoff
+    /// before the next attempt, or what the caller is told. Retried is only
+    /// what is safe and worth sending again, while attempts, time before
+    /// `deadline`, and the budget last.
+    fn after(
+        &self,
+        attempt: u32,
+        deadline: Instant,
+        replica: &Address,
+        status: &Status,
+    ) -> Result<Duration, ApiError> {
+        if is_retryable(status) && attempt < self.max_attempts {
+            let backoff = backoff(attempt);
+            if Instant::now() + backoff >= deadline {
+                tracing::warn!(attempt, "no time left to retry the call to service1");
+            } else if !self.budget.withdraw() {
+                self.metrics.budget_exhausted.inc();
+                tracing::warn!(attempt, "retry budget exhausted; not retrying the call to service1");
+            } else {
+                self.metrics.retries.inc();
+                tracing::warn!(
+                    attempt,
+                    endpoint = %replica,
+                    grpc_status = ?status.code(),
+                    detail = %chain(status),
+                    backoff_ms = backoff.as_millis() as u64,
+                    "call to service1 failed; retrying on another replica"
+                );
+                return Ok(backoff);
+            }
+        }
+        tracing::warn!(attempt, endpoint = %replica, grpc_status = ?status.code(), detail = %chain(status), "call to service1 failed");
+        Err(caller_error(error_kind(status, deadline)))
+    }
+}
+
+/// UNAVAILABLE says service1 did not take the call; a broken connection
+/// (refused, reset, closed) says nothing about service1 at all.
+/// ProcessName is a pure function, so either is safe to send again, even
+/// if it reached service1.
+fn is_retryable(status: &Status) -> bool {
+    status.code() == Code::Unavailable || connection_broke(status)
+}
+
+/// Did the call fail because its connection did, rather than because
+/// service1 answered with an error? Calls go through hyper directly, so
+/// such a failure carries hyper's error, or an I/O error, as its source.
+fn connection_broke(status: &Status) -> bool {
+    use std::error::Error;
+    let mut source = status.source();
+    while let Some(error) = source {
+        if error.is::<hyper::Error>() || error.is::<std::io::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Exponential backoff with jitter: half fixed, half random.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_MAX);
+    ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// Whatever ends a call at its deadline is a timeout, even if service1's
+/// own deadline fired first and said so differently.
+fn error_kind(status: &Status, deadline: Instant) -> ErrorKind {
+    if Instant::now() >= deadline {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::from_upstream(serving::errors::grpc_code(status.code()))
+    }
+}
+
+/// What a REST caller is told; the gRPC detail stays in the log line.
+fn caller_error(kind: ErrorKind) -> ApiError {
+    let message = match kind {
+        ErrorKind::InvalidInput => "service1 rejected the name",
+        ErrorKind::Unavailable => "service1 is unavailable",
+        ErrorKind::Timeout => "service1 did not answer in time",
+        ErrorKind::Overloaded => "service1 is overloaded, try again later",
+        _ => "service1 failed to process the name",
+    };
+    ApiError::new(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use serving::tls::client::Connector;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::upstream::{Dialer, Refresh};
+
+    fn retries(max_attempts: u32, budget: TpsBudget) -> Retries {
+        Retries { max_attempts, budget, metrics: Arc::new(UpstreamMetrics::default()) }
+    }
+
+    /// A budget with retries to spare.
+    fn ample() -> TpsBudget {
+        TpsBudget::new(BUDGET_WINDOW, 100, 1.0)
+    }
+
+    /// A budget that allows no retry at all.
+    fn spent() -> TpsBudget {
+        TpsBudget::new(BUDGET_WINDOW, 0, 0.0)
+    }
+
+    fn replica() -> Address {
+        Address::parse("10.0.0.7:50051").unwrap()
+    }
+
+    fn far_off() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    /// What tonic makes of a call whose connection was reset.
+    fn connection_reset() -> Status {
+        Status::from_error(Box::new(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset")))
+    }
+
+    #[test]
+    fn a_call_refused_with_unavailable_is_retried_after_a_backoff_and_counted() {
+        let retries = retries(3, ample());
+
+        let next = retries.after(1, far_off(), &replica(), &Status::unavailable("shutting down"));
+
+        assert!(next.is_ok_and(|backoff| backoff <= BACKOFF_MAX));
+        assert_eq!(retries.metrics.retries.get(), 1);
+    }
+
+    #[test]
+    fn a_call_whose_connection_broke_is_retried_whatever_its_code() {
+        let status = connection_reset();
+        assert_eq!(status.code(), Code::Unknown);
+
+        assert!(retries(3, ample()).after(1, far_off(), &replica(), &status).is_ok());
+    }
+
+    #[test]
+    fn an_answer_from_service1_is_not_retried_and_keeps_its_meaning() {
+        let retries = retries(3, ample());
+        let cases = [
+            (Status::invalid_argument("empty"), ErrorKind::InvalidInput, "service1 rejected the name"),
+            (
+                Status::resource_exhausted("busy"),
+                ErrorKind::Overloaded,
+                "service1 is overloaded, try again later",
+            ),
+            (Status::internal("bug"), ErrorKind::BadUpstream, "service1 failed to process the name"),
+        ];
+
+        for (status, kind, message) in cases {
+            let error = retries.after(1, far_off(), &replica(), &status).unwrap_err();
+            assert_eq!((error.kind, error.message.as_ref()), (kind, message), "{status:?}");
+        }
+        assert_eq!(retries.metrics.retries.get(), 0);
+    }
+
+    #[test]
+    fn the_last_attempt_is_not_retried() {
+        let retries = retries(3, ample());
+
+        let error = retries.after(3, far_off(), &replica(), &Status::unavailable("down")).unwrap_err();
+
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert_eq!(retries.metrics.retries.get(), 0);
+    }
+
+    #[test]
+    fn no_retry_is_made_once_the_deadline_has_passed_and_the_caller_is_told_it_timed_out() {
+        let retries = retries(3, ample());
+
+        let error = retries.after(1, Instant::now(), &replica(), &Status::unavailable("down")).unwrap_err();
+
+        assert_eq!(error.kind, ErrorKind::Timeout);
+        assert_eq!(retries.metrics.retries.get(), 0);
+    }
+
+    #[test]
+    fn an_exhausted_budget_stops_retries_and_is_counted() {
+        let retries = retries(3, spent());
+
+        let error = retries.after(1, far_off(), &replica(), &Status::unavailable("down")).unwrap_err();
+
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert_eq!((retries.metrics.retries.get(), retries.metrics.budget_exhausted.get()), (0, 1));
+    }
+
+    #[test]
+    fn a_failure_at_the_deadline_is_a_timeout_whatever_service1_said() {
+        assert_eq!(error_kind(&Status::cancelled("gone"), Instant::now()), ErrorKind::Timeout);
+        assert_eq!(error_kind(&Status::cancelled("gone"), far_off()), ErrorKind::BadUpstream);
+    }
+
+    #[test]
+    fn backoff_grows_with_attempts_stays_jittered_and_capped() {
+        for attempt in 1..20 {
+            let ceiling = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_MAX);
+            let delay = backoff(attempt);
+            assert!(delay >= ceiling / 2 && delay <= ceiling, "{attempt}: {delay:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_replica_a_call_fails_with_503_after_fail_fast_not_its_deadline() {
+        let dialer = Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(1) };
+        let metrics = Arc::new(UpstreamMetrics::default());
+        let pool = Pool::new(dialer, Refresh::default(), metrics.clone(), CancellationToken::new());
+        let policy = CallPolicy {
+            deadline: Duration::from_secs(10),
+            fail_fast: Duration::from_secs(1),
+            max_attempts: 3,
+            retry_ratio: 0.2,
+            retry_floor_per_second: 10,
+        };
+        let service1 = Service1::new(pool, policy.clone(), metrics, Traces::default());
+        let started = tokio::time::Instant::now();
+
+        let error = service1.process_name("x".into(), &RequestId::generate()).await.unwrap_err();
+
+        assert_eq!((error.kind, error.message.as_ref()), (ErrorKind::Unavailable, "service1 is unavailable"));
+        assert_eq!(started.elapsed(), policy.fail_fast, "on tokio's paused clock");
+    }
+}

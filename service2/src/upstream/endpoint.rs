@@ -1,0 +1,561 @@
+//! An endpoint: one service1 replica and the one HTTP/2 connection service2
+//! keeps to it. The endpoint notices its own transport failures (the
+//! connection ending, or a call on it failing in transport) and says
+//! whether it is ready: it is exactly while it has a live connection. A
+//! background task reconnects it, with backoff, until it is removed.
+//!
+//! tonic's balanced channel can keep picking an endpoint whose connection
+//! failed (tonic #2839); here a failed connection leaves the ready set the
+//! moment it is noticed.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hyper::{
+    body::{Body, Bytes, Frame, Incoming, SizeHint},
+    client::conn::http2::SendRequest,
+};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
+use serving::{errors::chain, tls::client::Connector};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::upstream::{discovery::Refresh, selection::Candidate, Address};
+
+/// Reconnection backoff: from this...
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// ...doubling up to this.
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// HTTP/2 pings find a dead peer on an idle connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to open a connection to a replica.
+#[derive(Clone)]
+pub struct Dialer {
+    pub connector: Connector,
+    /// TCP, TLS and HTTP/2 handshakes together.
+    pub timeout: Duration,
+}
+
+/// Whom an endpoint tells about its connection.
+#[derive(Clone, Default)]
+pub struct Reports {
+    /// Woken whenever an endpoint becomes ready, for calls waiting for one.
+    pub became_ready: Arc<Notify>,
+    /// Asked when a connection cannot be made: the replica may be gone.
+    pub refresh: Refresh,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect timeout")]
+    Timeout,
+    #[error("{address}: {source}")]
+    Uri { address: Address, source: http::uri::InvalidUri },
+    #[error("{}", chain(.0))]
+    Dial(std::io::Error),
+    #[error("{}", chain(.0))]
+    Handshake(hyper::Error),
+}
+
+/// One replica.
+pub struct Endpoint {
+    address: Address,
+    /// The live connection and its generation; `None` while not ready.
+    connection: Mutex<Option<(Connection, u64)>>,
+    generations: AtomicU64,
+    /// Mirrors whether `connection` is set, so selection reads no lock.
+    is_ready: AtomicBool,
+    in_flight: AtomicUsize,
+    /// This replica's series of `service1_calls_total`.
+    calls: Counter,
+    /// Woken when a call finds the connection broken.
+    failed: Notify,
+    removed: CancellationToken,
+}
+
+/// The handle calls are sent through, and where they are sent to.
+#[derive(Clone)]
+struct Connection {
+    send: SendRequest<tonic::body::Body>,
+    origin: http::Uri,
+}
+
+/// The right to send one call on an endpoint's current connection; counts
+/// as in flight until dropped. It is the tower service tonic's client calls
+/// through: calls go straight onto the connection, with no queue or task in
+/// between.
+pub struct Lease {
+    connection: Connection,
+    generation: Generation,
+}
+
+/// One connection of one endpoint, to tell it that the connection failed.
+#[derive(Clone)]
+struct Generation {
+    endpoint: Arc<Endpoint>,
+    number: u64,
+}
+
+/// A response body that tells its endpoint when the connection fails
+/// while it is read.
+pub struct ResponseBody {
+    inner: Incoming,
+    generation: Generation,
+}
+
+// === impl Endpoint ===
+
+impl Endpoint {
+    /// An endpoint for `address`, connecting in the background until
+    /// `removed` is cancelled.
+    pub fn spawn(
+        address: Address,
+        calls: Counter,
+        dialer: Dialer,
+        reports: Reports,
+        removed: CancellationToken,
+    ) -> Arc<Self> {
+        let endpoint = Arc::new(Self {
+            address,
+            connection: Mutex::new(None),
+            generations: AtomicU64::new(0),
+            is_ready: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            calls,
+            failed: Notify::new(),
+            removed,
+        });
+        tokio::spawn(endpoint.clone().maintain(dialer, reports));
+        endpoint
+    }
+
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Takes no new calls from now on; the connection closes once the
+    /// calls in flight on it finish.
+    pub fn remove(&self) {
+        self.removed.cancel();
+    }
+
+    /// A lease on the current connection, unless there is none (the
+    /// connection may have failed since readiness was read).
+    pub fn lease(self: &Arc<Self>) -> Option<Lease> {
+        let (connection, number) = self.lock().clone()?;
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.calls.inc();
+        Some(Lease { connection, generation: Generation { endpoint: self.clone(), number } })
+    }
+
+    /// Keeps one connection open while the endpoint is in the pool, and
+    /// replaces it as soon as it ends (peer gone, GOAWAY) or a call on it
+    /// fails in transport, so a dead connection is rarely even tried.
+    async fn maintain(self: Arc<Self>, dialer: Dialer, reports: Reports) {
+        let address = &self.address;
+        let mut backoff = RECONNECT_MIN;
+        loop {
+            let connecting = tokio::time::timeout(dialer.timeout, connect(&dialer.connector, address));
+            let result = tokio::select! {
+                _ = self.removed.cancelled() => return,
+                result = connecting => result.unwrap_or(Err(ConnectError::Timeout)),
+            };
+            match result {
+                Ok((connection, driver)) => {
+                    backoff = RECONNECT_MIN;
+                    // The connection runs on its own task, so calls in
+                    // flight finish even after we stop offering it.
+                    let mut driver = tokio::spawn(driver);
+                    self.set_ready(connection);
+                    reports.became_ready.notify_waiters();
+                    tracing::info!(endpoint = %address, "connected to service1 replica");
+                    tokio::select! {
+                        _ = self.removed.cancelled() => return self.set_not_ready(),
+                        _ = self.failed.notified() => {}
+                        _ = &mut driver => {
+                            self.set_not_ready();
+                            tracing::info!(endpoint = %address, "connection to service1 replica closed");
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.set_not_ready();
+                    reports.refresh.request();
+                    // Full jitter keeps replicas of service2 from
+                    // reconnecting in lockstep.
+                    let delay = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
+                    tracing::warn!(endpoint = %address, %error, retry_in_ms = delay.as_millis() as u64, "cannot connect to service1 replica");
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
+                    tokio::select! {
+                        _ = self.removed.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<(Connection, u64)>> {
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set_ready(&self, connection: Connection) {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut current = self.lock();
+        *current = Some((connection, generation));
+        self.is_ready.store(true, Ordering::Relaxed);
+    }
+
+    fn set_not_ready(&self) {
+        let mut current = self.lock();
+        *current = None;
+        self.is_ready.store(false, Ordering::Relaxed);
+    }
+
+    /// A call on connection `generation` failed in transport: leave the
+    /// ready set now and reconnect. A failure on an older connection than
+    /// the current one changes nothing.
+    fn transport_failed(&self, generation: u64) {
+        let mut current = self.lock();
+        if current.as_ref().is_some_and(|(_, g)| *g == generation) {
+            *current = None;
+            self.is_ready.store(false, Ordering::Relaxed);
+            self.failed.notify_one();
+        }
+    }
+}
+
+impl Candidate for Arc<Endpoint> {
+    fn is_ready(&self) -> bool {
+        self.is_ready.load(Ordering::Relaxed)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// TCP, TLS (unless off), then an HTTP/2 handshake. Returns the handle
+/// calls use and the future that drives the connection.
+async fn connect(
+    connector: &Connector,
+    address: &Address,
+) -> Result<(Connection, impl Future<Output = ()> + Send + 'static), ConnectError> {
+    let origin: http::Uri = format!("http://{address}")
+        .parse()
+        .map_err(|source| ConnectError::Uri { address: address.clone(), source })?;
+    let io =
+        tower::Service::call(&mut connector.clone(), origin.clone()).await.map_err(ConnectError::Dial)?;
+    let (send, driver) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
+    let address = address.clone();
+    let driver = async move {
+        if let Err(error) = driver.await {
+            tracing::debug!(endpoint = %address, error = %chain(&error), "connection to service1 replica failed");
+        }
+    };
+    Ok((Connection { send, origin }, driver))
+}
+
+// === impl Lease ===
+
+impl Lease {
+    pub fn address(&self) -> &Address {
+        &self.generation.endpoint.address
+    }
+
+    /// The scheme and authority calls are sent to.
+    pub fn origin(&self) -> http::Uri {
+        self.connection.origin.clone()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.generation.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Lease {
+    type Response = http::Response<ResponseBody>;
+    type Error = hyper::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        // A closed connection must fail the call, not readiness: tonic turns
+        // a readiness error into UNKNOWN without its cause, which would
+        // hide that the call is safe to retry elsewhere. `send_request` on
+        // a closed connection fails with the cause attached.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let sent = self.connection.send.send_request(request);
+        let generation = self.generation.clone();
+        Box::pin(async move {
+            match sent.await {
+                Ok(response) => Ok(response.map(|inner| ResponseBody { inner, generation })),
+                Err(error) => {
+                    generation.transport_failed();
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
+// === impl Generation ===
+
+impl Generation {
+    fn transport_failed(&self) {
+        self.endpoint.transport_failed(self.number);
+    }
+}
+
+// === impl ResponseBody ===
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &frame {
+            this.generation.transport_failed();
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use hyper_util::rt::TokioIo;
+    use tokio::{
+        net::TcpListener,
+        sync::{mpsc, oneshot},
+    };
+
+    use super::*;
+
+    /// How the test server answers each request.
+    #[derive(Clone)]
+    enum Answer {
+        /// Never: the request waits until the connection closes.
+        Hold,
+        /// With RST_STREAM, leaving the connection up.
+        Reset,
+        /// With headers and a first body frame; then, once the sender is
+        /// dropped, with RST_STREAM.
+        ResetBodyOn(Arc<Mutex<Option<oneshot::Receiver<()>>>>),
+    }
+
+    /// A body that sends one frame, then fails when `fail` fires, which
+    /// hyper answers with RST_STREAM.
+    struct FailingBody {
+        sent: bool,
+        fail: oneshot::Receiver<()>,
+    }
+
+    impl Body for FailingBody {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if !std::mem::replace(&mut self.sent, true) {
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))));
+            }
+            Pin::new(&mut self.fail).poll(cx).map(|_| Some(Err(std::io::Error::other("body failed"))))
+        }
+    }
+
+    /// An HTTP/2 server that takes one connection; cancelling `close`
+    /// closes it and the listener.
+    struct Server {
+        addr: SocketAddr,
+        arrived: mpsc::UnboundedReceiver<()>,
+        close: CancellationToken,
+    }
+
+    async fn server(answer: Answer) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (arrival, arrived) = mpsc::unbounded_channel();
+        let close = CancellationToken::new();
+        let closed = close.clone();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let answer = hyper::service::service_fn(move |_| {
+                let _ = arrival.send(());
+                let answer = answer.clone();
+                async move {
+                    match answer {
+                        Answer::Hold => std::future::pending().await,
+                        // hyper resets the stream of a request its service fails.
+                        Answer::Reset => Err(std::io::Error::other("reset")),
+                        Answer::ResetBodyOn(fail) => {
+                            let fail = fail.lock().unwrap().take().expect("one request");
+                            Ok(http::Response::new(FailingBody { sent: false, fail }))
+                        }
+                    }
+                }
+            });
+            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), answer);
+            tokio::select! {
+                _ = connection => {}
+                _ = closed.cancelled() => {}
+            }
+        });
+        Server { addr, arrived, close }
+    }
+
+    fn plaintext() -> Dialer {
+        Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(5) }
+    }
+
+    /// An endpoint for `addr`, once it is ready.
+    async fn ready_endpoint(addr: SocketAddr, calls: Counter) -> Arc<Endpoint> {
+        let reports = Reports::default();
+        let became_ready = reports.became_ready.clone();
+        let became_ready = became_ready.notified();
+        tokio::pin!(became_ready);
+        became_ready.as_mut().enable();
+        let endpoint = Endpoint::spawn(addr.into(), calls, plaintext(), reports, CancellationToken::new());
+        became_ready.await;
+        endpoint
+    }
+
+    fn request(lease: &Lease) -> http::Request<tonic::body::Body> {
+        let uri = http::Uri::builder()
+            .scheme("http")
+            .authority(lease.address().to_string())
+            .path_and_query("/app.grpc.Service1/ProcessName")
+            .build()
+            .unwrap();
+        http::Request::post(uri).body(tonic::body::Body::empty()).unwrap()
+    }
+
+    async fn next_frame(body: &mut ResponseBody) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+    }
+
+    #[tokio::test]
+    async fn a_connected_endpoint_is_ready_and_a_lease_counts_as_in_flight_until_dropped() {
+        let server = server(Answer::Hold).await;
+        let calls = Counter::default();
+        let endpoint = ready_endpoint(server.addr, calls.clone()).await;
+
+        let lease = endpoint.lease().expect("a ready endpoint leases its connection");
+
+        assert!(endpoint.is_ready());
+        assert_eq!((endpoint.in_flight(), calls.get()), (1, 1));
+        drop(lease);
+        assert_eq!((endpoint.in_flight(), calls.get()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_connection_closes_leaves_the_endpoint_not_ready() {
+        let mut server = server(Answer::Hold).await;
+        let endpoint = ready_endpoint(server.addr, Counter::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let call = tower::Service::call(&mut lease, request);
+        tokio::pin!(call);
+        tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            _ = server.arrived.recv() => {}
+        }
+
+        server.close.cancel();
+
+        assert!(call.await.is_err());
+        assert!(!endpoint.is_ready());
+        assert!(endpoint.lease().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_call_that_fails_in_transport_takes_the_endpoint_out_of_the_ready_set_though_the_connection_is_up(
+    ) {
+        let server = server(Answer::Reset).await;
+        let endpoint = ready_endpoint(server.addr, Counter::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+
+        let result = tower::Service::call(&mut lease, request).await;
+
+        assert!(result.is_err(), "the stream was reset");
+        assert!(!endpoint.is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_response_body_that_fails_in_transport_takes_the_endpoint_out_of_the_ready_set() {
+        let (fail, on_fail) = oneshot::channel::<()>();
+        let server = server(Answer::ResetBodyOn(Arc::new(Mutex::new(Some(on_fail))))).await;
+        let endpoint = ready_endpoint(server.addr, Counter::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let mut body = tower::Service::call(&mut lease, request).await.expect("headers arrive").into_body();
+        assert!(endpoint.is_ready(), "nothing has failed yet");
+
+        drop(fail);
+
+        assert!(matches!(next_frame(&mut body).await, Some(Ok(_))), "the first frame");
+        assert!(matches!(next_frame(&mut body).await, Some(Err(_))), "then the reset");
+        assert!(!endpoint.is_ready());
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_cannot_connect_is_not_ready_and_asks_discovery_to_look_again() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let reports = Reports::default();
+        let refresh = reports.refresh.clone();
+
+        let endpoint = Endpoint::spawn(
+            closed.into(),
+            Counter::default(),
+            plaintext(),
+            reports,
+            CancellationToken::new(),
+        );
+
+        refresh.requested().await;
+        assert!(!endpoint.is_ready());
+        assert!(endpoint.lease().is_none());
+        endpoint.remove();
+    }
+}

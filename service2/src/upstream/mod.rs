@@ -1,0 +1,32 @@
+//! service2's outbound path: how a REST request's call reaches service1.
+//!
+//! - [`discovery`]: which replicas there are (`SERVICE1_CHANNEL`, DNS and
+//!   the rules for believing it);
+//! - [`endpoint`]: one replica's connection, which notices its own
+//!   transport failures and says whether it is ready;
+//! - [`selection`]: power of two choices among the ready endpoints;
+//! - [`pool`]: the endpoints discovery published, and a ready one per call;
+//! - [`call`]: the call policy (deadline, retries, budget, error mapping);
+//! - [`metrics`]: what all of that counts, one value per service2.
+//!
+//! A call meets them in the order [`call`] reads: the pool hands it a lease
+//! on a ready endpoint chosen by selection; a transport failure during the
+//! call takes that endpoint out of the ready set there and then, and the
+//! call policy alone decides whether to try again elsewhere.
+
+mod address;
+pub mod call;
+pub mod discovery;
+pub mod endpoint;
+pub mod metrics;
+pub mod pool;
+pub mod selection;
+
+pub use self::{
+    address::Address,
+    call::{CallPolicy, Service1},
+    discovery::{Refresh, Resolver, Target},
+    endpoint::Dialer,
+    metrics::UpstreamMetrics,
+    pool::Pool,
+};
