@@ -5,8 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-ensure_venv tests/interop/requirements.txt
-
-# No __pycache__ or .pytest_cache in the working tree.
-export PYTHONDONTWRITEBYTECODE=1
-exec .venv/bin/python -m pytest -q -p no:cacheprovider tests/interop "$@"
+run_pytest interop "$@"
