@@ -80,6 +80,13 @@ pub struct Config {
     #[arg(long, env = "GRPC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub grpc_keepalive_timeout: Duration,
 
+    /// How often a client may ping on the gRPC port (gRFC A8's min_time):
+    /// a ping sooner than this after the previous one, with nothing sent
+    /// in between, is a strike; the third gets GOAWAY ENHANCE_YOUR_CALM
+    /// (`too_many_pings`). Stock gRPC servers use 5m.
+    #[arg(long, env = "GRPC_MIN_PING_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub grpc_min_ping_interval: Duration,
+
     /// Client identities (DNS or URI SANs of the client certificate)
     /// allowed to call the gRPC API, comma-separated.
     #[arg(long, env = "TLS_ALLOWED_CLIENTS", value_delimiter = ',', default_value = "service2")]

@@ -7,6 +7,7 @@ use observability::Observability;
 use serving::{
     admin::{self, Health},
     grpc::{LimitsLayer, ObserveLayer},
+    h2_guard::PingPolicy,
     shutdown::{drain_then_stop, drain_within},
     tls::{self, server::StreamLimits, ServerReloader},
 };
@@ -88,6 +89,7 @@ impl Application {
             StreamLimits {
                 per_connection: config.grpc_max_concurrent_streams,
                 unserved: limits.http2_max_local_reset_streams,
+                pings: Some(PingPolicy { min_interval: config.grpc_min_ping_interval }),
             },
             listeners.clone(),
         );

@@ -41,6 +41,18 @@ pub struct Config {
     #[arg(long, env = "SERVICE1_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub service1_connect_timeout: Duration,
 
+    /// Ping a service1 connection after this long without a frame from it,
+    /// to find a dead peer. Stock gRPC servers take pings more often than
+    /// every 5 minutes as abuse (gRFC A8), so keep it at 5m or more unless
+    /// every server service2 calls permits more.
+    #[arg(long, env = "SERVICE1_KEEPALIVE_INTERVAL", default_value = "5m", value_parser = parse_nonzero_duration)]
+    pub service1_keepalive_interval: Duration,
+
+    /// Ping connections with no call open too. Stock gRPC servers refuse
+    /// that (GOAWAY `too_many_pings`) unless told to permit it.
+    #[arg(long, env = "SERVICE1_KEEPALIVE_WHILE_IDLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub service1_keepalive_while_idle: bool,
+
     /// At start, report ready only once a service1 replica is reachable, or
     /// after this long without one (0s: at once). A new pod then takes
     /// traffic only when it can serve it; after start, readiness never

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     rest,
-    upstream::{discovery, CallPolicy, Dialer, Pool, Refresh, Resolver, Service1, Target, UpstreamMetrics},
+    upstream::{
+        discovery, CallPolicy, Dialer, Keepalive, Pool, Refresh, Resolver, Service1, Target, UpstreamMetrics,
+    },
     Config,
 };
 
@@ -76,7 +78,12 @@ impl Application {
         // Discovery feeds the pool; the pool's endpoints ask discovery to
         // look again when they cannot connect.
         let refresh = Refresh::default();
-        let dialer = Dialer { connector: self.connector, timeout: config.service1_connect_timeout };
+        let keepalive = Keepalive {
+            interval: config.service1_keepalive_interval,
+            while_idle: config.service1_keepalive_while_idle,
+        };
+        let dialer =
+            Dialer { connector: self.connector, timeout: config.service1_connect_timeout, keepalive };
         let pool = Pool::new(dialer, refresh.clone(), self.metrics.clone(), background.clone());
         pool.report_to(&obs.metrics);
         let publish = {

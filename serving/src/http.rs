@@ -40,8 +40,8 @@ use settings::{HttpLimits, ListenArgs};
 use wire::{request_id, ErrorKind, RequestId};
 
 use crate::{
+    h2_guard::{H2Guard, StreamTally},
     head_errors::HeadErrors,
-    unserved_streams::{CapUnserved, StreamTally},
     ApiError,
 };
 
@@ -280,11 +280,14 @@ pub async fn serve_with_streams(
         connections.spawn(async move {
             let tracked = Tracked { inner: tcp, activity: activity.clone() };
             let streams = StreamTally::default();
-            let io = TokioIo::new(CapUnserved::new(
+            let io = TokioIo::new(H2Guard::new(
                 HeadErrors::new(tracked, activity.clone(), metrics),
                 streams.clone(),
                 streams_per_connection,
                 unserved_cap,
+                // gRPC's keepalive policy is for gRPC ports (HTTP clients
+                // of the REST and admin ports know nothing of it).
+                None,
             ));
             let service =
                 TowerToHyperService::new(InFlight { inner: router, activity: activity.clone(), streams });

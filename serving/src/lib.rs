@@ -8,11 +8,11 @@
 pub mod admin;
 pub mod errors;
 pub mod grpc;
+pub mod h2_guard;
 mod head_errors;
 pub mod http;
 pub mod runtime;
 pub mod shutdown;
 pub mod tls;
-pub mod unserved_streams;
 
 pub use errors::ApiError;

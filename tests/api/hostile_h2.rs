@@ -2,6 +2,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use tokio::task::JoinHandle;
+
 use h2::Reason;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use system_tests::{
@@ -14,7 +16,7 @@ use system_tests::{
 /// connection ends or `bound` were sent; returns how the connection ended.
 /// `shape` makes each request.
 async fn flood(h2: H2, bound: usize, shape: impl Fn() -> (http::Request<()>, bool)) -> Option<h2::Error> {
-    let H2 { mut send, connection } = h2;
+    let H2 { mut send, connection, .. } = h2;
     for _ in 0..bound {
         let Ok(ready) = send.ready().await else { break };
         send = ready;
@@ -123,7 +125,7 @@ async fn oversized_header_blocks_get_goaway_on_the_rest_and_admin_ports() {
 async fn a_long_lived_connection_with_many_served_calls_stays_open() {
     // Served streams never count against the cap, however many there are.
     let service1 = spawn_service1(&["--http2-max-local-reset-streams", "16"]).await;
-    let H2 { mut send, connection } = raw_h2::connect(service1.rest_addr).await;
+    let H2 { mut send, connection, .. } = raw_h2::connect(service1.rest_addr).await;
 
     for _ in 0..200 {
         send = send.ready().await.expect("the connection still takes requests");
@@ -135,6 +137,45 @@ async fn a_long_lived_connection_with_many_served_calls_stays_open() {
     }
 
     assert!(!connection.is_finished(), "the server closed a connection that only made good requests");
+}
+
+/// Sends up to `n` PINGs, each once the previous one is answered and
+/// `gap` after it; returns the connection, still open or not.
+async fn ping(h2: H2, n: usize, gap: Duration) -> (SendRequest, JoinHandle<Result<(), h2::Error>>) {
+    let H2 { send, connection, mut ping } = h2;
+    for _ in 0..n {
+        if ping.ping(h2::Ping::opaque()).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(gap).await;
+    }
+    (send, connection)
+}
+
+type SendRequest = h2::client::SendRequest<bytes::Bytes>;
+
+#[tokio::test]
+async fn a_client_that_pings_too_often_gets_goaway_too_many_pings() {
+    let service1 = spawn_service1(&[]).await;
+    let h2 = raw_h2::connect_mtls(service1.grpc_addr, Pki::shared(), "service2").await;
+
+    let (_send, connection) = ping(h2, 10, Duration::ZERO).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection).await;
+
+    let error = ended.expect("the server closed the connection").unwrap().expect_err("with an error");
+    assert!(error.is_go_away(), "{error:?}");
+    assert_eq!(error.reason(), Some(Reason::ENHANCE_YOUR_CALM), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_pings_within_the_policy_keeps_its_connection() {
+    let service1 = spawn_service1(&["--grpc-min-ping-interval", "10ms"]).await;
+    let h2 = raw_h2::connect_mtls(service1.grpc_addr, Pki::shared(), "service2").await;
+
+    // Each ping well after the interval: no strike.
+    let (_send, connection) = ping(h2, 5, Duration::from_millis(50)).await;
+
+    assert!(!connection.is_finished(), "the server closed a connection that pinged within the policy");
 }
 
 #[tokio::test]

@@ -24,7 +24,8 @@ use wire::proto::{
 use crate::{Pki, Running};
 
 /// The stand-in counts no served streams, so it must not cap unserved ones.
-const NO_STREAM_CAP: StreamLimits = StreamLimits { per_connection: u32::MAX, unserved: u32::MAX };
+const NO_STREAM_CAP: StreamLimits =
+    StreamLimits { per_connection: u32::MAX, unserved: u32::MAX, pings: None };
 
 #[derive(Clone)]
 pub enum Behaviour {

@@ -21,6 +21,8 @@ use crate::{grpc_client::client_config, Pki};
 pub struct H2 {
     pub send: SendRequest<Bytes>,
     pub connection: JoinHandle<Result<(), h2::Error>>,
+    /// For sending PINGs of our own.
+    pub ping: h2::PingPong,
 }
 
 /// Plaintext HTTP/2 (prior knowledge) to a REST or admin port.
@@ -39,10 +41,11 @@ pub async fn connect_mtls(addr: SocketAddr, pki: &Pki, name: &str) -> H2 {
 }
 
 async fn handshake<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: T) -> H2 {
-    let (send, connection) = h2::client::handshake(io).await.expect("HTTP/2 handshake");
+    let (send, mut connection) = h2::client::handshake(io).await.expect("HTTP/2 handshake");
+    let ping = connection.ping_pong().expect("the first call gets the ping handle");
     let connection = tokio::spawn(connection);
     let send = send.ready().await.expect("the connection takes requests");
-    H2 { send, connection }
+    H2 { send, connection, ping }
 }
 
 /// A gRPC request for `path` (`/package.Service/Method`) with no deadline.
@@ -66,13 +69,13 @@ pub struct Held {
 
 /// Opens `n` gRPC calls to `path` on `h2` whose message never comes.
 pub async fn hold_calls(h2: H2, authority: SocketAddr, path: &str, n: usize) -> Held {
-    let H2 { mut send, connection } = h2;
+    let H2 { mut send, connection, ping } = h2;
     let mut calls = Vec::with_capacity(n);
     for _ in 0..n {
         send = send.ready().await.expect("the connection takes another stream");
         calls.push(send.send_request(grpc_request(authority, path), false).expect("the request goes out"));
     }
-    Held { h2: H2 { send, connection }, calls }
+    Held { h2: H2 { send, connection, ping }, calls }
 }
 
 /// The gRPC status of an answer: in the headers of a trailers-only

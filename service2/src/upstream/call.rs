@@ -375,7 +375,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn with_no_replica_a_call_fails_with_503_after_fail_fast_not_its_deadline() {
-        let dialer = Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(1) };
+        let dialer = Dialer {
+            connector: Connector::plaintext(),
+            timeout: Duration::from_secs(1),
+            keepalive: Default::default(),
+        };
         let metrics = Arc::new(UpstreamMetrics::default());
         let pool = Pool::new(dialer, Refresh::default(), metrics.clone(), CancellationToken::new());
         let policy = CallPolicy {

@@ -35,9 +35,9 @@ use crate::upstream::{discovery::Refresh, selection::Candidate, Address};
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// ...doubling up to this.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
-/// HTTP/2 pings find a dead peer on an idle connection.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a keepalive ping may go unanswered before the connection is
+/// taken for dead.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How to open a connection to a replica.
 #[derive(Clone)]
@@ -45,6 +45,27 @@ pub struct Dialer {
     pub connector: Connector,
     /// TCP, TLS and HTTP/2 handshakes together.
     pub timeout: Duration,
+    pub keepalive: Keepalive,
+}
+
+/// When service2 pings a replica, as gRFC A8 lets a client: a stock gRPC
+/// server (grpc-go, grpcio) takes a ping more often than every 5 minutes
+/// while calls are open, or any ping on a connection without calls, as a
+/// strike, and answers the third with GOAWAY `too_many_pings`.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    /// A ping after this long without a frame from the replica.
+    pub interval: Duration,
+    /// Whether to ping a connection with no call open.
+    pub while_idle: bool,
+}
+
+impl Default for Keepalive {
+    /// What every stock server permits: no pings without calls, and at
+    /// most one every 5 minutes with them.
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(300), while_idle: false }
+    }
 }
 
 /// Whom an endpoint tells about its connection.
@@ -167,7 +188,8 @@ impl Endpoint {
         let address = &self.address;
         let mut backoff = RECONNECT_MIN;
         loop {
-            let connecting = tokio::time::timeout(dialer.timeout, connect(&dialer.connector, address));
+            let connecting =
+                tokio::time::timeout(dialer.timeout, connect(&dialer.connector, dialer.keepalive, address));
             let result = tokio::select! {
                 _ = self.removed.cancelled() => return,
                 result = connecting => result.unwrap_or(Err(ConnectError::Timeout)),
@@ -251,6 +273,7 @@ impl Candidate for Arc<Endpoint> {
 /// calls use and the future that drives the connection.
 async fn connect(
     connector: &Connector,
+    keepalive: Keepalive,
     address: &Address,
 ) -> Result<(Connection, impl Future<Output = ()> + Send + 'static), ConnectError> {
     let origin: http::Uri = format!("http://{address}")
@@ -260,9 +283,9 @@ async fn connect(
         tower::Service::call(&mut connector.clone(), origin.clone()).await.map_err(ConnectError::Dial)?;
     let (send, driver) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_interval(keepalive.interval)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true)
+        .keep_alive_while_idle(keepalive.while_idle)
         .handshake(io)
         .await
         .map_err(ConnectError::Handshake)?;
@@ -445,7 +468,11 @@ mod tests {
     }
 
     fn plaintext() -> Dialer {
-        Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(5) }
+        Dialer {
+            connector: Connector::plaintext(),
+            timeout: Duration::from_secs(5),
+            keepalive: Keepalive::default(),
+        }
     }
 
     /// An endpoint for `addr`, once it is ready.

@@ -26,7 +26,7 @@ pub use self::{
     address::Address,
     call::{CallPolicy, Service1},
     discovery::{Refresh, Resolver, Target},
-    endpoint::Dialer,
+    endpoint::{Dialer, Keepalive},
     metrics::UpstreamMetrics,
     pool::Pool,
 };

@@ -154,7 +154,11 @@ mod tests {
 
     /// A pool whose endpoints never connect (nothing listens on port 1).
     fn pool(metrics: Arc<UpstreamMetrics>, stop: &CancellationToken) -> Pool {
-        let dialer = Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(1) };
+        let dialer = Dialer {
+            connector: Connector::plaintext(),
+            timeout: Duration::from_secs(1),
+            keepalive: Default::default(),
+        };
         Pool::new(dialer, Refresh::default(), metrics, stop.clone())
     }
 
@@ -204,7 +208,11 @@ mod tests {
     async fn with_no_endpoint_ready_a_pick_waits_as_long_as_it_is_told_and_asks_discovery_to_look_again() {
         let stop = CancellationToken::new();
         let refresh = Refresh::default();
-        let dialer = Dialer { connector: Connector::plaintext(), timeout: Duration::from_secs(1) };
+        let dialer = Dialer {
+            connector: Connector::plaintext(),
+            timeout: Duration::from_secs(1),
+            keepalive: Default::default(),
+        };
         let pool = Pool::new(dialer, refresh.clone(), Default::default(), stop.clone());
         let started = tokio::time::Instant::now();
 

@@ -21,7 +21,7 @@ use tokio_util::{either::Either, sync::CancellationToken};
 use tonic::transport::server::Connected;
 
 use super::{identities, ServerReloader};
-use crate::unserved_streams::{CapUnserved, StreamTally};
+use crate::h2_guard::{H2Guard, PingPolicy, StreamTally};
 
 /// Who is on the other end of a connection; handlers and layers find it in
 /// the request extensions.
@@ -31,7 +31,7 @@ pub struct PeerInfo {
     /// DNS and URI SANs of the client certificate; empty without TLS.
     pub identities: Arc<[String]>,
     /// The connection's served streams, which the service counts (see
-    /// [`crate::unserved_streams`]).
+    /// [`crate::h2_guard`]).
     pub streams: StreamTally,
 }
 
@@ -42,11 +42,13 @@ pub struct PeerInfo {
 pub struct StreamLimits {
     pub per_connection: u32,
     pub unserved: u32,
+    /// The keepalive policy clients' pings must keep to, if any.
+    pub pings: Option<PingPolicy>,
 }
 
 impl StreamLimits {
-    fn cap<T>(&self, io: T, streams: &StreamTally) -> CapUnserved<T> {
-        CapUnserved::new(io, streams.clone(), self.per_connection, self.unserved)
+    fn cap<T>(&self, io: T, streams: &StreamTally) -> H2Guard<T> {
+        H2Guard::new(io, streams.clone(), self.per_connection, self.unserved, self.pings)
     }
 }
 
@@ -55,7 +57,7 @@ pin_project_lite::pin_project! {
     /// capped in the HTTP/2 streams it may waste, and who is on the other end.
     pub struct Connection {
         #[pin]
-        io: CapUnserved<Either<Box<TlsStream<TcpStream>>, TcpStream>>,
+        io: H2Guard<Either<Box<TlsStream<TcpStream>>, TcpStream>>,
         peer: PeerInfo,
     }
 }

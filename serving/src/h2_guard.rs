@@ -1,4 +1,7 @@
-//! A cap on HTTP/2 streams a client opens that never reach the service.
+//! What one HTTP/2 client may cost a server connection beyond its requests:
+//! streams that never reach the service, and (on gRPC ports) pings.
+//!
+//! ## Unserved streams
 //!
 //! Every stream the server ends on its own (reset as malformed, refused,
 //! answered 431 because its header block decodes past the limit) costs the
@@ -7,7 +10,7 @@
 //! gets a 431 and a reset that are never counted, so a client can make the
 //! server decode such blocks as fast as it can send them.
 //!
-//! [`CapUnserved`] therefore counts from the bytes: each HTTP/2 stream a
+//! [`H2Guard`] therefore counts from the bytes: each HTTP/2 stream a
 //! client opens (a HEADERS frame with a new stream id) is one opened, and
 //! the connection's service marks each request it is handed as served
 //! ([`StreamTally::served`]). Streams still waiting to be handed over are
@@ -17,9 +20,19 @@
 //! and is closed. Connections that do not open with the HTTP/2 preface
 //! (HTTP/1) are passed through untouched.
 //!
+//! ## Pings
+//!
+//! With a [`PingPolicy`], the connection enforces gRPC's keepalive policy
+//! (gRFC A8) as grpc-go does: a PING that comes sooner than the policy's
+//! interval after the previous one is a strike, unless the server has sent
+//! headers or data since; past two strikes, GOAWAY (`ENHANCE_YOUR_CALM`,
+//! debug data `too_many_pings`), which gRPC clients read as "ping less".
+//! h2 answers every PING itself and has no such policy.
+//!
 //! Only frame headers are read (nine bytes per frame; payloads are skipped,
-//! never copied), on the way in to count streams and on the way out to know
-//! where a frame ends, so that the GOAWAY never lands inside one of h2's.
+//! never copied), on the way in to count streams and pings, and on the way
+//! out to see headers and data go out and to know where a frame ends, so
+//! that the GOAWAY never lands inside one of h2's.
 
 use std::{
     future::Future,
@@ -30,12 +43,13 @@ use std::{
         Arc,
     },
     task::{ready, Context, Poll},
+    time::{Duration, Instant},
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How many streams a connection has had served, shared between its bytes
-/// ([`CapUnserved`]) and its service.
+/// ([`H2Guard`]) and its service.
 #[derive(Clone, Debug, Default)]
 pub struct StreamTally {
     served: Arc<AtomicU64>,
@@ -55,14 +69,51 @@ impl StreamTally {
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const NOT_HTTP2: usize = usize::MAX;
 const FRAME_HEADER: usize = 9;
+const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
+const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
+const ACK: u8 = 0x1;
+/// Strikes a client may have before its pings close the connection, as in
+/// grpc-go and grpcio.
+const MAX_PING_STRIKES: u8 = 2;
+
+/// How often a client may ping (gRFC A8's `min_time`).
+#[derive(Debug, Clone, Copy)]
+pub struct PingPolicy {
+    pub min_interval: Duration,
+}
+
+/// Where a client's pings stand against the policy.
+struct Pings {
+    policy: PingPolicy,
+    last: Option<Instant>,
+    strikes: u8,
+    /// The server sent headers or data since the last ping: the next one
+    /// starts a clean slate (a client may ping to measure a busy link).
+    sent_since: bool,
+}
+
+impl Pings {
+    /// Notes a PING from the client; whether it was one too many.
+    fn received(&mut self, now: Instant) -> bool {
+        if std::mem::take(&mut self.sent_since) {
+            self.strikes = 0;
+            self.last = None;
+        }
+        if self.last.is_some_and(|last| now.duration_since(last) < self.policy.min_interval) {
+            self.strikes += 1;
+        }
+        self.last = Some(now);
+        self.strikes > MAX_PING_STRIKES
+    }
+}
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 pin_project_lite::pin_project! {
     /// A server connection that is closed with GOAWAY once it has opened
     /// too many HTTP/2 streams that never reached the service.
-    pub struct CapUnserved<T> {
+    pub struct H2Guard<T> {
         #[pin]
         inner: T,
         tally: StreamTally,
@@ -75,15 +126,23 @@ pin_project_lite::pin_project! {
         outgoing: Frames,
         opened: u64,
         last_stream: u32,
-        // Set once the cap is crossed.
+        pings: Option<Pings>,
+        // Set once a limit is crossed.
         closing: Option<Closing>,
     }
 }
 
-impl<T> CapUnserved<T> {
+impl<T> H2Guard<T> {
     /// `streams_per_connection` is the HTTP/2 stream limit the server
-    /// advertises; `cap` how many streams beyond it may end unserved.
-    pub fn new(inner: T, tally: StreamTally, streams_per_connection: u32, cap: u32) -> Self {
+    /// advertises; `cap` how many streams beyond it may end unserved; `pings`
+    /// the keepalive policy to enforce, if any.
+    pub fn new(
+        inner: T,
+        tally: StreamTally,
+        streams_per_connection: u32,
+        cap: u32,
+        pings: Option<PingPolicy>,
+    ) -> Self {
         Self {
             inner,
             tally,
@@ -93,6 +152,7 @@ impl<T> CapUnserved<T> {
             outgoing: Frames::default(),
             opened: 0,
             last_stream: 0,
+            pings: pings.map(|policy| Pings { policy, last: None, strikes: 0, sent_since: false }),
             closing: None,
         }
     }
@@ -134,12 +194,14 @@ impl Frames {
     }
 }
 
-fn goaway_frame(last_stream: u32) -> [u8; 17] {
-    let mut frame = [0; 17];
-    frame[2] = 8; // payload length
-    frame[3] = GOAWAY;
-    frame[9..13].copy_from_slice(&last_stream.to_be_bytes());
-    frame[13..17].copy_from_slice(&ENHANCE_YOUR_CALM.to_be_bytes());
+/// GOAWAY with `ENHANCE_YOUR_CALM` and `debug` as its debug data.
+fn goaway_frame(last_stream: u32, debug: &[u8]) -> Vec<u8> {
+    let length = (8 + debug.len()) as u32;
+    let mut frame = length.to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[GOAWAY, 0, 0, 0, 0, 0]);
+    frame.extend_from_slice(&last_stream.to_be_bytes());
+    frame.extend_from_slice(&ENHANCE_YOUR_CALM.to_be_bytes());
+    frame.extend_from_slice(debug);
     frame
 }
 
@@ -154,16 +216,16 @@ fn goaway_frame(last_stream: u32) -> [u8; 17] {
 /// the cap on, its reads find the end of the stream and its writes go
 /// nowhere.
 enum Closing {
-    GoAway { frame: [u8; 17], written: usize },
+    GoAway { frame: Vec<u8>, written: usize },
     Shutdown,
     Draining { until: Pin<Box<tokio::time::Sleep>>, budget: usize },
     Closed,
 }
 
-const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1 << 20;
 
-impl<T: AsyncRead + AsyncWrite> CapUnserved<T> {
+impl<T: AsyncRead + AsyncWrite> H2Guard<T> {
     /// Moves the close along; ready once the connection can be reported
     /// ended to h2.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -215,11 +277,18 @@ impl<T: AsyncRead + AsyncWrite> CapUnserved<T> {
     }
 }
 
+/// Headers or data going out give the client's next ping a clean slate.
+fn note_sent(pings: &mut Option<Pings>, header: &[u8; FRAME_HEADER]) {
+    if let Some(pings) = pings.as_mut().filter(|_| matches!(header[3], HEADERS | DATA)) {
+        pings.sent_since = true;
+    }
+}
+
 fn too_many() -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, "too many HTTP/2 streams ended without being served")
 }
 
-impl<T: AsyncRead + AsyncWrite> AsyncRead for CapUnserved<T> {
+impl<T: AsyncRead + AsyncWrite> AsyncRead for H2Guard<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -246,7 +315,9 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for CapUnserved<T> {
             *this.preface += n;
             bytes = &bytes[n..];
         }
-        let (opened, last_stream) = (&mut *this.opened, &mut *this.last_stream);
+        let (opened, last_stream, pings) = (&mut *this.opened, &mut *this.last_stream, this.pings);
+        let mut too_many_pings = false;
+        let now = Instant::now();
         this.incoming.feed(bytes, |header| {
             let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
             // A client's streams are odd and only go up; a HEADERS frame on
@@ -255,23 +326,34 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for CapUnserved<T> {
                 *last_stream = stream;
                 *opened += 1;
             }
+            if let Some(pings) = pings.as_mut().filter(|_| header[3] == PING && header[4] & ACK == 0) {
+                too_many_pings |= pings.received(now);
+            }
         });
-        if this.opened.saturating_sub(this.tally.count()) <= *this.allowed {
+        let unserved = this.opened.saturating_sub(this.tally.count()) > *this.allowed;
+        let debug: &[u8] = if too_many_pings {
+            tracing::warn!(
+                "closing an HTTP/2 connection that pings more often than the keepalive policy permits"
+            );
+            b"too_many_pings"
+        } else if unserved {
+            tracing::warn!(
+                opened = *this.opened,
+                served = this.tally.count(),
+                "closing an HTTP/2 connection whose streams keep ending without being served"
+            );
+            b""
+        } else {
             return Poll::Ready(Ok(()));
-        }
-        tracing::warn!(
-            opened = *this.opened,
-            served = this.tally.count(),
-            "closing an HTTP/2 connection whose streams keep ending without being served"
-        );
-        *this.closing = Some(Closing::GoAway { frame: goaway_frame(*this.last_stream), written: 0 });
+        };
+        *this.closing = Some(Closing::GoAway { frame: goaway_frame(*this.last_stream, debug), written: 0 });
         // What was just read is dropped: those streams are refused too.
         buf.set_filled(before);
         self.poll_close(cx)
     }
 }
 
-impl<T: AsyncRead + AsyncWrite> AsyncWrite for CapUnserved<T> {
+impl<T: AsyncRead + AsyncWrite> AsyncWrite for H2Guard<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if self.closing.is_some() {
             // What h2 writes after the GOAWAY goes nowhere.
@@ -280,7 +362,8 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for CapUnserved<T> {
         }
         let this = self.project();
         let written = ready!(this.inner.poll_write(cx, buf))?;
-        this.outgoing.feed(&buf[..written], |_| {});
+        let pings = this.pings;
+        this.outgoing.feed(&buf[..written], |header| note_sent(pings, header));
         Poll::Ready(Ok(written))
     }
 
@@ -296,9 +379,10 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for CapUnserved<T> {
         let this = self.project();
         let written = ready!(this.inner.poll_write_vectored(cx, bufs))?;
         let mut left = written;
+        let pings = this.pings;
         for buf in bufs {
             let n = left.min(buf.len());
-            this.outgoing.feed(&buf[..n], |_| {});
+            this.outgoing.feed(&buf[..n], |header| note_sent(pings, header));
             left -= n;
             if left == 0 {
                 break;
