@@ -184,6 +184,19 @@ fn endpoints_that_cannot_be_reached_as_written_are_refused() {
 }
 
 #[test]
+fn endpoints_the_chart_accepts_are_accepted() {
+    // tests/chart/test_otel.py: ACCEPTED
+    for endpoint in
+        ["https://collector.observability:4317", "http://collector:4317/", "http://[fd00::1]:4317"]
+    {
+        assert_eq!(otlp(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]).protocol, Protocol::Grpc);
+    }
+    for endpoint in ["https://gateway.example/otlp", "https://gateway.example/v1/traces?tenant=a"] {
+        assert_eq!(otlp(&[HTTP, ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]).protocol, Protocol::HttpProtobuf);
+    }
+}
+
+#[test]
 fn credentials_in_an_endpoint_are_refused_without_printing_them() {
     let line = refused(
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:s3cret@collector:4317")],
