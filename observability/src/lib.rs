@@ -6,6 +6,8 @@
 
 pub mod logs;
 pub mod metrics;
+pub mod otel_env;
+mod otlp_transport;
 pub mod traces;
 
 pub use metrics::Metrics;
@@ -20,7 +22,7 @@ pub struct Observability {
     pub traces: Traces,
 }
 
-/// Starts logs and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, trace export
+/// Starts logs and, when the `OTEL_*` variables ask for it, trace export
 /// for `service` (the default `service.name`), with a new registry: what
 /// `main` hands to the service. Keep the [`traces::Telemetry`] until the
 /// end: dropping it flushes queued spans and log lines.
@@ -45,4 +47,7 @@ pub enum InitError {
     Writer(std::io::Error),
     #[error("OTLP exporter: {0}")]
     Exporter(String),
+    /// An `OTEL_*` variable that cannot be honoured.
+    #[error(transparent)]
+    Otel(#[from] otel_env::ConfigError),
 }

@@ -1,27 +1,34 @@
-//! OpenTelemetry traces, exported over OTLP/gRPC when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and W3C trace context carried
-//! across the HTTP edge and the gRPC hop.
+//! OpenTelemetry traces, exported over OTLP (gRPC or HTTP/protobuf, plain
+//! or TLS) as the standard `OTEL_*` variables say, and W3C trace context
+//! carried across the HTTP edge and the gRPC hop.
 //!
-//! The SDK reads the standard variables itself: `OTEL_SERVICE_NAME`,
-//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`,
-//! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`.
-//! With no endpoint there is no OpenTelemetry layer at all, so spans cost
-//! what they cost for logs alone.
+//! [`crate::otel_env`] reads the variables (refusing what it cannot
+//! honour), [`crate::otlp_transport`] builds the exporter, and this module
+//! puts the provider together. When spans are not exported (no endpoint,
+//! `OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none`) there is no
+//! OpenTelemetry layer at all, so spans cost what they cost for logs alone.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
 };
 
 use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
     trace::TracerProvider as _,
-    Context,
+    Context, KeyValue,
 };
 use opentelemetry_sdk::{
-    error::OTelSdkResult,
+    error::{OTelSdkError, OTelSdkResult},
     propagation::TraceContextPropagator,
-    trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor},
+    resource::TelemetryResourceDetector,
+    trace::{
+        BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+        SpanLimits, SpanProcessor,
+    },
     Resource,
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -29,7 +36,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::{
     logs::{self as logging, LogFormat, LogGuard},
     metrics::Metrics,
-    InitError,
+    otel_env::{self, Export, Otlp, RootSampler, TraceSettings},
+    otlp_transport, InitError,
 };
 
 /// Whether spans are exported, and carrying trace context across hops when
@@ -67,47 +75,116 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs logging and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, span
+/// Installs logging and, when the `OTEL_*` variables ask for it, span
 /// export; `service` is the default `service.name`. Dropped log lines and
-/// exported or dropped spans are counted in `metrics`.
+/// exported or dropped spans are counted in `metrics`. A variable that
+/// cannot be honoured is an error naming it. Runs on the Tokio runtime:
+/// exports run there.
 pub fn init(service: &'static str, format: LogFormat, metrics: &Metrics) -> Result<Telemetry, InitError> {
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
-    let provider =
-        if endpoint.trim().is_empty() { None } else { Some(tracer_provider(service, metrics.clone())?) };
+    let settings = TraceSettings::from_env(service)?;
+    let provider = match &settings.export {
+        Export::Otlp(otlp) => Some(tracer_provider(&settings, otlp, metrics.clone())?),
+        Export::Off(_) => None,
+    };
     let tracer = provider.as_ref().map(|p| p.tracer(service));
     let logs = logging::init(format, tracer)?;
     metrics.report_dropped_log_lines(logs.dropped_lines());
     let traces = Traces { exporting: provider.is_some() };
-    if traces.exporting {
-        tracing::info!(endpoint = %endpoint.trim(), "exporting traces over OTLP/gRPC");
+    match &settings.export {
+        Export::Otlp(otlp) => tracing::info!(
+            protocol = %otlp.protocol,
+            endpoint = %without_query(&otlp.endpoint.url),
+            tls = tls_summary(otlp),
+            compression = ?otlp.compression,
+            "exporting traces over OTLP"
+        ),
+        Export::Off(reason) => tracing::info!(%reason, "traces are not exported"),
     }
     Ok(Telemetry { provider, logs, traces })
+}
+
+fn without_query(url: &http::Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or_default();
+    let authority = url.authority().map(|a| a.as_str()).unwrap_or_default();
+    format!("{scheme}://{authority}{}", url.path())
+}
+
+fn tls_summary(otlp: &Otlp) -> &'static str {
+    match (otlp.endpoint.is_https(), &otlp.tls.certificate, &otlp.tls.client) {
+        (false, _, _) => "none",
+        (true, None, None) => "system roots",
+        (true, Some(_), None) => "private CA",
+        (true, None, Some(_)) => "system roots, client certificate",
+        (true, Some(_), Some(_)) => "private CA, client certificate",
+    }
 }
 
 /// A provider exporting in batches, off the request path, through a
 /// bounded queue: when the collector is down or slow the queue fills, and
 /// further spans are dropped and counted rather than held.
-pub fn tracer_provider(service: &'static str, metrics: Metrics) -> Result<SdkTracerProvider, InitError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()
-        .map_err(|e| InitError::Exporter(e.to_string()))?;
-    let capacity = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(2048);
+fn tracer_provider(
+    settings: &TraceSettings,
+    otlp: &Otlp,
+    metrics: Metrics,
+) -> Result<SdkTracerProvider, InitError> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| InitError::Exporter("trace export must start on the Tokio runtime".into()))?;
+    let exporter = otlp_transport::span_exporter(otlp).map_err(InitError::Exporter)?;
+    let batch = settings.batch;
     let queued = Arc::new(AtomicUsize::new(0));
-    let batch = BatchSpanProcessor::builder(CountingExporter {
-        inner: exporter,
+    let processor = BatchSpanProcessor::builder(OnRuntime {
+        inner: Arc::new(exporter),
+        runtime,
+        timeout: batch.export_timeout,
         queued: queued.clone(),
         metrics: metrics.clone(),
     })
+    .with_batch_config(
+        BatchConfigBuilder::default()
+            .with_max_queue_size(batch.max_queue_size)
+            .with_max_export_batch_size(batch.max_export_batch_size)
+            .with_scheduled_delay(batch.schedule_delay)
+            .build(),
+    )
     .build();
-    let mut resource = Resource::builder();
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-        resource = resource.with_service_name(service);
-    }
+    let resource = Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attributes(
+            settings.resource.attributes.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        )
+        .with_service_name(settings.resource.service_name.clone())
+        .build();
+    let limits = settings.limits;
     Ok(SdkTracerProvider::builder()
-        .with_span_processor(BoundedQueue { inner: batch, queued, capacity, metrics })
-        .with_resource(resource.build())
+        .with_span_processor(BoundedQueue {
+            inner: processor,
+            queued,
+            capacity: batch.max_queue_size,
+            metrics,
+        })
+        .with_sampler(sampler(settings.sampler))
+        .with_span_limits(SpanLimits {
+            max_events_per_span: limits.span_events,
+            max_attributes_per_span: limits.span_attributes,
+            max_links_per_span: limits.span_links,
+            max_attributes_per_event: limits.event_attributes,
+            max_attributes_per_link: limits.link_attributes,
+        })
+        .with_resource(resource)
         .build())
+}
+
+fn sampler(settings: otel_env::Sampler) -> Sampler {
+    let root = match settings.root {
+        RootSampler::AlwaysOn => Sampler::AlwaysOn,
+        RootSampler::AlwaysOff => Sampler::AlwaysOff,
+        RootSampler::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(ratio),
+    };
+    if settings.parent_based {
+        Sampler::ParentBased(Box::new(root))
+    } else {
+        root
+    }
 }
 
 /// Admits a span only while fewer than `capacity` wait for export, and
@@ -148,18 +225,33 @@ impl<P: SpanProcessor> SpanProcessor for BoundedQueue<P> {
     }
 }
 
-/// Frees queue places as batches leave, whether the export worked or not.
+/// Runs each export on the service's Tokio runtime, bounded by
+/// `OTEL_BSP_EXPORT_TIMEOUT`, and frees queue places as batches leave,
+/// whether the export worked or not.
+///
+/// The SDK's batch processor calls exporters on a thread of its own, with
+/// no runtime; the gRPC channel and the HTTP client need one (their
+/// connections, timers and retries live on it).
 #[derive(Debug)]
-struct CountingExporter<E> {
-    inner: E,
+struct OnRuntime<E> {
+    inner: Arc<E>,
+    runtime: tokio::runtime::Handle,
+    timeout: Duration,
     queued: Arc<AtomicUsize>,
     metrics: Metrics,
 }
 
-impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
+impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
-        let result = self.inner.export(batch).await;
+        let (inner, timeout) = (self.inner.clone(), self.timeout);
+        let export =
+            self.runtime.spawn(async move { tokio::time::timeout(timeout, inner.export(batch)).await });
+        let result = match export.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_elapsed)) => Err(OTelSdkError::Timeout(timeout)),
+            Err(error) => Err(OTelSdkError::InternalFailure(format!("the export task ended: {error}"))),
+        };
         self.queued.fetch_sub(spans, Ordering::Relaxed);
         if result.is_ok() {
             self.metrics.spans_exported(spans);
@@ -167,7 +259,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
         result
     }
 
-    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         self.inner.shutdown_with_timeout(timeout)
     }
 
@@ -176,12 +268,17 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource)
+        // Called once, as the provider is built: before any export holds a
+        // second reference.
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.set_resource(resource),
+            None => tracing::warn!("the span exporter's resource could not be set"),
+        }
     }
 }
 
 impl Traces {
-    /// Whether spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    /// Whether spans are exported.
     pub fn exporting(&self) -> bool {
         self.exporting
     }

@@ -99,6 +99,16 @@ CASES = {
         "otel": {"endpoint": "http://collector.observability:4317"},
         "imagePullSecrets": [{"name": "regcred"}],
     },
+    "OTLP over https with mTLS and headers from a Secret": {
+        "otel": {
+            "endpoint": "https://collector.observability:4318",
+            "protocol": "http/protobuf",
+            "compression": "gzip",
+            "headersSecret": {"name": "otlp-token"},
+            "tls": {"secretName": "otel-client-tls", "clientCertificate": True},
+        },
+        "service1": {"extraEnv": [{"name": "OTEL_TRACES_SAMPLER", "value": "always_on"}]},
+    },
 }
 
 

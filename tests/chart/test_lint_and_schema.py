@@ -21,6 +21,13 @@ MODES = {
         "service2": {"autoscaling": {"enabled": True}},
         "otel": {"endpoint": "http://collector.observability:4317"},
     },
+    "OTLP over https with mTLS and headers from a Secret": {
+        "otel": {
+            "endpoint": "https://collector.observability:4317",
+            "headersSecret": {"name": "otlp-token"},
+            "tls": {"secretName": "otel-client-tls", "clientCertificate": True},
+        },
+    },
 }
 
 

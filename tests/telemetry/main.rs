@@ -1,5 +1,12 @@
 //! Traces and metrics, with both services as real processes exporting to
-//! an OTLP/gRPC collector inside the test.
+//! an OTLP collector inside the test; `export` covers each protocol, TLS
+//! and the variables that configure export.
+
+mod export;
+
+#[path = "../support/process.rs"]
+#[allow(dead_code)]
+mod process;
 
 use std::{net::IpAddr, time::Duration};
 
@@ -22,7 +29,8 @@ struct Services {
 }
 
 /// `replicas` service1 processes on 127.0.0.2.. and service2 on
-/// 127.0.0.1, all exporting to `otlp` with a short batch delay.
+/// 127.0.0.1, all exporting to `otlp` (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+/// unset when empty) with a short batch delay, and `extra` variables.
 fn start(pki: &Pki, otlp: &str, replicas: u8, extra: &[(&str, String)]) -> Services {
     start_with_targets(pki, otlp, replicas, extra, &[])
 }

@@ -160,8 +160,22 @@ TLS_KEY: "/etc/tls/tls.key"
 TLS_CA: "/etc/tls/ca.crt"
 TLS_RELOAD_INTERVAL: {{ include "grpc-services.seconds" $v.tls.reloadIntervalSeconds | quote }}
 OTEL_SERVICE_NAME: {{ .component | quote }}
-{{- with $v.otel.endpoint }}
-OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- with $v.otel }}
+{{- if .endpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ .endpoint | quote }}
+OTEL_EXPORTER_OTLP_PROTOCOL: {{ .protocol | quote }}
+OTEL_EXPORTER_OTLP_COMPRESSION: {{ .compression | quote }}
+{{- if .headers }}
+OTEL_EXPORTER_OTLP_HEADERS: {{ include "grpc-services.otelHeaders" .headers | quote }}
+{{- end }}
+{{- if and .tls.secretName .tls.caKey }}
+OTEL_EXPORTER_OTLP_CERTIFICATE: {{ printf "/etc/otel-tls/%s" .tls.caKey | quote }}
+{{- end }}
+{{- if and .tls.secretName .tls.clientCertificate }}
+OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: "/etc/otel-tls/tls.crt"
+OTEL_EXPORTER_OTLP_CLIENT_KEY: "/etc/otel-tls/tls.key"
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if eq .component "service1" }}
 GRPC_PORT: {{ int $c.ports.grpc | quote }}
@@ -175,6 +189,25 @@ SERVICE1_CHANNEL: {{ printf "dns:///%s.%s.svc.%s:%d" (include "grpc-services.ser
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
 SERVICE1_TIMEOUT: {{ include "grpc-services.seconds" $c.service1TimeoutSeconds | quote }}
 {{- end }}
+{{- end }}
+
+{{/*
+otel.headers as OTEL_EXPORTER_OTLP_HEADERS: name=value pairs, comma-separated,
+values percent-encoded where the format needs it (%, comma, space).
+*/}}
+{{- define "grpc-services.otelHeaders" -}}
+{{- $pairs := list }}
+{{- range $name, $value := . }}
+{{- $pairs = append $pairs (printf "%s=%s" $name ($value | replace "%" "%25" | replace "," "%2C" | replace " " "%20")) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{/*
+Whether the pods mount otel.tls.secretName: only when spans are exported.
+*/}}
+{{- define "grpc-services.otelTlsMounted" -}}
+{{- if and .Values.otel.endpoint .Values.otel.tls.secretName }}true{{ end }}
 {{- end }}
 
 {{/*
