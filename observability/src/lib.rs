@@ -27,7 +27,7 @@ pub struct Observability {
 /// `main` hands to the service. Keep the [`traces::Telemetry`] until the
 /// end: dropping it flushes queued spans and log lines.
 pub fn init(
-    service: &'static str,
+    service: traces::Service,
     format: settings::LogFormat,
 ) -> Result<(traces::Telemetry, Observability), InitError> {
     let metrics = Metrics::new();

@@ -80,8 +80,10 @@ impl Drop for Telemetry {
 /// exported or dropped spans are counted in `metrics`. A variable that
 /// cannot be honoured is an error naming it. Runs on the Tokio runtime:
 /// exports run there.
-pub fn init(service: &'static str, format: LogFormat, metrics: &Metrics) -> Result<Telemetry, InitError> {
-    let settings = TraceSettings::from_env(service)?;
+pub fn init(service: Service, format: LogFormat, metrics: &Metrics) -> Result<Telemetry, InitError> {
+    let mut settings = TraceSettings::from_env(service.name)?;
+    identify(&mut settings.resource.attributes, service);
+    let service = service.name;
     let provider = match &settings.export {
         Export::Otlp(otlp) => Some(tracer_provider(&settings, otlp, metrics.clone())?),
         Export::Off(_) => None,
@@ -122,6 +124,30 @@ fn tls_summary(otlp: &Otlp) -> &'static str {
 /// A provider exporting in batches, off the request path, through a
 /// bounded queue: when the collector is down or slow the queue fills, and
 /// further spans are dropped and counted rather than held.
+/// Which service this is, for the resource its spans carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    /// The default `service.name` (`OTEL_SERVICE_NAME` wins).
+    pub name: &'static str,
+    /// `service.version`: the binary's own version, unless
+    /// `OTEL_RESOURCE_ATTRIBUTES` says otherwise.
+    pub version: &'static str,
+}
+
+/// Adds what tells this process's spans apart, where
+/// `OTEL_RESOURCE_ATTRIBUTES` does not say: `service.version`, and
+/// `service.instance.id`, a UUID per process (the chart gives the pod's
+/// UID, with `k8s.pod.name`, `k8s.namespace.name` and `k8s.node.name`).
+fn identify(attributes: &mut Vec<(String, String)>, service: Service) {
+    let has = |attributes: &Vec<(String, String)>, key: &str| attributes.iter().any(|(k, _)| k == key);
+    if !has(attributes, "service.version") {
+        attributes.push(("service.version".into(), service.version.into()));
+    }
+    if !has(attributes, "service.instance.id") {
+        attributes.push(("service.instance.id".into(), uuid::Uuid::new_v4().to_string()));
+    }
+}
+
 fn tracer_provider(
     settings: &TraceSettings,
     otlp: &Otlp,

@@ -2,6 +2,9 @@
 //! its gRPC port and `GET /api/v1/name` on its REST port.
 #![forbid(unsafe_code)]
 
+/// This service's version, as its spans report it (`service.version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod authz;
 pub mod config;
 pub mod grpc;

@@ -2,13 +2,16 @@ use std::process::ExitCode;
 
 use service1::{Application, Config};
 
+const SERVICE: observability::traces::Service =
+    observability::traces::Service { name: "service1", version: service1::VERSION };
+
 fn main() -> ExitCode {
     let config: Config = settings::parse_or_exit();
     serving::runtime::block_on(&config.common.runtime.clone(), serve(config))
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let (_telemetry, obs) = observability::init("service1", config.common.log.log_format)
+    let (_telemetry, obs) = observability::init(SERVICE, config.common.log.log_format)
         .unwrap_or_else(|e| settings::exit_with_config_error(e));
     let stop = serving::shutdown::on_signal();
     let result = match Application::build(config, obs).await {

@@ -2,6 +2,9 @@
 //! over gRPC to process the name and answers `"Hello, NAME!"`.
 #![forbid(unsafe_code)]
 
+/// This service's version, as its spans report it (`service.version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod config;
 pub mod rest;
 pub mod startup;

@@ -16,7 +16,9 @@ CA_AND_CLIENT = {"secretName": "otel-client-tls", "clientCertificate": True}
 
 
 def otel_env(rendered, component) -> dict[str, str]:
-    return {k: v for k, v in rendered.config(component).items() if k.startswith("OTEL_")}
+    """The export settings (the resource attributes are tested on their own)."""
+    config = rendered.config(component).items()
+    return {k: v for k, v in config if k.startswith("OTEL_") and k != "OTEL_RESOURCE_ATTRIBUTES"}
 
 
 def pod_spec(rendered, component):
@@ -40,7 +42,8 @@ def test_without_an_endpoint_the_other_otel_values_are_not_used():
     for component in COMPONENTS:
         assert otel_env(rendered, component) == {"OTEL_SERVICE_NAME": component}
         assert otel_volume(rendered, component) == ([], [])
-        assert "env" not in rendered.container(component)
+        names = [e["name"] for e in rendered.container(component)["env"]]
+        assert "OTEL_EXPORTER_OTLP_HEADERS" not in names
 
 
 def test_an_endpoint_is_passed_with_the_protocol_and_compression():
@@ -79,12 +82,12 @@ def test_headers_from_a_secret_stay_out_of_the_configmap():
     for component in COMPONENTS:
         assert "OTEL_EXPORTER_OTLP_HEADERS" not in rendered.get("ConfigMap", f"hello-{component}-config")["data"]
         env = rendered.container(component)["env"]
-        assert env[0] == {
+        assert {
             "name": "OTEL_EXPORTER_OTLP_HEADERS",
             "valueFrom": {"secretKeyRef": {"name": "otlp-token", "key": "value"}},
-        }
+        } in env
     # extraEnv still comes last, so it wins.
-    assert rendered.container("service2")["env"][1] == {"name": "OTEL_TRACES_SAMPLER", "value": "always_on"}
+    assert rendered.container("service2")["env"][-1] == {"name": "OTEL_TRACES_SAMPLER", "value": "always_on"}
 
 
 def test_the_tls_secret_is_mounted_read_only_and_named_in_the_variables():
@@ -159,3 +162,38 @@ def test_the_schema_refuses_what_the_services_refuse(case):
     with pytest.raises(helm_python.HelmValuesError) as info:
         render({"otel": values})
     assert where in str(info.value)
+
+
+def resource_attributes(rendered, component) -> dict[str, str]:
+    env = {e["name"]: e for e in rendered.container(component)["env"]}
+    value = env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+    return dict(pair.split("=", 1) for pair in value.split(","))
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_every_pod_names_itself_in_its_spans_from_the_downward_api(default, component):
+    env = {e["name"]: e for e in default.container(component)["env"]}
+
+    fields = {name: env[name]["valueFrom"]["fieldRef"]["fieldPath"] for name in ("POD_NAME", "POD_NAMESPACE", "POD_UID", "NODE_NAME")}
+    assert fields == {
+        "POD_NAME": "metadata.name",
+        "POD_NAMESPACE": "metadata.namespace",
+        "POD_UID": "metadata.uid",
+        "NODE_NAME": "spec.nodeName",
+    }
+    # Kubernetes expands $(VAR) from the variables defined before it.
+    names = [e["name"] for e in default.container(component)["env"]]
+    assert names.index("OTEL_RESOURCE_ATTRIBUTES") > max(names.index(n) for n in fields)
+    assert resource_attributes(default, component) == {
+        "k8s.pod.name": "$(POD_NAME)",
+        "k8s.namespace.name": "$(POD_NAMESPACE)",
+        "k8s.node.name": "$(NODE_NAME)",
+        "k8s.pod.uid": "$(POD_UID)",
+        "service.instance.id": "$(POD_UID)",
+        "service.namespace": default.fullname,
+    }
+
+
+def test_the_service_namespace_can_be_set():
+    rendered = render({"otel": {"serviceNamespace": "shop"}})
+    assert resource_attributes(rendered, "service1")["service.namespace"] == "shop"

@@ -57,6 +57,8 @@ pub enum Protocol {
 #[derive(Debug, Clone)]
 pub struct ReceivedSpan {
     pub service: String,
+    /// The attributes of the resource that sent it.
+    pub resource: Vec<KeyValue>,
     pub span: Span,
 }
 
@@ -76,6 +78,10 @@ impl ReceivedSpan {
     /// An attribute's value as text (numbers too), if present.
     pub fn attribute(&self, key: &str) -> Option<String> {
         attribute(&self.span.attributes, key)
+    }
+
+    pub fn resource_attribute(&self, key: &str) -> Option<String> {
+        attribute(&self.resource, key)
     }
 }
 
@@ -173,7 +179,11 @@ impl Received {
             let service = attribute(&resource, "service.name").unwrap_or_default();
             for scope in resource_spans.scope_spans {
                 for span in scope.spans {
-                    received.push(ReceivedSpan { service: service.clone(), span });
+                    received.push(ReceivedSpan {
+                        service: service.clone(),
+                        resource: resource.clone(),
+                        span,
+                    });
                 }
             }
         }

@@ -123,6 +123,15 @@ async fn one_trace_spans_both_services_with_request_id_on_every_span() {
     let client = one(&trace, "client span", |s| s.service == "service2" && kind(s) == 3);
     let server = one(&trace, "service1 server span", |s| s.service == "service1" && kind(s) == 2);
 
+    // Each process tells its spans apart: its version, its own instance id,
+    // and what OTEL_RESOURCE_ATTRIBUTES adds.
+    assert_eq!(edge.resource_attribute("service.version").as_deref(), Some(service2::VERSION));
+    assert_eq!(server.resource_attribute("service.version").as_deref(), Some(service1::VERSION));
+    assert_eq!(server.resource_attribute("deployment.environment").as_deref(), Some("test"));
+    let instance = |s: &ReceivedSpan| s.resource_attribute("service.instance.id").expect("an instance id");
+    assert_ne!(instance(edge), instance(server));
+    assert_eq!(instance(edge), instance(client));
+
     // Parent links: caller -> service2 edge -> client attempt -> service1.
     assert_eq!(edge.parent_span_id(), CALLER_SPAN_ID);
     assert_eq!(client.parent_span_id(), edge.span_id());
