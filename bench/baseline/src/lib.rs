@@ -15,7 +15,9 @@ pub fn env(name: &str, default: &str) -> String {
 
 /// `BIND_ADDR` and the port in `port_var`.
 pub fn addr(port_var: &str, default_port: &str) -> SocketAddr {
-    format!("{}:{}", env("BIND_ADDR", "127.0.0.1"), env(port_var, default_port)).parse().expect("a valid address")
+    format!("{}:{}", env("BIND_ADDR", "127.0.0.1"), env(port_var, default_port))
+        .parse()
+        .expect("a valid address")
 }
 
 /// Reads a PEM file named by `var`.
@@ -36,5 +38,10 @@ pub fn init_logs() -> tracing_appender::non_blocking::WorkerGuard {
 /// (default 1, as ours), so both pairs get the same threads.
 pub fn run<F: Future<Output = ()>>(main: F) {
     let threads = env("WORKER_THREADS", "1").parse().expect("WORKER_THREADS is a number");
-    tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap().block_on(main)
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(main)
 }

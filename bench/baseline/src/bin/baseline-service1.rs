@@ -17,7 +17,10 @@ struct Names;
 
 #[tonic::async_trait]
 impl Service1 for Names {
-    async fn process_name(&self, request: Request<ProcessNameRequest>) -> Result<Response<ProcessNameResponse>, Status> {
+    async fn process_name(
+        &self,
+        request: Request<ProcessNameRequest>,
+    ) -> Result<Response<ProcessNameResponse>, Status> {
         let name = request.into_inner().name;
         tracing::info!(method = "ProcessName", "grpc request");
         Ok(Response::new(ProcessNameResponse { name: name.to_uppercase() }))

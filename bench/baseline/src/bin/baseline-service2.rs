@@ -34,7 +34,8 @@ fn main() {
             .tls_config(tls)
             .expect("valid TLS config")
             .connect_lazy();
-        let app = Router::new().route("/api/v1/say-hello", get(say_hello)).with_state(Service1Client::new(channel));
+        let app =
+            Router::new().route("/api/v1/say-hello", get(say_hello)).with_state(Service1Client::new(channel));
         let listener = tokio::net::TcpListener::bind(baseline::addr("PORT", "8081")).await.expect("bind");
         axum::serve(listener, app).await.expect("REST server");
     });
