@@ -47,8 +47,17 @@ All labels of one component. Takes (dict "root" $ "component" "service1").
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+The image reference. image.tag may be a number (`--set image.tag=1234567`
+parses as one, and a values file's number reaches the template as a float):
+a whole number is written without a decimal point or exponent.
+*/}}
 {{- define "grpc-services.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $tag := .Values.image.tag }}
+{{- if or (kindIs "float64" $tag) (kindIs "int64" $tag) (kindIs "int" $tag) }}
+{{- $tag = int64 $tag | toString }}
+{{- end }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion $tag) }}
 {{- end }}
 
 {{/* Names shared by several templates. */}}
