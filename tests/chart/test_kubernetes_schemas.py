@@ -99,6 +99,13 @@ CASES = {
         "otel": {"endpoint": "http://collector.observability:4317"},
         "imagePullSecrets": [{"name": "regcred"}],
     },
+    "NetworkPolicy with extra gRPC clients and egress": {
+        "networkPolicy": {"enabled": True,
+                          "service1GrpcFrom": [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}],
+                          "egress": {"enabled": True, "otelTo": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+                                     "extraRules": [{"ports": [{"port": 3128, "protocol": "TCP"}]}]}},
+        "otel": {"endpoint": "http://collector.observability:4317"},
+    },
     "OTLP over https with mTLS and headers from a Secret": {
         "otel": {
             "endpoint": "https://collector.observability:4318",

@@ -16,7 +16,8 @@ MODES = {
     },
     "existingSecret": {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}},
     "every optional object on": {
-        "networkPolicy": {"enabled": True, "service2HttpFrom": [{"namespaceSelector": {}}]},
+        "networkPolicy": {"enabled": True, "service2HttpFrom": [{"namespaceSelector": {}}],
+                          "service1GrpcFrom": [{"namespaceSelector": {}}], "egress": {"enabled": True}},
         "service1": {"autoscaling": {"enabled": True}},
         "service2": {"autoscaling": {"enabled": True}},
         "otel": {"endpoint": "http://collector.observability:4317"},

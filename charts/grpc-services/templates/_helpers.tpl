@@ -227,3 +227,46 @@ grpc:
   port: {{ .port }}
 {{ toYaml .probe }}
 {{- end }}
+
+{{/*
+The port of otel.endpoint: the one written, else the scheme's (443, 80), as
+the exporter would dial it.
+*/}}
+{{- define "grpc-services.otelPort" -}}
+{{- $endpoint := .Values.otel.endpoint }}
+{{- $hostPort := regexReplaceAll "[/?].*$" (regexReplaceAll "^https?://" $endpoint "") "" }}
+{{- $port := regexFind ":[0-9]+$" $hostPort | trimPrefix ":" }}
+{{- if $port }}{{ $port }}{{ else if hasPrefix "https://" $endpoint }}443{{ else }}80{{ end }}
+{{- end }}
+
+{{/*
+Egress rules both services share (networkPolicy.egress): DNS, the OTLP
+collector when spans are exported, and extraRules. A list of
+NetworkPolicyEgressRules, as YAML.
+*/}}
+{{- define "grpc-services.egressRules" -}}
+{{- $e := .Values.networkPolicy.egress }}
+# DNS: service2 resolves service1's headless name, both the collector's.
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  {{- with $e.dnsTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- if .Values.otel.endpoint }}
+# OTLP export to otel.endpoint.
+- ports:
+    - port: {{ include "grpc-services.otelPort" . }}
+      protocol: TCP
+  {{- with $e.otelTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- with $e.extraRules }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
