@@ -21,6 +21,7 @@ MODES = {
         "service1": {"autoscaling": {"enabled": True}},
         "service2": {"autoscaling": {"enabled": True}},
         "otel": {"endpoint": "http://collector.observability:4317"},
+        "monitoring": {"prometheusRule": {"enabled": True}},
     },
     "OTLP over https with mTLS and headers from a Secret": {
         "otel": {

@@ -270,3 +270,14 @@ NetworkPolicyEgressRules, as YAML.
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+PromQL label matchers for this release's series, for alerts and dashboards:
+monitoring.prometheusRule.selector, else the release namespace and the pod
+names of both Deployments (<fullname>-service1-<hash>-<id>), which any
+Kubernetes service discovery labels.
+*/}}
+{{- define "grpc-services.seriesSelector" -}}
+{{- $default := printf "namespace=\"%s\",pod=~\"%s-service[12]-[a-z0-9]+-[a-z0-9]+\"" .Release.Namespace (include "grpc-services.fullname" .) }}
+{{- default $default .Values.monitoring.prometheusRule.selector }}
+{{- end }}
