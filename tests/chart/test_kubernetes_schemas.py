@@ -134,6 +134,7 @@ CASES = {
         "tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}
     },
     "existingSecret": {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}},
+    "certManager with a CA Secret": {"tls": {"mode": "certManager", "certManager": {"caSecretName": "ca-keypair"}}},
     "NetworkPolicy, HPA and OTel on": {
         "networkPolicy": {"enabled": True, "service1HttpFrom": [{"podSelector": {"matchLabels": {"a": "b"}}}],
                           "service2HttpFrom": [{"namespaceSelector": {"matchLabels": {"ingress": "yes"}}}]},

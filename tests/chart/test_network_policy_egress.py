@@ -6,6 +6,7 @@ from chart_helpers import pod_labels, render, selects
 
 OPS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}},
        "podSelector": {"matchLabels": {"app": "debug"}}}
+BLOCKED = "WARNING: service1.extraAllowedClients"
 EGRESS = {"networkPolicy": {"enabled": True, "egress": {"enabled": True}}}
 
 
@@ -30,17 +31,17 @@ def test_extra_grpc_clients_are_admitted_besides_service2():
     assert OPS in peers
     assert any("podSelector" in p and set(p) == {"podSelector"} and selects(p["podSelector"], pod_labels(rendered, "service2"))
                for p in peers)
-    assert "WARNING" not in rendered.notes
+    assert BLOCKED not in rendered.notes
 
 
 def test_notes_warn_when_allowed_clients_would_be_blocked_by_the_policy():
     values = {"networkPolicy": {"enabled": True},
               "service1": {"extraAllowedClients": ["spiffe://cluster.local/ns/ops/sa/debug"]}}
     notes = render(values).notes
-    assert "WARNING" in notes and "networkPolicy.service1GrpcFrom" in notes
+    assert BLOCKED in notes and "networkPolicy.service1GrpcFrom" in notes
     # No policy, or no extra clients: nothing to warn about.
-    assert "WARNING" not in render({"service1": values["service1"]}).notes
-    assert "WARNING" not in render({"networkPolicy": {"enabled": True}}).notes
+    assert BLOCKED not in render({"service1": values["service1"]}).notes
+    assert BLOCKED not in render({"networkPolicy": {"enabled": True}}).notes
 
 
 def test_egress_is_unrestricted_unless_asked():

@@ -230,3 +230,52 @@ def test_extra_allowed_clients_are_added_not_substituted():
     rendered = render({"service1": {"extraAllowedClients": ["spiffe://cluster.local/ns/ops/sa/debug"]}})
     assert allowed_clients(rendered) == ["service2", SERVICE2_SPIFFE, "spiffe://cluster.local/ns/ops/sa/debug"]
 
+
+
+# --- GitOps ---------------------------------------------------------------
+
+
+def test_cert_manager_can_take_the_ca_from_a_secret_and_issue_only_the_leaves():
+    rendered = render({"tls": {"mode": "certManager", "certManager": {"caSecretName": "corp-ca-keypair"}}})
+    (issuer,) = rendered.all("Issuer")
+    assert issuer["metadata"]["name"] == "hello-ca"
+    assert issuer["spec"] == {"ca": {"secretName": "corp-ca-keypair"}}
+    # No self-signed chain, no CA Certificate, no Secret made by Helm.
+    assert sorted(c["metadata"]["name"] for c in rendered.all("Certificate")) == ["hello-service1", "hello-service2"]
+    assert rendered.all("Secret") == []
+    for component in ("service1", "service2"):
+        certificate = rendered.get("Certificate", f"hello-{component}")
+        assert certificate["spec"]["issuerRef"] == {"name": "hello-ca", "kind": "Issuer", "group": "cert-manager.io"}
+
+
+@pytest.mark.parametrize("values", [
+    {"tls": {"mode": "certManager"}},
+    {"tls": {"mode": "certManager", "certManager": {"caSecretName": "corp-ca-keypair"}}},
+    {"tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}},
+    {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}},
+], ids=["certManager", "certManager with a CA Secret", "certManager with an issuer", "existingSecret"])
+def test_gitops_safe_modes_render_the_same_objects_every_time(values):
+    """What `helm template` (Argo CD) renders must not change from one sync to the next."""
+    assert render(values).objects == render(values).objects
+
+
+def test_generate_renders_new_certificates_without_lookup_which_is_why_notes_warn(default):
+    assert render().secret_data("hello-ca") != default.secret_data("hello-ca")
+    assert "WARNING for GitOps" in default.notes
+    assert "certManager" in default.notes and "existingSecret" in default.notes
+    for values in ({"tls": {"mode": "certManager"}},
+                   {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}}):
+        assert "GitOps" not in render(values).notes
+
+
+def test_notes_say_generated_certificates_expire_and_are_not_renewed():
+    notes = render({"tls": {"generate": {"certValidityDays": 365}}}).notes
+    assert "never renewed" in notes
+    assert "last 365 days" in notes
+    assert "tls_certificate_not_after_seconds" in notes
+
+
+def test_a_ca_secret_and_an_issuer_of_your_own_are_not_both_accepted():
+    with pytest.raises(helm_python.HelmValuesError, match="issuerRef"):
+        render({"tls": {"mode": "certManager", "certManager": {
+            "caSecretName": "corp-ca-keypair", "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}})
