@@ -279,3 +279,49 @@ def test_a_ca_secret_and_an_issuer_of_your_own_are_not_both_accepted():
     with pytest.raises(helm_python.HelmValuesError, match="issuerRef"):
         render({"tls": {"mode": "certManager", "certManager": {
             "caSecretName": "corp-ca-keypair", "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}})
+
+
+# --- identity under a shared issuer ---------------------------------------
+
+SPIFFE_ONLY = [
+    {"tls": {"mode": "certManager", "spiffeOnly": True}},
+    {"tls": {"mode": "existingSecret", "spiffeOnly": True, "existingSecret": {"service1": "s1", "service2": "s2"}}},
+]
+
+
+@pytest.mark.parametrize("values", SPIFFE_ONLY, ids=["certManager", "existingSecret"])
+def test_spiffe_only_accepts_service2_by_its_spiffe_id_alone(values):
+    rendered = render(values)
+    assert allowed_clients(rendered) == [SERVICE2_SPIFFE]
+    assert "service2" not in allowed_clients(rendered)
+
+
+def test_spiffe_only_keeps_extra_spiffe_clients():
+    debug = "spiffe://cluster.local/ns/ops/sa/debug"
+    rendered = render({"tls": {"mode": "certManager", "spiffeOnly": True},
+                       "service1": {"extraAllowedClients": [debug]}})
+    assert allowed_clients(rendered) == [SERVICE2_SPIFFE, debug]
+
+
+def test_spiffe_only_certificates_carry_the_uri_service1_requires():
+    rendered = render(SPIFFE_ONLY[0])
+    client = rendered.get("Certificate", "hello-service2")["spec"]
+    assert set(client["uris"]) == set(allowed_clients(rendered))
+
+
+@pytest.mark.parametrize("values, where", [
+    ({"tls": {"spiffeOnly": True}}, "/tls/mode"),
+    ({"tls": {"mode": "certManager", "spiffeOnly": True}, "service1": {"extraAllowedClients": ["debug-client"]}},
+     "/service1/extraAllowedClients/0"),
+], ids=["generate cannot write URI SANs", "a DNS name among the extra clients"])
+def test_spiffe_only_refuses_what_would_let_a_dns_name_back_in(values, where):
+    with pytest.raises(helm_python.HelmValuesError) as info:
+        render(values)
+    assert where in str(info.value)
+
+
+def test_cert_manager_gives_service1_its_own_spiffe_id():
+    rendered = render({"tls": {"mode": "certManager"}})
+    server = rendered.get("Certificate", "hello-service1")["spec"]
+    sa = rendered.deployment("service1")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert server["uris"] == [f"spiffe://cluster.local/ns/demo/sa/{sa}"]

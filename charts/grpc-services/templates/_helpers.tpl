@@ -82,7 +82,15 @@ headless Service's short name.
 service2's SPIFFE identity, carried as a URI SAN by cert-manager certificates.
 */}}
 {{- define "grpc-services.service2SpiffeId" -}}
-{{- printf "spiffe://%s/ns/%s/sa/%s" .Values.clusterDomain .Release.Namespace (include "grpc-services.serviceAccountName" (dict "root" . "component" "service2")) }}
+{{- include "grpc-services.spiffeId" (dict "root" . "component" "service2") }}
+{{- end }}
+
+{{/*
+A component's SPIFFE ID: spiffe://<clusterDomain>/ns/<namespace>/sa/<its
+ServiceAccount>. Takes (dict "root" $ "component" "service1").
+*/}}
+{{- define "grpc-services.spiffeId" -}}
+{{- printf "spiffe://%s/ns/%s/sa/%s" .root.Values.clusterDomain .root.Release.Namespace (include "grpc-services.serviceAccountName" .) }}
 {{- end }}
 
 {{/*
@@ -189,7 +197,11 @@ OTEL_EXPORTER_OTLP_CLIENT_KEY: "/etc/otel-tls/tls.key"
 {{- if eq .component "service1" }}
 GRPC_PORT: {{ int $c.ports.grpc | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
-TLS_ALLOWED_CLIENTS: {{ concat (list "service2" (include "grpc-services.service2SpiffeId" $root)) $c.extraAllowedClients | uniq | join "," | quote }}
+{{- $service2Ids := list "service2" (include "grpc-services.service2SpiffeId" $root) }}
+{{- if $v.tls.spiffeOnly }}
+{{- $service2Ids = list (include "grpc-services.service2SpiffeId" $root) }}
+{{- end }}
+TLS_ALLOWED_CLIENTS: {{ concat $service2Ids $c.extraAllowedClients | uniq | join "," | quote }}
 MAX_CONNECTION_AGE: {{ include "grpc-services.seconds" $c.maxConnectionAgeSeconds | quote }}
 MAX_CONNECTION_AGE_GRACE: {{ include "grpc-services.seconds" $c.maxConnectionAgeGraceSeconds | quote }}
 GRPC_REFLECTION: {{ $c.grpcReflection | quote }}
