@@ -150,6 +150,13 @@ CASES = {
                                      "extraRules": [{"ports": [{"port": 3128, "protocol": "TCP"}]}]}},
         "otel": {"endpoint": "http://collector.observability:4317"},
     },
+    "platform values": {
+        "image": {"digest": "sha256:" + "ab" * 32},
+        "commonLabels": {"team": "payments"},
+        "service1": {"serviceAccount": {"create": False, "name": "corp-s1"},
+                     "pdb": {"unhealthyPodEvictionPolicy": "AlwaysAllow"}},
+        "service2": {"pdb": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}},
+    },
     "monitoring on": {
         "monitoring": {"prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
     },

@@ -28,6 +28,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: {{ include "grpc-services.name" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -57,7 +60,11 @@ a whole number is written without a decimal point or exponent.
 {{- if or (kindIs "float64" $tag) (kindIs "int64" $tag) (kindIs "int" $tag) }}
 {{- $tag = int64 $tag | toString }}
 {{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion $tag) }}
+{{- end }}
 {{- end }}
 
 {{/* Names shared by several templates. */}}
@@ -65,8 +72,20 @@ a whole number is written without a decimal point or exponent.
 {{- printf "%s-service1-grpc" (include "grpc-services.fullname" .) }}
 {{- end }}
 
+{{/*
+The ServiceAccount a component runs as (and names in its SPIFFE ID):
+serviceAccount.name, else <fullname>-<component> when the chart creates it,
+else "default".
+*/}}
 {{- define "grpc-services.serviceAccountName" -}}
+{{- $sa := (index .root.Values .component).serviceAccount }}
+{{- if $sa.name }}
+{{- $sa.name }}
+{{- else if $sa.create }}
 {{- printf "%s-%s" (include "grpc-services.fullname" .root) .component }}
+{{- else }}
+{{- "default" }}
+{{- end }}
 {{- end }}
 
 {{/*
