@@ -3,8 +3,9 @@
 kubernetes_validate bundles the API server's OpenAPI schemas per version;
 the strict variant also rejects unknown fields (a misspelt key is silently
 dropped by the API server, so it would otherwise go unnoticed).
-cert-manager's kinds are not in those schemas: they are checked against the
-subset of cert-manager.io/v1 the chart uses, written out below.
+cert-manager's and prometheus-operator's kinds are not in those schemas: they
+are checked against the subsets of cert-manager.io/v1 and
+monitoring.coreos.com/v1 the chart uses, written out below.
 """
 
 import jsonschema
@@ -84,6 +85,48 @@ CERT_MANAGER = {
     },
 }
 
+_string_map = {"type": "object", "additionalProperties": {"type": "string"}}
+_prom_duration = {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+# The subset of monitoring.coreos.com/v1 (prometheus-operator) the chart uses.
+PROMETHEUS_OPERATOR = {
+    "PrometheusRule": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "metadata": _metadata,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["groups"],
+                "properties": {"groups": {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name", "rules"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "interval": _prom_duration,
+                        "rules": {"type": "array", "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["expr"],
+                            "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                            "properties": {
+                                "alert": {"type": "string"},
+                                "record": {"type": "string"},
+                                "expr": {"type": "string", "minLength": 1},
+                                "for": _prom_duration,
+                                "keep_firing_for": _prom_duration,
+                                "labels": _string_map,
+                                "annotations": _string_map,
+                            },
+                        }},
+                    },
+                }}},
+            },
+        },
+    },
+}
+
 CASES = {
     "defaults (generate)": {},
     "certManager": {"tls": {"mode": "certManager"}},
@@ -91,6 +134,7 @@ CASES = {
         "tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}
     },
     "existingSecret": {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}},
+    "certManager with a CA Secret": {"tls": {"mode": "certManager", "certManager": {"caSecretName": "ca-keypair"}}},
     "NetworkPolicy, HPA and OTel on": {
         "networkPolicy": {"enabled": True, "service1HttpFrom": [{"podSelector": {"matchLabels": {"a": "b"}}}],
                           "service2HttpFrom": [{"namespaceSelector": {"matchLabels": {"ingress": "yes"}}}]},
@@ -98,6 +142,23 @@ CASES = {
         "service2": {"autoscaling": {"enabled": True}, "podAnnotations": {"x": "y"}},
         "otel": {"endpoint": "http://collector.observability:4317"},
         "imagePullSecrets": [{"name": "regcred"}],
+    },
+    "NetworkPolicy with extra gRPC clients and egress": {
+        "networkPolicy": {"enabled": True,
+                          "service1GrpcFrom": [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}],
+                          "egress": {"enabled": True, "otelTo": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+                                     "extraRules": [{"ports": [{"port": 3128, "protocol": "TCP"}]}]}},
+        "otel": {"endpoint": "http://collector.observability:4317"},
+    },
+    "platform values": {
+        "image": {"digest": "sha256:" + "ab" * 32},
+        "commonLabels": {"team": "payments"},
+        "service1": {"serviceAccount": {"create": False, "name": "corp-s1"},
+                     "pdb": {"unhealthyPodEvictionPolicy": "AlwaysAllow"}},
+        "service2": {"pdb": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}},
+    },
+    "monitoring on": {
+        "monitoring": {"prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
     },
     "OTLP over https with mTLS and headers from a Secret": {
         "otel": {
@@ -115,6 +176,8 @@ CASES = {
 def _check(obj, version):
     if obj["apiVersion"] == "cert-manager.io/v1":
         jsonschema.validate(obj, CERT_MANAGER[obj["kind"]])
+    elif obj["apiVersion"] == "monitoring.coreos.com/v1":
+        jsonschema.validate(obj, PROMETHEUS_OPERATOR[obj["kind"]])
     else:
         kubernetes_validate.validate(obj, version, strict=True)
 

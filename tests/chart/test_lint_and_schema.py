@@ -16,10 +16,12 @@ MODES = {
     },
     "existingSecret": {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}},
     "every optional object on": {
-        "networkPolicy": {"enabled": True, "service2HttpFrom": [{"namespaceSelector": {}}]},
+        "networkPolicy": {"enabled": True, "service2HttpFrom": [{"namespaceSelector": {}}],
+                          "service1GrpcFrom": [{"namespaceSelector": {}}], "egress": {"enabled": True}},
         "service1": {"autoscaling": {"enabled": True}},
         "service2": {"autoscaling": {"enabled": True}},
         "otel": {"endpoint": "http://collector.observability:4317"},
+        "monitoring": {"prometheusRule": {"enabled": True}},
     },
     "OTLP over https with mTLS and headers from a Secret": {
         "otel": {
@@ -83,3 +85,85 @@ def test_schema_accepts_the_documented_alternatives():
     )
     assert rendered.config("service1")["LOG_FORMAT"] == "text"
     assert rendered.config("service2")["SERVICE1_CONNECT_TIMEOUT"] == "2s"
+
+
+# --- what the API server or cert-manager would refuse, the schema refuses ---
+
+API_REFUSES = {
+    "liveness successThreshold other than 1": (
+        {"service1": {"probes": {"liveness": {"successThreshold": 2}}}}, "/service1/probes/liveness"),
+    "startup successThreshold other than 1": (
+        {"service2": {"probes": {"startup": {"successThreshold": 3}}}}, "/service2/probes/startup"),
+    "an RSA key of 256 bits": (
+        {"tls": {"mode": "certManager", "certManager": {"privateKey": {"algorithm": "RSA", "size": 256}}}},
+        "/tls/certManager/privateKey/size"),
+    "an RSA key of 1024 bits": (
+        {"tls": {"certManager": {"privateKey": {"algorithm": "RSA", "size": 1024}}}},
+        "/tls/certManager/privateKey/size"),
+    "an ECDSA key of 2048 bits": (
+        {"tls": {"certManager": {"privateKey": {"algorithm": "ECDSA", "size": 2048}}}},
+        "/tls/certManager/privateKey/size"),
+    "a fractional image tag": ({"image": {"tag": 1.5}}, "/image/tag"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(API_REFUSES))
+def test_schema_refuses_what_kubernetes_or_cert_manager_would_refuse(case):
+    values, where = API_REFUSES[case]
+    with pytest.raises(helm_python.HelmValuesError) as info:
+        render(values)
+    assert where in str(info.value)
+
+
+def test_readiness_may_need_several_successes():
+    rendered = render({"service1": {"probes": {"readiness": {"successThreshold": 2}}}})
+    assert rendered.container("service1")["readinessProbe"]["successThreshold"] == 2
+
+
+@pytest.mark.parametrize("size", [2048, 4096])
+def test_rsa_keys_of_2048_bits_and_more_are_accepted(size):
+    rendered = render({"tls": {"mode": "certManager", "certManager": {"privateKey": {"algorithm": "RSA", "size": size}}}})
+    assert rendered.get("Certificate", "hello-service1")["spec"]["privateKey"]["size"] == size
+
+
+@pytest.mark.parametrize("expression, image", [
+    ("image.tag=1234567", "ghcr.io/example/grpc-services:1234567"),
+    ("image.tag=20240101", "ghcr.io/example/grpc-services:20240101"),
+    ("image.tag=v1.2.3", "ghcr.io/example/grpc-services:v1.2.3"),
+])
+def test_a_numeric_image_tag_from_set_is_accepted_and_written_whole(expression, image):
+    rendered = render(helm_python.parse_set_string(expression))
+    for component in ("service1", "service2"):
+        assert rendered.container(component)["image"] == image
+
+
+def test_a_numeric_image_tag_from_a_values_file_is_written_whole():
+    values = helm_python.values_from_yaml("image:\n  tag: 1234567\n")
+    assert render(values).container("service1")["image"] == "ghcr.io/example/grpc-services:1234567"
+
+
+# --- as a subchart ----------------------------------------------------------
+
+
+def test_global_values_are_accepted_and_ignored(default):
+    rendered = render({"global": {"imageRegistry": "registry.local", "storageClass": "fast"}})
+    assert [o["metadata"]["name"] for o in rendered.objects if o["kind"] != "Secret"] == [
+        o["metadata"]["name"] for o in default.objects if o["kind"] != "Secret"]
+
+
+def test_the_chart_renders_as_a_subchart_of_an_umbrella_chart_passing_global(tmp_path):
+    import shutil
+
+    umbrella = tmp_path / "platform"
+    (umbrella / "charts").mkdir(parents=True)
+    shutil.copytree(CHART, umbrella / "charts" / "grpc-services")
+    (umbrella / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\n"
+        "dependencies:\n  - name: grpc-services\n    version: 0.1.0\n")
+    (umbrella / "values.yaml").write_text(
+        "global:\n  imageRegistry: registry.local\n  labels: {team: a}\n"
+        "grpc-services:\n  service1:\n    replicas: 4\n")
+    with helm_python.Chart.load(umbrella) as chart:
+        sources = chart.render(values={}, name="hello", namespace="demo", is_install=True)
+    deployments = [t for p, t in sources.items() if p.endswith("deployment.yaml")]
+    assert deployments and "replicas: 4" in deployments[0]

@@ -230,3 +230,98 @@ def test_extra_allowed_clients_are_added_not_substituted():
     rendered = render({"service1": {"extraAllowedClients": ["spiffe://cluster.local/ns/ops/sa/debug"]}})
     assert allowed_clients(rendered) == ["service2", SERVICE2_SPIFFE, "spiffe://cluster.local/ns/ops/sa/debug"]
 
+
+
+# --- GitOps ---------------------------------------------------------------
+
+
+def test_cert_manager_can_take_the_ca_from_a_secret_and_issue_only_the_leaves():
+    rendered = render({"tls": {"mode": "certManager", "certManager": {"caSecretName": "corp-ca-keypair"}}})
+    (issuer,) = rendered.all("Issuer")
+    assert issuer["metadata"]["name"] == "hello-ca"
+    assert issuer["spec"] == {"ca": {"secretName": "corp-ca-keypair"}}
+    # No self-signed chain, no CA Certificate, no Secret made by Helm.
+    assert sorted(c["metadata"]["name"] for c in rendered.all("Certificate")) == ["hello-service1", "hello-service2"]
+    assert rendered.all("Secret") == []
+    for component in ("service1", "service2"):
+        certificate = rendered.get("Certificate", f"hello-{component}")
+        assert certificate["spec"]["issuerRef"] == {"name": "hello-ca", "kind": "Issuer", "group": "cert-manager.io"}
+
+
+@pytest.mark.parametrize("values", [
+    {"tls": {"mode": "certManager"}},
+    {"tls": {"mode": "certManager", "certManager": {"caSecretName": "corp-ca-keypair"}}},
+    {"tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}},
+    {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}},
+], ids=["certManager", "certManager with a CA Secret", "certManager with an issuer", "existingSecret"])
+def test_gitops_safe_modes_render_the_same_objects_every_time(values):
+    """What `helm template` (Argo CD) renders must not change from one sync to the next."""
+    assert render(values).objects == render(values).objects
+
+
+def test_generate_renders_new_certificates_without_lookup_which_is_why_notes_warn(default):
+    assert render().secret_data("hello-ca") != default.secret_data("hello-ca")
+    assert "WARNING for GitOps" in default.notes
+    assert "certManager" in default.notes and "existingSecret" in default.notes
+    for values in ({"tls": {"mode": "certManager"}},
+                   {"tls": {"mode": "existingSecret", "existingSecret": {"service1": "s1", "service2": "s2"}}}):
+        assert "GitOps" not in render(values).notes
+
+
+def test_notes_say_generated_certificates_expire_and_are_not_renewed():
+    notes = render({"tls": {"generate": {"certValidityDays": 365}}}).notes
+    assert "never renewed" in notes
+    assert "last 365 days" in notes
+    assert "tls_certificate_not_after_seconds" in notes
+
+
+def test_a_ca_secret_and_an_issuer_of_your_own_are_not_both_accepted():
+    with pytest.raises(helm_python.HelmValuesError, match="issuerRef"):
+        render({"tls": {"mode": "certManager", "certManager": {
+            "caSecretName": "corp-ca-keypair", "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}})
+
+
+# --- identity under a shared issuer ---------------------------------------
+
+SPIFFE_ONLY = [
+    {"tls": {"mode": "certManager", "spiffeOnly": True}},
+    {"tls": {"mode": "existingSecret", "spiffeOnly": True, "existingSecret": {"service1": "s1", "service2": "s2"}}},
+]
+
+
+@pytest.mark.parametrize("values", SPIFFE_ONLY, ids=["certManager", "existingSecret"])
+def test_spiffe_only_accepts_service2_by_its_spiffe_id_alone(values):
+    rendered = render(values)
+    assert allowed_clients(rendered) == [SERVICE2_SPIFFE]
+    assert "service2" not in allowed_clients(rendered)
+
+
+def test_spiffe_only_keeps_extra_spiffe_clients():
+    debug = "spiffe://cluster.local/ns/ops/sa/debug"
+    rendered = render({"tls": {"mode": "certManager", "spiffeOnly": True},
+                       "service1": {"extraAllowedClients": [debug]}})
+    assert allowed_clients(rendered) == [SERVICE2_SPIFFE, debug]
+
+
+def test_spiffe_only_certificates_carry_the_uri_service1_requires():
+    rendered = render(SPIFFE_ONLY[0])
+    client = rendered.get("Certificate", "hello-service2")["spec"]
+    assert set(client["uris"]) == set(allowed_clients(rendered))
+
+
+@pytest.mark.parametrize("values, where", [
+    ({"tls": {"spiffeOnly": True}}, "/tls/mode"),
+    ({"tls": {"mode": "certManager", "spiffeOnly": True}, "service1": {"extraAllowedClients": ["debug-client"]}},
+     "/service1/extraAllowedClients/0"),
+], ids=["generate cannot write URI SANs", "a DNS name among the extra clients"])
+def test_spiffe_only_refuses_what_would_let_a_dns_name_back_in(values, where):
+    with pytest.raises(helm_python.HelmValuesError) as info:
+        render(values)
+    assert where in str(info.value)
+
+
+def test_cert_manager_gives_service1_its_own_spiffe_id():
+    rendered = render({"tls": {"mode": "certManager"}})
+    server = rendered.get("Certificate", "hello-service1")["spec"]
+    sa = rendered.deployment("service1")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert server["uris"] == [f"spiffe://cluster.local/ns/demo/sa/{sa}"]

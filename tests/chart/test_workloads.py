@@ -178,7 +178,8 @@ def test_service2_reaches_every_service1_pod_through_the_headless_service(defaul
     assert host == f"{svc['metadata']['name']}.demo.svc.cluster.local"
     assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["publishNotReadyAddresses"] is False
-    assert svc["spec"]["ports"] == [{"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP"}]
+    assert svc["spec"]["ports"] == [
+        {"name": "tls-grpc", "appProtocol": "tls", "port": 50051, "targetPort": "grpc", "protocol": "TCP"}]
     assert selects({"matchLabels": svc["spec"]["selector"]}, pod_labels(default, "service1"))
     assert not selects({"matchLabels": svc["spec"]["selector"]}, pod_labels(default, "service2"))
 
@@ -222,3 +223,20 @@ def test_long_release_names_still_make_valid_service_names():
     rendered = render(name="a" * 53)
     for svc in rendered.all("Service"):
         assert len(svc["metadata"]["name"]) <= 63
+
+
+def test_the_grpc_port_is_declared_as_tls_so_meshes_pass_it_through(default):
+    """service1 terminates TLS itself: a sidecar must not parse the bytes as plaintext HTTP/2.
+
+    Istio picks the protocol from appProtocol, else from the port name's prefix
+    before the first dash; both say tls. Linkerd detects the TLS ClientHello
+    and proxies the connection as opaque TCP.
+    """
+    (port,) = default.get("Service", "hello-service1-grpc")["spec"]["ports"]
+    assert port["appProtocol"] == "tls"
+    assert port["name"].split("-")[0] == "tls"
+    assert len(port["name"]) <= 15
+    # Every Service port that carries plaintext keeps a plaintext name.
+    for name in ("hello-service1", "hello-service2"):
+        for p in default.get("Service", name)["spec"]["ports"]:
+            assert p["name"] == "http" and "appProtocol" not in p

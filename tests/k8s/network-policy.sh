@@ -198,3 +198,68 @@ check_network_policy() {
   kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
   return $status
 }
+
+# --- k. NetworkPolicy knobs: extra gRPC clients, egress --------------------------------
+
+# check_network_policy_knobs: a release installed with the policies on,
+# service1GrpcFrom naming the tcp-probe pods, and egress on with DNS allowed
+# to the node (where this cluster's CoreDNS runs, outside the pod network).
+# Once kube-router has programmed the policies, service2 is restarted, so it
+# must resolve service1 and connect to it under the egress policy: it turns
+# Ready, say-hello has no failed call, and the probe (an extra client) opens
+# service1's gRPC port. Then the negative control: with DNS allowed only to
+# an address that serves none, a restarted service2 pod never turns Ready
+# (egress is really enforced), and the earlier values bring it back.
+check_network_policy_knobs() {
+  local release=npk namespace=$NAMESPACE-netpol-knobs status=0 node_ip ip out url i
+  node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+  if ! helm_install "$release" "$namespace" --set service1.replicas=1,service2.replicas=1 \
+    --set networkPolicy.enabled=true,networkPolicy.egress.enabled=true \
+    --set-json "networkPolicy.egress.dnsTo=[{\"ipBlock\":{\"cidr\":\"$node_ip/32\"}}]" \
+    --set-json 'networkPolicy.service1GrpcFrom=[{"podSelector":{"matchLabels":{"app.kubernetes.io/name":"tcp-probe"}}}]' \
+    >/dev/null; then
+    echo "helm install failed"
+    status=1
+  fi
+  if ((status == 0)); then
+    for ((i = 0; i < 60; i++)); do
+      policy_programmed "$namespace" "$release-service2" && policy_programmed "$namespace" "$release-service1" && break
+      sleep 0.5
+    done
+    echo "kube-router programmed both policies after $((i / 2))s"
+    kubectl -n "$namespace" rollout restart "deploy/$release-service2" >/dev/null &&
+      kubectl -n "$namespace" rollout status "deploy/$release-service2" --timeout 90s >/dev/null || status=1
+    echo "service2 restarted under the egress policy: $( ((status == 0)) && echo Ready || echo 'not Ready')"
+    url=$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=egress)
+    out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" egress 20)
+    echo "say-hello with egress rules: $out"
+    [[ $out == "sent 20 failed 0" ]] || status=1
+    ip=$(kubectl -n "$namespace" get pods -l "$(s1_selector "$release")" -o jsonpath='{.items[0].status.podIP}')
+    out=$(probe "$namespace" tcp-probe-extra-client "$ip:50051") || status=1
+    echo "a pod listed in service1GrpcFrom: $out"
+    grep -qxF "$ip:50051 open" <<<"$out" || status=1
+  fi
+  if ((status == 0)); then
+    # 192.0.2.1 (TEST-NET-1) serves no DNS: a new service2 pod cannot resolve service1.
+    helm_install "$release" "$namespace" --reuse-values --wait=hookOnly \
+      --set-json 'networkPolicy.egress.dnsTo=[{"ipBlock":{"cidr":"192.0.2.1/32"}}]' >/dev/null || status=1
+    for ((i = 0; i < 60; i++)); do
+      "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter | grep -qF 192.0.2.1 && break
+      sleep 0.5
+    done
+    kubectl -n "$namespace" rollout restart "deploy/$release-service2" >/dev/null || status=1
+    if kubectl -n "$namespace" rollout status "deploy/$release-service2" --timeout 40s >/dev/null 2>&1; then
+      echo "negative control: service2 turned Ready with DNS blocked (egress not enforced?)"
+      status=1
+    else
+      echo "negative control: with DNS blocked, a restarted service2 pod stays unready (40 s)"
+    fi
+  fi
+  if ((status != 0)); then
+    kubectl -n "$namespace" get networkpolicies,pods -o wide 2>&1 | tail -8
+    tail -5 "$STATE/logs/kube-router.log"
+  fi
+  helm uninstall "$release" --namespace "$namespace" --wait=false >/dev/null 2>&1 || true
+  kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
+  return $status
+}

@@ -102,6 +102,7 @@ run_all_checks
 if [[ -z ${CHECKS:-} || " $CHECKS " == *" network_policy "* ]]; then
   if network_policy_start; then
     run_check "j. networkPolicy.enabled: only service2 reaches service1's gRPC port (enforced by kube-router)" check_network_policy
+    run_check "k. networkPolicy.service1GrpcFrom admits an extra client; egress on: service2 still reaches DNS and service1" check_network_policy_knobs
   else
     run_check "j. kube-router (NetworkPolicy enforcement) starts" false
   fi

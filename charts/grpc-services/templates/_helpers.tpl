@@ -28,6 +28,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: {{ include "grpc-services.name" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -47,8 +50,21 @@ All labels of one component. Takes (dict "root" $ "component" "service1").
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+The image reference. image.tag may be a number (`--set image.tag=1234567`
+parses as one, and a values file's number reaches the template as a float):
+a whole number is written without a decimal point or exponent.
+*/}}
 {{- define "grpc-services.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $tag := .Values.image.tag }}
+{{- if or (kindIs "float64" $tag) (kindIs "int64" $tag) (kindIs "int" $tag) }}
+{{- $tag = int64 $tag | toString }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion $tag) }}
+{{- end }}
 {{- end }}
 
 {{/* Names shared by several templates. */}}
@@ -56,8 +72,20 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-service1-grpc" (include "grpc-services.fullname" .) }}
 {{- end }}
 
+{{/*
+The ServiceAccount a component runs as (and names in its SPIFFE ID):
+serviceAccount.name, else <fullname>-<component> when the chart creates it,
+else "default".
+*/}}
 {{- define "grpc-services.serviceAccountName" -}}
+{{- $sa := (index .root.Values .component).serviceAccount }}
+{{- if $sa.name }}
+{{- $sa.name }}
+{{- else if $sa.create }}
 {{- printf "%s-%s" (include "grpc-services.fullname" .root) .component }}
+{{- else }}
+{{- "default" }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -73,7 +101,15 @@ headless Service's short name.
 service2's SPIFFE identity, carried as a URI SAN by cert-manager certificates.
 */}}
 {{- define "grpc-services.service2SpiffeId" -}}
-{{- printf "spiffe://%s/ns/%s/sa/%s" .Values.clusterDomain .Release.Namespace (include "grpc-services.serviceAccountName" (dict "root" . "component" "service2")) }}
+{{- include "grpc-services.spiffeId" (dict "root" . "component" "service2") }}
+{{- end }}
+
+{{/*
+A component's SPIFFE ID: spiffe://<clusterDomain>/ns/<namespace>/sa/<its
+ServiceAccount>. Takes (dict "root" $ "component" "service1").
+*/}}
+{{- define "grpc-services.spiffeId" -}}
+{{- printf "spiffe://%s/ns/%s/sa/%s" .root.Values.clusterDomain .root.Release.Namespace (include "grpc-services.serviceAccountName" .) }}
 {{- end }}
 
 {{/*
@@ -180,7 +216,11 @@ OTEL_EXPORTER_OTLP_CLIENT_KEY: "/etc/otel-tls/tls.key"
 {{- if eq .component "service1" }}
 GRPC_PORT: {{ int $c.ports.grpc | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
-TLS_ALLOWED_CLIENTS: {{ concat (list "service2" (include "grpc-services.service2SpiffeId" $root)) $c.extraAllowedClients | uniq | join "," | quote }}
+{{- $service2Ids := list "service2" (include "grpc-services.service2SpiffeId" $root) }}
+{{- if $v.tls.spiffeOnly }}
+{{- $service2Ids = list (include "grpc-services.service2SpiffeId" $root) }}
+{{- end }}
+TLS_ALLOWED_CLIENTS: {{ concat $service2Ids $c.extraAllowedClients | uniq | join "," | quote }}
 MAX_CONNECTION_AGE: {{ include "grpc-services.seconds" $c.maxConnectionAgeSeconds | quote }}
 MAX_CONNECTION_AGE_GRACE: {{ include "grpc-services.seconds" $c.maxConnectionAgeGraceSeconds | quote }}
 GRPC_REFLECTION: {{ $c.grpcReflection | quote }}
@@ -217,4 +257,58 @@ One native gRPC probe on the admin port. Takes (dict "port" 9080 "probe" {...}).
 grpc:
   port: {{ .port }}
 {{ toYaml .probe }}
+{{- end }}
+
+{{/*
+The port of otel.endpoint: the one written, else the scheme's (443, 80), as
+the exporter would dial it.
+*/}}
+{{- define "grpc-services.otelPort" -}}
+{{- $endpoint := .Values.otel.endpoint }}
+{{- $hostPort := regexReplaceAll "[/?].*$" (regexReplaceAll "^https?://" $endpoint "") "" }}
+{{- $port := regexFind ":[0-9]+$" $hostPort | trimPrefix ":" }}
+{{- if $port }}{{ $port }}{{ else if hasPrefix "https://" $endpoint }}443{{ else }}80{{ end }}
+{{- end }}
+
+{{/*
+Egress rules both services share (networkPolicy.egress): DNS, the OTLP
+collector when spans are exported, and extraRules. A list of
+NetworkPolicyEgressRules, as YAML.
+*/}}
+{{- define "grpc-services.egressRules" -}}
+{{- $e := .Values.networkPolicy.egress }}
+# DNS: service2 resolves service1's headless name, both the collector's.
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  {{- with $e.dnsTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- if .Values.otel.endpoint }}
+# OTLP export to otel.endpoint.
+- ports:
+    - port: {{ include "grpc-services.otelPort" . }}
+      protocol: TCP
+  {{- with $e.otelTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- with $e.extraRules }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+PromQL label matchers for this release's series, for alerts and dashboards:
+monitoring.prometheusRule.selector, else the release namespace and the pod
+names of both Deployments (<fullname>-service1-<hash>-<id>), which any
+Kubernetes service discovery labels.
+*/}}
+{{- define "grpc-services.seriesSelector" -}}
+{{- $default := printf "namespace=\"%s\",pod=~\"%s-service[12]-[a-z0-9]+-[a-z0-9]+\"" .Release.Namespace (include "grpc-services.fullname" .) }}
+{{- default $default .Values.monitoring.prometheusRule.selector }}
 {{- end }}
