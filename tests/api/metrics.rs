@@ -1,6 +1,7 @@
 //! Metric series are bounded: no label value comes from what a client sent.
 //! gRPC calls are counted under the names and labels stock dashboards and
-//! alerts expect (go-grpc-prometheus): `grpc_server_*` on service1.
+//! alerts expect (go-grpc-prometheus): `grpc_server_*` on service1,
+//! `grpc_client_*` on service2.
 //!
 //! Each service records into its own registry, which these tests read in
 //! process: after one request of a kind has made its series, thousands of
@@ -12,14 +13,14 @@ use hyper_util::rt::TokioExecutor;
 use observability::Metrics;
 use system_tests::{
     raw_h2::{self, grpc_status, hold_calls},
-    spawn_service1, Pki,
+    spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1, Pki,
 };
 use tokio_stream::StreamExt as _;
 use tonic::{codegen::Service as _, Code};
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use wire::proto::ProcessNameRequest;
 
-use crate::client;
+use crate::{client, get};
 
 /// How many distinct made-up methods, paths or gRPC paths each test sends.
 const DISTINCT: usize = 2_000;
@@ -311,4 +312,56 @@ async fn a_server_stream_counts_each_message_and_a_stream_the_client_drops_is_ca
     assert_eq!(settled(m, &canceled, 1.0).await, 1.0);
     assert_eq!(value(m, &format!("grpc_server_msg_received_total{{{watch}}}")), 1.0);
     assert!(value(m, &format!("grpc_server_msg_sent_total{{{watch}}}")) >= 1.0);
+}
+
+#[tokio::test]
+async fn service2_counts_its_calls_to_service1_as_a_grpc_client() {
+    let service1 = spawn_service1(&[]).await;
+    let service2 = spawn_service2(service1.grpc_addr).await;
+
+    for _ in 0..2 {
+        assert_eq!(get(&service2.url("/api/v1/say-hello?name=m"), None).await.status, 200);
+    }
+
+    let m = &service2.metrics;
+    for (series, expected) in [
+        (format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="OK"}}"#), 2.0),
+        (format!("grpc_client_started_total{{{PROCESS_NAME}}}"), 2.0),
+        (format!("grpc_client_handling_seconds_count{{{PROCESS_NAME}}}"), 2.0),
+        (format!("grpc_client_msg_sent_total{{{PROCESS_NAME}}}"), 2.0),
+        (format!("grpc_client_msg_received_total{{{PROCESS_NAME}}}"), 2.0),
+    ] {
+        assert_eq!(value(m, &series), expected, "{series}");
+    }
+    assert!(!m.render().contains("grpc_server_handled_total{"), "service2 serves no gRPC");
+}
+
+#[tokio::test]
+async fn a_failed_call_to_service1_is_counted_with_its_code_and_no_answer_received() {
+    let fake = FakeService1::start(Behaviour::Fail(Code::InvalidArgument)).await;
+    let service2 = spawn_service2(fake.addr).await;
+
+    assert_eq!(get(&service2.url("/api/v1/say-hello?name=m"), None).await.status, 400);
+
+    let m = &service2.metrics;
+    let invalid = format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="INVALID_ARGUMENT"}}"#);
+    assert_eq!(value(m, &invalid), 1.0);
+    assert_eq!(value(m, &format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="OK"}}"#)), 0.0);
+    assert_eq!(value(m, &format!("grpc_client_msg_sent_total{{{PROCESS_NAME}}}")), 1.0);
+    assert_eq!(value(m, &format!("grpc_client_msg_received_total{{{PROCESS_NAME}}}")), 0.0);
+}
+
+#[tokio::test]
+async fn a_call_that_finds_no_service1_replica_is_counted_unavailable_with_nothing_sent() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let service2 = spawn_service2_with(closed, &["--service1-timeout", "60s"]).await;
+
+    assert_eq!(get(&service2.url("/api/v1/say-hello?name=m"), None).await.status, 503);
+
+    let m = &service2.metrics;
+    let unavailable = format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="UNAVAILABLE"}}"#);
+    assert_eq!(value(m, &unavailable), 1.0);
+    assert_eq!(value(m, &format!("grpc_client_started_total{{{PROCESS_NAME}}}")), 1.0);
+    assert_eq!(value(m, &format!("grpc_client_msg_sent_total{{{PROCESS_NAME}}}")), 0.0);
 }
