@@ -15,13 +15,12 @@
 //! the service declares, or [`GrpcMethod::UNKNOWN`].
 //!
 //! Series for a method are made once, by [`GrpcMetrics::method`] when the
-//! service starts; after that, counting a call touches no lock except the
-//! first time a method ends with a given code.
+//! service starts, at zero: `handled` for every code too, as
+//! go-grpc-prometheus does, so that `rate()` sees a method's first error
+//! (Prometheus takes a series that appears at 1 for one that was always 1).
+//! After that, counting a call touches no lock and builds no label.
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -91,15 +90,12 @@ pub struct MethodMetrics {
 
 #[derive(Debug)]
 struct MethodSeries {
-    labels: MethodLabels,
     started: Counter,
     received: Counter,
     sent: Counter,
     handling: Histogram,
-    /// `handled` by code (tonic's `Code as usize`, 0 to 16), made the
-    /// first time a call ends with that code.
-    handled: [OnceLock<Counter>; CODES.len()],
-    family: Family<CodeLabels, Counter>,
+    /// `handled` by code, indexed by code number (tonic's `Code as usize`).
+    handled: [Counter; CODES.len()],
 }
 
 /// One call: counted as started when made, and as handled, with its
@@ -210,14 +206,16 @@ impl GrpcMetrics {
     /// result: it is what a call records into.
     pub fn method(&self, method: GrpcMethod) -> MethodMetrics {
         let labels = method.labels();
+        let handled = CODES.map(|grpc_code| {
+            let MethodLabels { grpc_type, grpc_service, grpc_method } = labels.clone();
+            self.handled.get_or_create_owned(&CodeLabels { grpc_type, grpc_service, grpc_method, grpc_code })
+        });
         let series = MethodSeries {
             started: self.started.get_or_create_owned(&labels),
             received: self.received.get_or_create_owned(&labels),
             sent: self.sent.get_or_create_owned(&labels),
             handling: self.handling.get_or_create_owned(&labels),
-            handled: Default::default(),
-            family: self.handled.clone(),
-            labels,
+            handled,
         };
         MethodMetrics { inner: Arc::new(series) }
     }
@@ -273,17 +271,8 @@ impl MethodMetrics {
     }
 
     fn handled(&self, code: Code) -> &Counter {
-        let series = &*self.inner;
-        series.handled[code as usize].get_or_init(|| {
-            let labels = &series.labels;
-            let labels = CodeLabels {
-                grpc_type: labels.grpc_type,
-                grpc_service: labels.grpc_service,
-                grpc_method: labels.grpc_method,
-                grpc_code: code_label(code),
-            };
-            series.family.get_or_create_owned(&labels)
-        })
+        // tonic's Code has exactly the 17 codes gRPC defines, 0 to 16.
+        &self.inner.handled[code as usize]
     }
 }
 
@@ -379,7 +368,13 @@ mod tests {
             assert!(text.contains(&format!("{name}{labels} 0\n")), "{name}: {text}");
         }
         assert!(text.contains(&format!("grpc_server_handling_seconds_count{labels} 0\n")), "{text}");
-        assert!(!text.contains("grpc_server_handled_total{"), "no code has happened yet: {text}");
+        let handled: Vec<_> = text.lines().filter(|l| l.starts_with("grpc_server_handled_total{")).collect();
+        assert_eq!(handled.len(), 17, "one per code: {text}");
+        for code in ["OK", "CANCELED", "DEADLINE_EXCEEDED", "UNAUTHENTICATED"] {
+            let labels = labels.trim_end_matches('}');
+            let series = format!(r#"grpc_server_handled_total{labels},grpc_code="{code}"}} 0"#);
+            assert!(handled.contains(&series.as_str()), "{series}: {handled:#?}");
+        }
     }
 
     #[test]
