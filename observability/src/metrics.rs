@@ -12,8 +12,8 @@
 //! does not serve is [`GrpcMethod::UNKNOWN`]. Otherwise each new value a
 //! client makes up would add a series that lives as long as the process.
 //!
-//! gRPC calls are counted by [`grpc`], with the names and labels stock
-//! dashboards expect: every service has the server side
+//! gRPC calls are counted in [`GrpcMetrics`], with the names and labels
+//! stock dashboards expect: every service has the server side
 //! ([`Metrics::grpc_server`]); a service that makes calls registers a
 //! client side of its own ([`GrpcMetrics::register`]).
 

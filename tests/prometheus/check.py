@@ -20,7 +20,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error

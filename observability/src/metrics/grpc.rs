@@ -6,7 +6,7 @@
 //! - `grpc_{server,client}_handled_total`: calls finished, with `grpc_code`;
 //! - `grpc_{server,client}_handling_seconds`: latency, a histogram;
 //! - `grpc_{server,client}_msg_received_total`, `..._msg_sent_total`:
-//!   messages, as each side counts them (see its recorder).
+//!   messages, as the code that records them says it counts them.
 //!
 //! Labels: `grpc_type` ([`GrpcType`]), `grpc_service` (`app.grpc.Service1`),
 //! `grpc_method` (the bare method name, `ProcessName`), and on the handled
