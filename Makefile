@@ -4,10 +4,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV_CERTS := $(addprefix certs/dev/,ca.crt service1.crt service1.key service2.crt service2.key)
 
-.PHONY: help build run test test-chart test-rules lint fmt certs bench image test-image test-cluster test-kind fuzz stress
+.PHONY: help build run test test-chart test-rules test-prometheus lint fmt certs bench image test-image test-cluster test-kind fuzz stress
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
 
 build: ## Build both services (debug)
 	$(CARGO) build --workspace --bins
@@ -34,6 +34,10 @@ test-chart: ## Only the Helm chart tests (offline; makes .venv on first use)
 
 test-rules: ## The chart's alert rules under promtool (installs Debian's prometheus when missing, as root)
 	scripts/test-rules.sh
+
+test-prometheus: ## Both services scraped by a real Prometheus; stock gRPC dashboard and alert queries checked (root on Debian: installs prometheus)
+	$(CARGO) build --workspace --bins
+	scripts/test-prometheus.sh
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -9,8 +9,17 @@
 //! Every label value comes from a closed set, never from what a client
 //! sent: a method outside the standard ones is `other` ([`method_label`]),
 //! a path no route matches is [`UNMATCHED_ROUTE`], a gRPC method the server
-//! does not serve is [`UNKNOWN_GRPC_METHOD`]. Otherwise each new value a
+//! does not serve is [`GrpcMethod::UNKNOWN`]. Otherwise each new value a
 //! client makes up would add a series that lives as long as the process.
+//!
+//! gRPC calls are counted in [`GrpcMetrics`], with the names and labels
+//! stock dashboards expect: every service has the server side
+//! ([`Metrics::grpc_server`]); a service that makes calls registers a
+//! client side of its own ([`GrpcMetrics::register`]).
+
+mod grpc;
+
+pub use grpc::{code_label, GrpcCall, GrpcMethod, GrpcMetrics, GrpcType, MethodMetrics, Side};
 
 use std::{
     collections::HashMap,
@@ -41,24 +50,10 @@ pub struct RouteLabels {
     pub route: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GrpcLabels {
-    pub grpc_method: String,
-    pub grpc_code: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MethodLabels {
-    pub grpc_method: String,
-}
-
 /// The `route` of requests no route matched: one value, whatever the path.
 pub const UNMATCHED_ROUTE: &str = "<unmatched>";
 /// The `route` of requests whose head could not be parsed at all.
 pub const UNPARSED_ROUTE: &str = "<unparsed>";
-/// The `grpc_method` of calls to a method the server does not serve, and of
-/// calls refused before their method mattered (an identity not allowed).
-pub const UNKNOWN_GRPC_METHOD: &str = "unknown";
 
 /// The `method` label: one of the methods HTTP defines (RFC 9110, and
 /// PATCH), else `other`.
@@ -89,8 +84,6 @@ pub struct TlsFigures {
 
 /// The series of one HTTP route, by method label and status.
 type HttpSeries = HashMap<(&'static str, u16), (Counter, Histogram)>;
-/// The series of one gRPC method: latency, and calls by status code.
-type GrpcSeries = (Histogram, HashMap<i32, Counter>);
 type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 
 /// A service's metrics: its registry, and the families the serving layers
@@ -105,7 +98,6 @@ struct Hub {
     /// Handles to series already created, so recording on the request path
     /// is a map lookup under a read lock, with no label strings built.
     http_series: RwLock<HashMap<String, HttpSeries>>,
-    grpc_series: RwLock<HashMap<&'static str, GrpcSeries>>,
     scrape_hooks: Mutex<Vec<ScrapeHook>>,
     families: Families,
 }
@@ -114,8 +106,7 @@ struct Hub {
 struct Families {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
-    grpc_handled: Family<GrpcLabels, Counter>,
-    grpc_duration: Family<MethodLabels, Histogram>,
+    grpc_server: GrpcMetrics,
     tls_not_after: Gauge,
     tls_reloads: Counter,
     tls_reload_failures: Counter,
@@ -136,8 +127,7 @@ impl Families {
         Self {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(histogram),
-            grpc_handled: Family::default(),
-            grpc_duration: Family::new_with_constructor(histogram),
+            grpc_server: GrpcMetrics::default(),
             tls_not_after: Gauge::default(),
             tls_reloads: Counter::default(),
             tls_reload_failures: Counter::default(),
@@ -156,12 +146,7 @@ impl Families {
             f.http_requests.clone(),
         );
         r.register("http_server_request_duration_seconds", "HTTP request latency", f.http_duration.clone());
-        r.register(
-            "grpc_server_handled",
-            "gRPC calls served, by method and status code",
-            f.grpc_handled.clone(),
-        );
-        r.register("grpc_server_handling_seconds", "gRPC call latency, as served", f.grpc_duration.clone());
+        f.grpc_server.register_in(Side::Server, r);
         r.register(
             "tls_certificate_not_after_seconds",
             "notAfter of the certificate in use, Unix time (0 with TLS off)",
@@ -211,7 +196,6 @@ impl Metrics {
         let hub = Hub {
             registry: Mutex::new(registry),
             http_series: RwLock::default(),
-            grpc_series: RwLock::default(),
             scrape_hooks: Mutex::new(Vec::new()),
             families,
         };
@@ -293,33 +277,10 @@ impl Metrics {
         write.entry(route).or_default().insert(key, (count, latency));
     }
 
-    /// Counts one gRPC call served, its status code and latency. `method`
-    /// is one the server serves, or [`UNKNOWN_GRPC_METHOD`].
-    pub fn record_grpc(&self, method: &'static str, code: Option<tonic::Code>, seconds: f64) {
-        // No status means the client went away first.
-        let code = code.unwrap_or(tonic::Code::Cancelled);
-        let read = self.inner.grpc_series.read().unwrap_or_else(|p| p.into_inner());
-        if let Some((latency, codes)) = read.get(method) {
-            if let Some(count) = codes.get(&(code as i32)) {
-                count.inc();
-                latency.observe(seconds);
-                return;
-            }
-        }
-        drop(read);
-        let labels = GrpcLabels { grpc_method: method.to_owned(), grpc_code: format!("{code:?}") };
-        let count = self.inner.families.grpc_handled.get_or_create(&labels).clone();
-        let latency = self
-            .inner
-            .families
-            .grpc_duration
-            .get_or_create(&MethodLabels { grpc_method: method.to_owned() })
-            .clone();
-        count.inc();
-        latency.observe(seconds);
-        let mut write = self.inner.grpc_series.write().unwrap_or_else(|p| p.into_inner());
-        let series = write.entry(method).or_insert_with(|| (latency, HashMap::new()));
-        series.1.insert(code as i32, count);
+    /// The `grpc_server_*` families: what a gRPC server records into,
+    /// through the [`MethodMetrics`] of each method it serves.
+    pub fn grpc_server(&self) -> &GrpcMetrics {
+        &self.inner.families.grpc_server
     }
 
     fn lock_registry(&self) -> std::sync::MutexGuard<'_, Registry> {

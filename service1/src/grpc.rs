@@ -6,6 +6,7 @@
 //! (`GRPC_MAX_MESSAGE_BYTES`). The original's service2 validates nothing
 //! and relies on that; our REST edges validate for their own callers.
 
+use observability::metrics::{GrpcMethod, GrpcType};
 use tonic::{Request, Response, Status};
 use tonic_reflection::server::{v1, v1alpha};
 use wire::{
@@ -16,13 +17,13 @@ use wire::{
     },
 };
 
-/// The methods of `app.grpc.Service1`, as paths.
-pub const METHODS: &[&str] = &["/app.grpc.Service1/ProcessName"];
+/// The methods of `app.grpc.Service1`.
+pub const METHODS: &[GrpcMethod] = &[GrpcMethod::unary("app.grpc.Service1", "ProcessName")];
 
-/// The methods of server reflection, v1 and v1alpha, as paths.
-pub const REFLECTION_METHODS: &[&str] = &[
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+/// The methods of server reflection, v1 and v1alpha.
+pub const REFLECTION_METHODS: &[GrpcMethod] = &[
+    GrpcMethod::new("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo", GrpcType::BidiStream),
+    GrpcMethod::new("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", GrpcType::BidiStream),
 ];
 
 /// Server reflection, v1 and v1alpha (grpcurl and grpcui speak one or the
@@ -60,5 +61,25 @@ impl Service1 for NameService {
         request: Request<ProcessNameRequest>,
     ) -> Result<Response<ProcessNameResponse>, Status> {
         Ok(Response::new(ProcessNameResponse { name: names::upper(&request.get_ref().name) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::server::NamedService;
+
+    use super::*;
+
+    fn name_of<S: NamedService>(_: &S) -> &'static str {
+        S::NAME
+    }
+
+    #[test]
+    fn metrics_name_the_services_as_served() {
+        let (v1, v1alpha) = reflection();
+
+        assert_eq!(METHODS[0].service, name_of(&NameService::server(1)));
+        let reflection: Vec<_> = REFLECTION_METHODS.iter().map(|m| m.service).collect();
+        assert_eq!(reflection, [name_of(&v1), name_of(&v1alpha)]);
     }
 }

@@ -1,6 +1,7 @@
 //! The layer every gRPC server puts in front of its services: it takes the
 //! `request_id` from metadata (or makes one), runs the call inside a span
-//! that carries it, and writes one access line per call with its status.
+//! that carries it, writes one access line per call with its status, and
+//! counts the call in the `grpc_server_*` metrics.
 
 use std::{
     collections::HashMap,
@@ -18,31 +19,48 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
-use observability::{metrics::UNKNOWN_GRPC_METHOD, Metrics, Observability};
+use observability::{
+    metrics::{GrpcCall, GrpcMethod, GrpcType, MethodMetrics},
+    Observability,
+};
 use wire::{request_id, RequestId};
 
 use crate::tls::server::PeerInfo;
 
+mod messages;
+
+use self::messages::MessageCounter;
+
 /// The methods `grpc.health.v1.Health` serves.
-pub const HEALTH_METHODS: &[&str] = &["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"];
+pub const HEALTH_METHODS: &[GrpcMethod] = &[
+    GrpcMethod::unary("grpc.health.v1.Health", "Check"),
+    GrpcMethod::new("grpc.health.v1.Health", "Watch", GrpcType::ServerStream),
+];
 
 /// Marks a response refused before the call reached its method (the
-/// caller's identity is not allowed): it is counted without its path.
+/// caller's identity is not allowed): it is counted without its path, as
+/// [`GrpcMethod::UNKNOWN`]. The refusal must come at once (a ready future),
+/// before the call is counted as started.
 #[derive(Debug, Clone, Copy)]
 pub struct Refused;
 
-/// Access lines, spans and metrics for every call. `methods` are the paths
-/// the server serves (`/package.Service/Method`); metrics count any other
-/// path as [`UNKNOWN_GRPC_METHOD`], so made-up paths add no series.
+/// Access lines, spans and metrics for every call. `methods` are the
+/// methods the server serves; metrics count a call to any other path as
+/// [`GrpcMethod::UNKNOWN`], so made-up paths add no series.
 #[derive(Clone)]
 pub struct ObserveLayer {
-    methods: Arc<[&'static str]>,
+    methods: Arc<[(GrpcMethod, MethodMetrics)]>,
+    unknown: MethodMetrics,
     obs: Observability,
 }
 
 impl ObserveLayer {
-    pub fn new(methods: &[&'static str], obs: &Observability) -> Self {
-        Self { methods: methods.into(), obs: obs.clone() }
+    /// Makes the series of each method now, so that a call only looks up
+    /// its method's handles: no lock, no label built.
+    pub fn new(methods: &[GrpcMethod], obs: &Observability) -> Self {
+        let grpc = obs.metrics.grpc_server();
+        let methods = methods.iter().map(|m| (*m, grpc.method(*m))).collect();
+        Self { methods, unknown: grpc.method(GrpcMethod::UNKNOWN), obs: obs.clone() }
     }
 }
 
@@ -50,23 +68,24 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, methods: self.methods.clone(), obs: self.obs.clone() }
+        Observe { inner, layer: self.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
-    methods: Arc<[&'static str]>,
-    obs: Observability,
+    layer: ObserveLayer,
 }
 
 // === impl Observe ===
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Observe<S>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S: Service<http::Request<CountedBody<ReqBody>>, Response = http::Response<ResBody>>,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
 {
     type Response = http::Response<ObservedBody<ResBody>>;
     type Error = S::Error;
@@ -76,7 +95,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let start = Instant::now();
         if let Some(peer) = request.extensions().get::<PeerInfo>() {
             peer.streams.served();
@@ -86,14 +105,14 @@ where
         // (HTTP/2's header list limit, 16 KiB, bounds it); metrics and the
         // span name only get a method the server serves.
         let method = request.uri().path().to_owned();
-        let known = self.methods.iter().copied().find(|m| *m == method);
-        let label = known.unwrap_or(UNKNOWN_GRPC_METHOD);
+        let known = self.layer.methods.iter().find(|(m, _)| m.is_path(&method));
+        let series = known.map_or(&self.layer.unknown, |(_, series)| series).clone();
         let full_name = method.trim_start_matches('/');
         let (service, rpc) = full_name.split_once('/').unwrap_or((full_name, ""));
         let span = tracing::info_span!(
             "grpc_request",
             request_id = %id,
-            otel.name = label.trim_start_matches('/'),
+            otel.name = if known.is_some() { full_name } else { GrpcMethod::UNKNOWN.method },
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             "rpc.system" = "grpc",
@@ -101,20 +120,71 @@ where
             "rpc.method" = rpc,
             "rpc.grpc.status_code" = tracing::field::Empty,
         );
-        self.obs.traces.continue_trace(&span, request.headers());
+        self.layer.obs.traces.continue_trace(&span, request.headers());
+        let deadline = grpc_timeout(request.headers()).and_then(|timeout| start.checked_add(timeout));
+        let mut request = request.map(|inner| CountedBody::new(inner, series.clone()));
         // Handlers find the id in `tonic::Request::extensions()`.
         request.extensions_mut().insert(id);
         let call = span.in_scope(|| self.inner.call(request));
-        let metrics = self.obs.metrics.clone();
+        let unknown = self.layer.unknown.clone();
         Box::pin(async move {
-            let response = call.instrument(span.clone()).await?;
+            let mut call = std::pin::pin!(call.instrument(span.clone()));
+            // A call is counted as started once the layers inside have seen
+            // it, so that a refusal, which comes at once, is counted started
+            // and handled without its method.
+            let (counted, response) = match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx)))
+                .await
+            {
+                Poll::Ready(response) => {
+                    let refused = response.as_ref().is_ok_and(|r| r.extensions().get::<Refused>().is_some());
+                    let series = if refused { &unknown } else { &series };
+                    (series.start(start).with_deadline(deadline), response)
+                }
+                Poll::Pending => {
+                    let counted = series.start(start).with_deadline(deadline);
+                    (counted, call.await)
+                }
+            };
+            let response = match response {
+                Ok(response) => response,
+                Err(error) => {
+                    // Not a status (tonic's routes and our layers answer
+                    // with one): tonic answers with the error's status if
+                    // it is one, else resets the stream. UNKNOWN is gRPC's
+                    // code for an error it cannot place.
+                    counted.handled(Code::Unknown);
+                    return Err(error);
+                }
+            };
             // A failed unary call is "trailers-only": its status is a header.
             let code = response.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
-            let label =
-                if response.extensions().get::<Refused>().is_some() { UNKNOWN_GRPC_METHOD } else { label };
-            let log = AccessLine { span, method, label, start, code, metrics };
-            Ok(response.map(|inner| ObservedBody { inner, log: Some(log) }))
+            let log = AccessLine { span, method, start, code, call: Some(counted) };
+            let sent = MessageCounter::default();
+            Ok(response.map(|inner| ObservedBody { inner, sent, log: Some(log) }))
         })
+    }
+}
+
+/// The client's deadline, from `grpc-timeout`: at most 8 digits and a
+/// unit (gRPC over HTTP/2). tonic enforces it outside this layer: it drops
+/// the call and answers CANCELLED ("Timeout expired"). This layer reads it
+/// only to count such a call as DEADLINE_EXCEEDED, the reason it ended, as
+/// a grpc-go server would.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.as_bytes();
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    match unit {
+        b'H' => Some(Duration::from_secs(n * 3600)),
+        b'M' => Some(Duration::from_secs(n * 60)),
+        b'S' => Some(Duration::from_secs(n)),
+        b'm' => Some(Duration::from_millis(n)),
+        b'u' => Some(Duration::from_micros(n)),
+        b'n' => Some(Duration::from_nanos(n)),
+        _ => None,
     }
 }
 
@@ -123,17 +193,21 @@ where
 struct AccessLine {
     span: Span,
     method: String,
-    /// The method's metric label.
-    label: &'static str,
     start: Instant,
     code: Option<Code>,
-    metrics: Metrics,
+    /// The call's metrics: handled when the line is written.
+    call: Option<GrpcCall>,
 }
 
 impl Drop for AccessLine {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        self.metrics.record_grpc(self.label, self.code, elapsed.as_secs_f64());
+        // No status: the call counts as CANCELED (the client went away),
+        // or DEADLINE_EXCEEDED once its deadline has passed.
+        match (self.call.take(), self.code) {
+            (Some(call), Some(code)) => call.handled(code),
+            (call, _) => drop(call),
+        }
         if let Some(code) = self.code {
             self.span.record("rpc.grpc.status_code", code as i64);
             if is_server_error(code) {
@@ -174,10 +248,56 @@ fn is_server_error(code: Code) -> bool {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that notes the `grpc-status` trailer as it passes.
+    /// A request body that counts the messages the client sent as the
+    /// server reads them (`grpc_server_msg_received_total`).
+    pub struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        counter: MessageCounter,
+        series: MethodMetrics,
+    }
+}
+
+impl<B> CountedBody<B> {
+    fn new(inner: B, series: MethodMetrics) -> Self {
+        Self { inner, counter: MessageCounter::default(), series }
+    }
+}
+
+impl<B: Body> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.series.received(this.counter.count_buf(data));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that notes the `grpc-status` trailer and counts the
+    /// messages sent (`grpc_server_msg_sent_total`) as they pass.
     pub struct ObservedBody<B> {
         #[pin]
         inner: B,
+        sent: MessageCounter,
         log: Option<AccessLine>,
     }
 }
@@ -194,6 +314,11 @@ impl<B: Body> Body for ObservedBody<B> {
         let polled = this.inner.poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(call)) =
+                    (frame.data_ref(), this.log.as_ref().and_then(|l| l.call.as_ref()))
+                {
+                    call.method().sent(this.sent.count_buf(data));
+                }
                 let status = frame.trailers_ref().and_then(|t| t.get("grpc-status"));
                 if let (Some(status), Some(log)) = (status, this.log.as_mut()) {
                     log.code = Some(Code::from_bytes(status.as_bytes()));
@@ -412,6 +537,35 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[test]
+    fn health_methods_are_named_as_tonic_health_serves_them() {
+        use tonic::server::NamedService;
+        type Health = tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>;
+
+        assert!(HEALTH_METHODS.iter().all(|m| m.service == <Health as NamedService>::NAME));
+        assert!(HEALTH_METHODS[0].is_path("/grpc.health.v1.Health/Check"));
+        assert!(HEALTH_METHODS[1].is_path("/grpc.health.v1.Health/Watch"));
+    }
+
+    #[test]
+    fn grpc_timeout_is_read_in_every_unit_and_nonsense_is_no_deadline() {
+        let timeout = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(timeout("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(timeout("10S"), Some(Duration::from_secs(10)));
+        assert_eq!(timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(timeout("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(timeout("1n"), Some(Duration::from_nanos(1)));
+        for nonsense in ["", "m", "100", "123456789m", "10s", "-1S", "1.5S", " 1S"] {
+            assert_eq!(timeout(nonsense), None, "{nonsense:?}");
+        }
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
 
     #[tokio::test]
     async fn calls_beyond_the_limit_get_resource_exhausted_at_once_and_room_frees_up() {

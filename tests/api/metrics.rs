@@ -1,17 +1,26 @@
 //! Metric series are bounded: no label value comes from what a client sent.
+//! gRPC calls are counted under the names and labels stock dashboards and
+//! alerts expect (go-grpc-prometheus): `grpc_server_*` on service1,
+//! `grpc_client_*` on service2.
 //!
 //! Each service records into its own registry, which these tests read in
 //! process: after one request of a kind has made its series, thousands of
 //! made-up methods and paths add none.
 
-use std::{collections::BTreeSet, net::SocketAddr};
+use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use hyper_util::rt::TokioExecutor;
 use observability::Metrics;
-use system_tests::{spawn_service1, Pki};
-use tonic::codegen::Service as _;
+use system_tests::{
+    raw_h2::{self, grpc_status, hold_calls},
+    spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1, Pki,
+};
+use tokio_stream::StreamExt as _;
+use tonic::{codegen::Service as _, Code};
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+use wire::proto::ProcessNameRequest;
 
-use crate::client;
+use crate::{client, get};
 
 /// How many distinct made-up methods, paths or gRPC paths each test sends.
 const DISTINCT: usize = 2_000;
@@ -119,25 +128,69 @@ async fn grpc_series_around(
     let service1 = spawn_service1(&crate::tls::strs(&pki.args("service1"))).await;
     let warm_up = [String::from("/made.up.Service/First"), String::from("/app.grpc.Service1/ProcessName")];
     call_paths(service1.grpc_addr, pki, identity, &warm_up).await;
-    let before = series(&service1.metrics, "grpc_server_handled_total");
+    let before = grpc_server_series(&service1.metrics);
 
     let statuses = call_paths(service1.grpc_addr, pki, identity, &made_up_paths()).await;
 
-    let after = series(&service1.metrics, "grpc_server_handled_total");
+    let after = grpc_server_series(&service1.metrics);
     (before, after, statuses)
+}
+
+/// Every series of the `grpc_server_*` families.
+fn grpc_server_series(metrics: &Metrics) -> BTreeSet<String> {
+    ["started_total", "handled_total", "msg_received_total", "msg_sent_total", "handling_seconds_count"]
+        .iter()
+        .flat_map(|name| series(metrics, &format!("grpc_server_{name}")))
+        .collect()
 }
 
 fn assert_bounded(before: &BTreeSet<String>, after: &BTreeSet<String>) {
     assert_eq!(after, before, "{DISTINCT} made-up paths added series");
-    let known = [
-        "/app.grpc.Service1/ProcessName",
-        "/grpc.health.v1.Health/Check",
-        "/grpc.health.v1.Health/Watch",
-        "unknown",
+    let closed_sets = [
+        (
+            "grpc_service",
+            &[
+                "app.grpc.Service1",
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+                "unknown",
+            ][..],
+        ),
+        ("grpc_method", &["ProcessName", "Check", "Watch", "ServerReflectionInfo", "unknown"]),
+        ("grpc_type", &["unary", "client_stream", "server_stream", "bidi_stream"]),
     ];
-    let methods = label_values(after, "grpc_method");
-    assert!(methods.iter().all(|m| known.contains(&m.as_str())), "{methods:?}");
+    for (label, known) in closed_sets {
+        let values = label_values(after, label);
+        assert!(values.iter().all(|v| known.contains(&v.as_str())), "{label}: {values:?}");
+    }
 }
+
+/// The value of the one sample `series` (name and labels, as rendered).
+fn value(metrics: &Metrics, series: &str) -> f64 {
+    let text = metrics.render();
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.parse().unwrap_or_else(|_| panic!("{series}: {v}")))
+}
+
+/// Waits (at most 5 s) until `series` reads `expected`, and says what it
+/// read: a server counts a call as handled once its response body is done
+/// with, which may be a moment after the client has its answer.
+async fn settled(metrics: &Metrics, series: &str, expected: f64) -> f64 {
+    for _ in 0..500 {
+        if value(metrics, series) == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    value(metrics, series)
+}
+
+const CHECK: &str = "/grpc.health.v1.Health/Check";
+const PROCESS_NAME: &str = r#"grpc_type="unary",grpc_service="app.grpc.Service1",grpc_method="ProcessName""#;
+const UNKNOWN: &str = r#"grpc_type="bidi_stream",grpc_service="unknown",grpc_method="unknown""#;
 
 #[tokio::test]
 async fn random_grpc_paths_from_an_unlisted_client_do_not_grow_the_metrics() {
@@ -149,10 +202,26 @@ async fn random_grpc_paths_from_an_unlisted_client_do_not_grow_the_metrics() {
     assert!(statuses.iter().all(|s| s.as_deref() == Some("7")), "every call is PERMISSION_DENIED");
     assert_bounded(&before, &after);
     // Refused calls are counted, without their path, even a served one.
-    assert!(
-        after.contains(r#"grpc_server_handled_total{grpc_method="unknown",grpc_code="PermissionDenied"}"#),
-        "{after:#?}"
-    );
+    let refused = format!(r#"grpc_server_handled_total{{{UNKNOWN},grpc_code="PERMISSION_DENIED"}}"#);
+    assert!(after.contains(&refused), "{after:#?}");
+}
+
+#[tokio::test]
+async fn a_refused_call_is_counted_started_and_handled_without_its_method() {
+    let pki = Pki::new();
+    pki.write_leaf("intruder", &pki.issue(certgen::LeafSpec::client("intruder")));
+    let service1 = spawn_service1(&crate::tls::strs(&pki.args("service1"))).await;
+    let paths = [String::from("/app.grpc.Service1/ProcessName")];
+
+    let statuses = call_paths(service1.grpc_addr, &pki, "intruder", &paths).await;
+
+    assert_eq!(statuses, [Some("7".to_owned())]);
+    let m = &service1.metrics;
+    let denied = format!(r#"grpc_server_handled_total{{{UNKNOWN},grpc_code="PERMISSION_DENIED"}}"#);
+    assert_eq!(settled(m, &denied, 1.0).await, 1.0);
+    assert_eq!(value(m, &format!("grpc_server_started_total{{{UNKNOWN}}}")), 1.0);
+    assert_eq!(value(m, &format!("grpc_server_started_total{{{PROCESS_NAME}}}")), 0.0);
+    assert_eq!(value(m, &format!("grpc_server_msg_received_total{{{UNKNOWN}}}")), 0.0, "not read");
 }
 
 #[tokio::test]
@@ -163,8 +232,136 @@ async fn random_grpc_paths_from_a_listed_client_do_not_grow_the_metrics() {
 
     assert!(statuses.iter().all(|s| s.as_deref() == Some("12")), "every call is UNIMPLEMENTED");
     assert_bounded(&before, &after);
-    assert!(
-        after.contains(r#"grpc_server_handled_total{grpc_method="unknown",grpc_code="Unimplemented"}"#),
-        "{after:#?}"
-    );
+    let unimplemented = format!(r#"grpc_server_handled_total{{{UNKNOWN},grpc_code="UNIMPLEMENTED"}}"#);
+    assert!(after.contains(&unimplemented), "{after:#?}");
+}
+
+#[tokio::test]
+async fn grpc_server_calls_are_counted_started_handled_by_canonical_code_with_messages_and_latency() {
+    let service1 = spawn_service1(&["--grpc-max-message-bytes", "64"]).await;
+    let mut client =
+        system_tests::grpc_client::grpc_client(service1.grpc_addr, Pki::shared(), "service2").await;
+
+    for name in ["a", "b"] {
+        client.process_name(ProcessNameRequest { name: name.into() }).await.expect("served");
+    }
+    let too_long = client.process_name(ProcessNameRequest { name: "x".repeat(100) }).await.unwrap_err();
+
+    assert_eq!(too_long.code(), Code::ResourceExhausted);
+    let m = &service1.metrics;
+    let ok = format!(r#"grpc_server_handled_total{{{PROCESS_NAME},grpc_code="OK"}}"#);
+    let exhausted = format!(r#"grpc_server_handled_total{{{PROCESS_NAME},grpc_code="RESOURCE_EXHAUSTED"}}"#);
+    assert_eq!(settled(m, &ok, 2.0).await, 2.0);
+    assert_eq!(settled(m, &exhausted, 1.0).await, 1.0);
+    for (family, expected) in [
+        ("grpc_server_started_total", 3.0),
+        ("grpc_server_handling_seconds_count", 3.0),
+        // Each request's message arrived (the last one too large to take).
+        ("grpc_server_msg_received_total", 3.0),
+        ("grpc_server_msg_sent_total", 2.0),
+    ] {
+        assert_eq!(value(m, &format!("{family}{{{PROCESS_NAME}}}")), expected, "{family}");
+    }
+    let text = m.render();
+    assert!(!text.contains(r#"grpc_code="Ok""#) && !text.contains("grpc_code=\"Cancelled\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_is_deadline_exceeded_whichever_deadline_ended_it() {
+    // The server's own deadline answers the call with DEADLINE_EXCEEDED. The
+    // client's (grpc-timeout, 100 ms) is enforced by tonic, outside the layer
+    // that counts calls: it drops the call and answers CANCELLED ("Timeout
+    // expired"); the metric says why the call ended.
+    let service1 = spawn_service1(&["--grpc-call-timeout", "300ms"]).await;
+    let addr = service1.grpc_addr;
+    let h2 = raw_h2::connect_mtls(addr, Pki::shared(), "service2").await;
+    let (server_deadline, _body) = hold_calls(h2, addr, CHECK, 1).await.calls.pop().unwrap();
+    let mut send = raw_h2::connect_mtls(addr, Pki::shared(), "service2").await.send;
+    let mut request = raw_h2::grpc_request(addr, CHECK);
+    request.headers_mut().insert("grpc-timeout", http::HeaderValue::from_static("100m"));
+    let (client_deadline, _body) = send.send_request(request, false).unwrap();
+
+    let answers = [server_deadline, client_deadline].map(|answer| async move {
+        let answer = tokio::time::timeout(Duration::from_secs(5), answer).await;
+        answer.ok().and_then(Result::ok).and_then(|a| grpc_status(&a).map(str::to_owned))
+    });
+    let [first, second] = answers;
+    let statuses = tokio::join!(first, second);
+
+    assert_eq!(statuses, (Some("4".to_owned()), Some("1".to_owned())));
+    let check = r#"grpc_type="unary",grpc_service="grpc.health.v1.Health",grpc_method="Check""#;
+    let exceeded = format!(r#"grpc_server_handled_total{{{check},grpc_code="DEADLINE_EXCEEDED"}}"#);
+    assert_eq!(settled(&service1.metrics, &exceeded, 2.0).await, 2.0, "{}", service1.metrics.render());
+}
+
+#[tokio::test]
+async fn a_server_stream_counts_each_message_and_a_stream_the_client_drops_is_canceled() {
+    let service1 = spawn_service1(&[]).await;
+    let channel = system_tests::grpc_client::mtls_channel(service1.grpc_addr, Pki::shared(), "service2");
+    let mut health = HealthClient::new(channel);
+    let watch = r#"grpc_type="server_stream",grpc_service="grpc.health.v1.Health",grpc_method="Watch""#;
+
+    let mut stream = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    stream.next().await.expect("the first status").expect("a message");
+    let started = value(&service1.metrics, &format!("grpc_server_started_total{{{watch}}}"));
+    drop((stream, health));
+
+    let m = &service1.metrics;
+    let canceled = format!(r#"grpc_server_handled_total{{{watch},grpc_code="CANCELED"}}"#);
+    assert_eq!(started, 1.0);
+    assert_eq!(settled(m, &canceled, 1.0).await, 1.0);
+    assert_eq!(value(m, &format!("grpc_server_msg_received_total{{{watch}}}")), 1.0);
+    assert!(value(m, &format!("grpc_server_msg_sent_total{{{watch}}}")) >= 1.0);
+}
+
+#[tokio::test]
+async fn service2_counts_its_calls_to_service1_as_a_grpc_client() {
+    let service1 = spawn_service1(&[]).await;
+    let service2 = spawn_service2(service1.grpc_addr).await;
+
+    for _ in 0..2 {
+        assert_eq!(get(&service2.url("/api/v1/say-hello?name=m"), None).await.status, 200);
+    }
+
+    let m = &service2.metrics;
+    for (series, expected) in [
+        (format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="OK"}}"#), 2.0),
+        (format!("grpc_client_started_total{{{PROCESS_NAME}}}"), 2.0),
+        (format!("grpc_client_handling_seconds_count{{{PROCESS_NAME}}}"), 2.0),
+        (format!("grpc_client_msg_sent_total{{{PROCESS_NAME}}}"), 2.0),
+        (format!("grpc_client_msg_received_total{{{PROCESS_NAME}}}"), 2.0),
+    ] {
+        assert_eq!(value(m, &series), expected, "{series}");
+    }
+    assert!(!m.render().contains("grpc_server_handled_total{"), "service2 serves no gRPC");
+}
+
+#[tokio::test]
+async fn a_failed_call_to_service1_is_counted_with_its_code_and_no_answer_received() {
+    let fake = FakeService1::start(Behaviour::Fail(Code::InvalidArgument)).await;
+    let service2 = spawn_service2(fake.addr).await;
+
+    assert_eq!(get(&service2.url("/api/v1/say-hello?name=m"), None).await.status, 400);
+
+    let m = &service2.metrics;
+    let invalid = format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="INVALID_ARGUMENT"}}"#);
+    assert_eq!(value(m, &invalid), 1.0);
+    assert_eq!(value(m, &format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="OK"}}"#)), 0.0);
+    assert_eq!(value(m, &format!("grpc_client_msg_sent_total{{{PROCESS_NAME}}}")), 1.0);
+    assert_eq!(value(m, &format!("grpc_client_msg_received_total{{{PROCESS_NAME}}}")), 0.0);
+}
+
+#[tokio::test]
+async fn a_call_that_finds_no_service1_replica_is_counted_unavailable_with_nothing_sent() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let service2 = spawn_service2_with(closed, &["--service1-timeout", "60s"]).await;
+
+    assert_eq!(get(&service2.url("/api/v1/say-hello?name=m"), None).await.status, 503);
+
+    let m = &service2.metrics;
+    let unavailable = format!(r#"grpc_client_handled_total{{{PROCESS_NAME},grpc_code="UNAVAILABLE"}}"#);
+    assert_eq!(value(m, &unavailable), 1.0);
+    assert_eq!(value(m, &format!("grpc_client_started_total{{{PROCESS_NAME}}}")), 1.0);
+    assert_eq!(value(m, &format!("grpc_client_msg_sent_total{{{PROCESS_NAME}}}")), 0.0);
 }

@@ -277,7 +277,7 @@ async fn metrics_move_as_requests_are_served() {
     assert_eq!(delta(&before.1, &after.1, "http_server_requests_total", &[route, r#"status="400""#]), 1.0);
     assert_eq!(delta(&before.1, &after.1, "http_server_request_duration_seconds_count", &[route]), 4.0);
     assert_eq!(delta(&before.1, &after.1, "service1_calls_total", &[]), 3.0);
-    let ok = [r#"grpc_method="/app.grpc.Service1/ProcessName""#, r#"grpc_code="Ok""#];
+    let ok = [r#"grpc_method="ProcessName""#, r#"grpc_code="OK""#];
     assert_eq!(delta(&before.0, &after.0, "grpc_server_handled_total", &ok), 3.0);
     assert_eq!(delta(&before.0, &after.0, "grpc_server_handling_seconds_count", &ok[..1]), 3.0);
     assert_eq!(sample(&after.1, "service1_endpoints_ready", &[]), 1.0);

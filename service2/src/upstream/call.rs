@@ -8,7 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use observability::Traces;
+use observability::{
+    metrics::{GrpcCall, GrpcMethod, MethodMetrics},
+    Traces,
+};
 use serving::{errors::chain, ApiError};
 use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
@@ -26,6 +29,8 @@ const BACKOFF_BASE: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// How long the retry budget remembers calls.
 const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+/// The method called, as `grpc_client_*` metrics label it.
+const PROCESS_NAME: GrpcMethod = GrpcMethod::unary("app.grpc.Service1", "ProcessName");
 
 /// How calls to service1 behave.
 #[derive(Debug, Clone)]
@@ -50,6 +55,8 @@ pub struct Service1 {
     fail_fast: Duration,
     retries: Arc<Retries>,
     traces: Traces,
+    /// `grpc_client_*` series of ProcessName.
+    calls: MethodMetrics,
 }
 
 /// Whether a failed attempt is sent again.
@@ -72,12 +79,19 @@ enum Failed {
 impl Service1 {
     pub fn new(pool: Pool, policy: CallPolicy, metrics: Arc<UpstreamMetrics>, traces: Traces) -> Self {
         let budget = TpsBudget::new(BUDGET_WINDOW, policy.retry_floor_per_second, policy.retry_ratio);
+        let calls = metrics.grpc.method(PROCESS_NAME);
         let retries = Retries { max_attempts: policy.max_attempts, budget, metrics };
         let (deadline, fail_fast) = (policy.deadline, policy.fail_fast);
-        Self { pool, deadline, fail_fast, retries: Arc::new(retries), traces }
+        Self { pool, deadline, fail_fast, retries: Arc::new(retries), traces, calls }
     }
 
     /// Asks service1 to process `name` on behalf of request `id`.
+    ///
+    /// Each attempt is a gRPC call in `grpc_client_*`, as an interceptor
+    /// would count it, from asking for a replica to the status: one that
+    /// finds no replica ready ends UNAVAILABLE (DEADLINE_EXCEEDED once the
+    /// deadline has passed) with no message sent, as a gRPC channel with no
+    /// ready connection fails it.
     pub async fn process_name(&self, name: String, id: &RequestId) -> Result<String, ApiError> {
         let deadline = Instant::now() + self.deadline;
         // Every call adds to the budget; only retries take from it.
@@ -85,16 +99,22 @@ impl Service1 {
         let mut avoid = None;
         let mut attempt = 1;
         loop {
+            let counted = self.calls.start(Instant::now()).with_deadline(Some(deadline));
             let remaining = deadline.saturating_duration_since(Instant::now());
             let Some(lease) = self.pool.ready(remaining.min(self.fail_fast), avoid.as_ref()).await else {
                 tracing::warn!(attempt, "no service1 replica is ready");
-                let kind = if remaining.is_zero() { ErrorKind::Timeout } else { ErrorKind::Unavailable };
+                let (kind, code) = if remaining.is_zero() {
+                    (ErrorKind::Timeout, Code::DeadlineExceeded)
+                } else {
+                    (ErrorKind::Unavailable, Code::Unavailable)
+                };
+                counted.handled(code);
                 return Err(caller_error(kind));
             };
             let replica = lease.address().clone();
             // One client span per attempt, so retries show in the trace.
             let span = attempt_span(id, attempt, &replica);
-            let status = match send(lease, &name, id, remaining, &span, self.traces).await {
+            let status = match send(lease, &name, id, remaining, &span, self.traces, counted).await {
                 Ok(upper) => return Ok(upper),
                 Err(Failed::OutOfTime) => {
                     span.in_scope(|| tracing::warn!(deadline = ?self.deadline, endpoint = %replica, "call to service1 ran out of time"));
@@ -127,7 +147,9 @@ fn attempt_span(id: &RequestId, attempt: u32, replica: &Address) -> Span {
     )
 }
 
-/// One attempt on `lease`, within `remaining`, recorded on `span`.
+/// One attempt on `lease`, within `remaining`, recorded on `span` and as
+/// `counted` (unary: one message sent as the request is handed to the
+/// connection, one received with an OK answer).
 async fn send(
     lease: Lease,
     name: &str,
@@ -135,6 +157,7 @@ async fn send(
     remaining: Duration,
     span: &Span,
     traces: Traces,
+    counted: GrpcCall,
 ) -> Result<String, Failed> {
     let mut request = tonic::Request::new(ProcessNameRequest { name: name.to_owned() });
     // Sent as `grpc-timeout`, so service1 knows when to give up too.
@@ -145,6 +168,7 @@ async fn send(
     traces.inject(span, request.metadata_mut());
     let origin = lease.origin();
     let mut client = Service1Client::with_origin(lease, origin);
+    counted.method().sent(1);
     let outcome =
         tokio::time::timeout(remaining, client.process_name(request)).instrument(span.clone()).await;
     let code = match &outcome {
@@ -152,6 +176,10 @@ async fn send(
         Ok(Err(status)) => status.code(),
         Err(_) => Code::DeadlineExceeded,
     };
+    if code == Code::Ok {
+        counted.method().received(1);
+    }
+    counted.handled(code);
     span.record("rpc.grpc.status_code", code as i64);
     if code != Code::Ok {
         span.record("otel.status_code", "ERROR");

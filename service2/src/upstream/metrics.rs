@@ -1,6 +1,13 @@
 //! How service2's calls to service1 fare, as Prometheus metrics: one value
 //! per service2, built at start and handed to the pool and the call policy.
+//!
+//! The calls themselves are counted as a gRPC client counts them
+//! (`grpc_client_*`, the names stock dashboards expect; see
+//! `observability::metrics::GrpcMetrics`); the `service1_*` families say
+//! what the outbound path did around them: attempts per replica, retries,
+//! replicas ready.
 
+use observability::metrics::{GrpcMetrics, Side};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -15,6 +22,8 @@ pub struct EndpointLabels {
 
 #[derive(Default)]
 pub struct UpstreamMetrics {
+    /// `grpc_client_*`: calls to service1, as gRPC counts them.
+    pub grpc: GrpcMetrics,
     /// `service1_calls_total{endpoint}`: attempts, per replica.
     pub calls: Family<EndpointLabels, Counter>,
     pub retries: Counter,
@@ -30,6 +39,7 @@ impl UpstreamMetrics {
     /// port's `GET /metrics`.
     pub fn register(&self, registry: &observability::Metrics) {
         let r = registry;
+        self.grpc.register(Side::Client, r);
         r.register("service1_calls", "Call attempts sent to each service1 replica", self.calls.clone());
         r.register("service1_retries", "Calls to service1 retried on another replica", self.retries.clone());
         r.register(

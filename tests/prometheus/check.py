@@ -1,0 +1,353 @@
+"""Both services scraped by a real Prometheus, and the queries of stock gRPC
+dashboards and alerts (go-grpc-prometheus names) answered from what it
+stored. `make test-prometheus` runs this (scripts/test-prometheus.sh).
+
+service1 and service2 run from target/debug on loopback, with mTLS and a
+fresh development certificate set, and Prometheus (`prometheus` on PATH;
+Debian's is 2.42) with a generated configuration, a throw-away storage
+directory and a free loopback port. Every wait is a bounded poll of a
+signal: /readyz, Prometheus's /-/ready, and its query API until the scrape
+we need is stored.
+
+The calls: say-hello five times, and once with a name longer than service1
+takes (GRPC_MAX_MESSAGE_BYTES is cut to 64 here), so service1 answers
+RESOURCE_EXHAUSTED and service2 records the failed call as a client.
+Python's standard library only.
+"""
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from loadtools.common import REPO, SetupError, logger, run_main
+from loadtools.services import Service, free_port, http_get, service_env, stop_all, tls_env, wait_ready
+
+log = logger("test-prometheus")
+
+DEBUG = REPO / "target" / "debug"
+HOST = "127.0.0.1"
+OK_CALLS = 5
+# service1 refuses a request message over this many bytes with
+# RESOURCE_EXHAUSTED; the one long name below is over it, the others not.
+MAX_MESSAGE_BYTES = 64
+LONG_NAME = "x" * 100
+# How long each wait may take before the test gives up.
+START_TIMEOUT_S = 30
+SCRAPE_TIMEOUT_S = 30
+
+PROCESS_NAME = {"grpc_type": "unary", "grpc_service": "app.grpc.Service1", "grpc_method": "ProcessName"}
+CODES = [
+    "OK", "CANCELED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED",
+]
+GRPC_TYPES = {"unary", "client_stream", "server_stream", "bidi_stream"}
+
+
+class Prometheus:
+    """A Prometheus process scraping `targets` ({job: "host:port"}) every second."""
+
+    def __init__(self, workdir, targets, taken):
+        self.port = free_port([HOST], taken)
+        self.url = f"http://{HOST}:{self.port}"
+        config = workdir / "prometheus.yml"
+        # JSON is YAML: no YAML library needed to write it.
+        config.write_text(json.dumps({
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [target]}]}
+                for job, target in targets.items()
+            ],
+        }, indent=2))
+        # Checks evaluate at one instant (`pin`), so that they agree.
+        self.at = None
+        self.logfile = workdir / "prometheus.log"
+        self._out = open(self.logfile, "wb")
+        self.proc = subprocess.Popen(
+            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address={HOST}:{self.port}", "--log.level=warn"],
+            stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(workdir),
+            start_new_session=True,
+        )
+
+    def wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SetupError(f"prometheus exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if http_get(f"{self.url}/-/ready", timeout=0.5)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise SetupError(f"prometheus not ready after {START_TIMEOUT_S}s:\n{self.log_tail()}")
+
+    def query(self, promql):
+        """The result of an instant query: [(labels, value)]; a scalar as [({}, value)]."""
+        params = {"query": promql, **({"time": f"{self.at:.3f}"} if self.at is not None else {})}
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{promql}: HTTP {e.code}: {e.read()[:300]!r}") from None
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [({}, float(data["result"][1]))]
+        return [(r["metric"], float(r["value"][1])) for r in data["result"]]
+
+    def value(self, promql):
+        """The one value `promql` gives, or None when it gives none."""
+        result = self.query(promql)
+        if len(result) > 1:
+            raise AssertionError(f"{promql}: {len(result)} series, expected one: {result}")
+        return result[0][1] if result else None
+
+    def wait_for(self, promql, expected, what):
+        """Polls until `promql` gives `expected` (a value, or a test of the
+        value): proof that the scrape we need is stored."""
+        test = expected if callable(expected) else (lambda got: got == expected)
+        deadline = time.monotonic() + SCRAPE_TIMEOUT_S
+        got = None
+        while time.monotonic() < deadline:
+            got = self.value(promql)
+            if test(got):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{what}: {promql} gave {got} for {SCRAPE_TIMEOUT_S}s")
+
+    def pin(self):
+        """Evaluates every later query at the newest scrape stored, so that
+        each job's newest sample counts and a scrape landing meanwhile does
+        not move rate() between one check and the next."""
+        newest = self.query("max(timestamp(up))")
+        self.at = newest[0][1]
+        log(f"queries evaluated at {self.at:.3f}")
+
+    def log_tail(self, lines=20):
+        self._out.flush()
+        return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._out.close()
+
+
+def start_services(workdir, certs, taken):
+    grpc_port = free_port([HOST], taken)
+    s1_port, s1_admin = free_port([HOST], taken), free_port([HOST], taken)
+    service1 = Service("service1", DEBUG / "service1", service_env({
+        "BIND_ADDR": HOST, "PORT": str(s1_port), "GRPC_PORT": str(grpc_port), "ADMIN_PORT": str(s1_admin),
+        "GRPC_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES), **tls_env(certs, "service1"),
+    }), HOST, s1_port, s1_admin, workdir / "service1.log")
+    services = [service1]
+    try:
+        s2_port, s2_admin = free_port([HOST], taken), free_port([HOST], taken)
+        services.append(Service("service2", DEBUG / "service2", service_env({
+            "BIND_ADDR": HOST, "PORT": str(s2_port), "ADMIN_PORT": str(s2_admin),
+            "SERVICE1_CHANNEL": f"static:///{HOST}:{grpc_port}", "TLS_SERVER_NAME": "service1",
+            **tls_env(certs, "service2"),
+        }), HOST, s2_port, s2_admin, workdir / "service2.log"))
+        wait_ready(services, 1, START_TIMEOUT_S)
+    except BaseException:
+        stop_all(services)
+        raise
+    return services
+
+
+def say_hello(service2, name):
+    url = f"http://{service2.addr}:{service2.port}/api/v1/say-hello?name={name}"
+    return http_get(url, timeout=10)[0]
+
+
+class Checks:
+    """Runs checks, printing each; counts failures rather than stopping at the first."""
+
+    def __init__(self, prometheus):
+        self.prometheus, self.failed = prometheus, 0
+
+    def check(self, what, promql, test):
+        try:
+            result = self.prometheus.query(promql)
+            verdict = test(result)
+        except AssertionError as e:
+            result, verdict = None, str(e)
+        shown = [({k: v for k, v in labels.items() if k != "instance"}, value) for labels, value in result or []]
+        if verdict is True:
+            log(f"ok    {what}\n        {promql}\n        = {shown}")
+        else:
+            self.failed += 1
+            log(f"FAIL  {what}: {verdict}\n        {promql}\n        = {shown}")
+
+
+def only(result, labels, expected):
+    """`result` is one series whose labels include `labels` and whose value is `expected`."""
+    if len(result) != 1:
+        return f"{len(result)} series, expected one"
+    got_labels, value = result[0]
+    missing = {k: v for k, v in labels.items() if got_labels.get(k) != v}
+    if missing:
+        return f"labels {got_labels} lack {missing}"
+    return True if value == expected else f"{value}, expected {expected}"
+
+
+def run_checks(p):
+    c = Checks(p)
+    calls = OK_CALLS + 1
+
+    # The alert of the issue: with canonical codes, only the failed call is
+    # an error; with grpc_code="Ok" every call was.
+    exhausted = p.value('sum(rate(grpc_server_handled_total{grpc_code="RESOURCE_EXHAUSTED"}[1m]))')
+
+    def errors_by_method(result):
+        rows = {(m.get("grpc_service"), m.get("grpc_method")): v for m, v in result}
+        failing = rows.pop(("app.grpc.Service1", "ProcessName"), None)
+        if failing is None or not failing > 0 or failing != exhausted:
+            return f"ProcessName's error rate is {failing}, expected its RESOURCE_EXHAUSTED rate {exhausted}"
+        others = {k: v for k, v in rows.items() if v != 0}
+        return True if not others else f"other methods have errors: {others}"
+
+    c.check("errors by method (stock alert): only ProcessName, which failed once",
+            'sum(rate(grpc_server_handled_total{grpc_code!="OK"}[1m])) by (grpc_service, grpc_method)',
+            errors_by_method)
+    c.check("error ratio: 1 call of 6, not every call",
+            'sum(rate(grpc_server_handled_total{grpc_code!="OK"}[1m]))'
+            ' / sum(rate(grpc_server_handled_total[1m]))',
+            lambda r: True if len(r) == 1 and math.isclose(r[0][1], 1 / calls, rel_tol=1e-6)
+            else f"expected {1 / calls:.4f}")
+    c.check("in flight: every call started has been handled",
+            "sum(grpc_server_started_total) - sum(grpc_server_handled_total)",
+            lambda r: only(r, {}, 0.0))
+    c.check("p99 latency from the histogram: a number of seconds, under 1 s on loopback",
+            "histogram_quantile(0.99, sum(rate(grpc_server_handling_seconds_bucket[1m])) by (le))",
+            lambda r: True if len(r) == 1 and 0 < r[0][1] < 1 else "expected one value in (0, 1)")
+    c.check("service2's calls that succeeded, as a gRPC client",
+            'grpc_client_handled_total{grpc_code="OK"}',
+            lambda r: only(r, {**PROCESS_NAME, "job": "service2"}, OK_CALLS))
+    c.check("service2's failed call, with service1's code",
+            'grpc_client_handled_total{grpc_code="RESOURCE_EXHAUSTED"}',
+            lambda r: only(r, {**PROCESS_NAME, "job": "service2"}, 1))
+    c.check("service1's answers by code",
+            'sum(grpc_server_handled_total{grpc_method="ProcessName"}) by (grpc_code) > 0',
+            lambda r: True if sorted((m["grpc_code"], v) for m, v in r)
+            == [("OK", OK_CALLS), ("RESOURCE_EXHAUSTED", 1)] else "expected OK 5, RESOURCE_EXHAUSTED 1")
+    for family, expected in [
+        ("grpc_server_started_total", calls),
+        ("grpc_client_started_total", calls),
+        # Every request message arrived (the long one too large to take);
+        # an answer went back for each OK.
+        ("grpc_server_msg_received_total", calls),
+        ("grpc_server_msg_sent_total", OK_CALLS),
+        ("grpc_client_msg_sent_total", calls),
+        ("grpc_client_msg_received_total", OK_CALLS),
+    ]:
+        c.check(f"{family}: {expected}", f'{family}{{grpc_method="ProcessName"}}',
+                lambda r, expected=expected: only(r, PROCESS_NAME, expected))
+
+    def codes(result):
+        got = sorted(m["grpc_code"] for m, _ in result)
+        return True if got == sorted(CODES) else f"codes {got}"
+
+    c.check("grpc_code: the 17 canonical names, in UPPER_SNAKE",
+            "count(grpc_server_handled_total) by (grpc_code)", codes)
+
+    def closed(result):
+        types = {m.get("grpc_type") for m, _ in result}
+        methods = {m.get("grpc_method") for m, _ in result}
+        if not types <= GRPC_TYPES:
+            return f"grpc_type values {types}"
+        bare = all(re.fullmatch(r"[A-Za-z]+", m or "") for m in methods)
+        return True if bare else f"grpc_method values are not bare names: {methods}"
+
+    c.check("grpc_type and grpc_method: closed sets, bare method names",
+            "count(grpc_server_started_total) by (grpc_type, grpc_service, grpc_method)", closed)
+    c.check("no series of the old form",
+            'count({__name__=~"grpc_.*", grpc_code=~"Ok|Cancelled"})'
+            ' or count({__name__=~"grpc_.*", grpc_method=~"/.*"})',
+            lambda r: True if not r else "old label values are still there")
+    return c.failed
+
+
+def main():
+    if shutil.which("prometheus") is None:
+        raise SetupError("no `prometheus` on PATH (Debian: apt-get install prometheus)")
+    for binary in ("service1", "service2", "certgen"):
+        if not (DEBUG / binary).exists():
+            raise SetupError(f"{DEBUG / binary} is missing: cargo build --workspace --bins")
+    version = subprocess.run(["prometheus", "--version"], capture_output=True, text=True).stdout
+    log(version.splitlines()[0] if version else "prometheus --version said nothing")
+    workdir = Path(tempfile.mkdtemp(prefix="test-prometheus-"))
+    services, prometheus = [], None
+    try:
+        certs = workdir / "certs"
+        subprocess.run([str(DEBUG / "certgen"), "--out", str(certs)], check=True, stdout=subprocess.DEVNULL)
+        taken = set()
+        services = start_services(workdir, certs, taken)
+        service1, service2 = services
+        prometheus = Prometheus(
+            workdir, {s.label: f"{s.addr}:{s.admin_port}" for s in services}, taken)
+        prometheus.wait_ready()
+        # A scrape of each before any call, so every series has its zero
+        # stored and rate() sees the calls as increases.
+        prometheus.wait_for('count(up{job=~"service1|service2"} == 1)', 2, "both targets up")
+        for family in ("grpc_server_handled_total", "grpc_client_handled_total"):
+            prometheus.wait_for(f"count({family})", lambda n: n and n > 0, f"{family} at zero")
+
+        statuses = [say_hello(service2, "prom") for _ in range(OK_CALLS)]
+        statuses.append(say_hello(service2, LONG_NAME))
+        if statuses != [200] * OK_CALLS + [503]:
+            raise AssertionError(f"say-hello answered {statuses}, expected 200 x{OK_CALLS} then 503")
+        calls = OK_CALLS + 1
+        prometheus.wait_for("sum(grpc_server_handled_total)", calls, "service1's calls scraped")
+        prometheus.wait_for("sum(grpc_client_handled_total)", calls, "service2's calls scraped")
+        prometheus.pin()
+
+        failed = run_checks(prometheus)
+        if failed:
+            log(f"{failed} check(s) failed; logs in {workdir}")
+            workdir = None  # kept for a look
+            return 1
+        log("all checks passed")
+        return 0
+    except (AssertionError, SetupError):
+        for s in services:
+            log(f"{s.label} log tail:\n{s.log_tail()}")
+        if prometheus:
+            log(f"prometheus log tail:\n{prometheus.log_tail()}")
+        log(f"logs in {workdir}")
+        workdir = None  # kept for a look
+        raise
+    finally:
+        if prometheus:
+            prometheus.stop()
+        stop_all(services)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def entry():
+    try:
+        return main()
+    except AssertionError as e:
+        log(f"FAIL  {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    run_main(entry, log)
