@@ -1,6 +1,7 @@
 """The benchmark's runs: which topologies at which loads, and how one run
 is measured (fresh processes, warm-up, a timed oha run, /proc around it)."""
 
+import signal
 import time
 
 from loadtools.common import SetupError, fmt, logger
@@ -86,6 +87,12 @@ def cpu_per_req(procs, kind):
     return sum(vals) if vals and None not in vals else None
 
 
+def clean_exit(pair):
+    """Ours drain and exit 0 on SIGTERM; the baseline, like the docs' examples,
+    has no signal handler, so SIGTERM ends it (-15)."""
+    return -signal.SIGTERM if pair == "baseline" else 0
+
+
 def run_result(run, url, window, procs, cfg):
     """What results.json records for one run."""
     res = summarize_oha(window["report"])
@@ -106,7 +113,7 @@ def run_result(run, url, window, procs, cfg):
     })
     c = out["cpu_us_per_req"]
     c["total"] = (c["service1"] or 0) + (c["service2"] or 0) if n else None
-    unclean = [p["process"] for p in procs if p["exit_code"] != 0]
+    unclean = [p["process"] for p in procs if p["exit_code"] != clean_exit(run["pair"])]
     if unclean:
         out["note"] = f"non-zero exit after SIGTERM: {unclean}"
     return out
