@@ -121,7 +121,9 @@ def markdown(doc):
     out = (header(doc) + runs_table(doc["runs"]) + baseline_table(doc["runs"])
            + instructions_table(doc.get("instructions")) + targets_table(doc)
            + process_table(doc["runs"]))
-    out += ["", "Charts: [latency.svg](latency.svg), [baseline.svg](baseline.svg) (ours and "
-            "the baseline's CPU per request). Raw numbers: [results.json](results.json). "
+    charts = "[latency.svg](latency.svg)"
+    if any(r.get("vs_baseline") for r in doc["runs"]):
+        charts += ", [baseline.svg](baseline.svg) (ours and the baseline's CPU per request)"
+    out += ["", f"Charts: {charts}. Raw numbers: [results.json](results.json). "
             "Service logs: `logs/<run>/` (gzip; they include the warm-up)."]
     return "\n".join(out) + "\n"
