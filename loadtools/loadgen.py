@@ -11,7 +11,7 @@ from loadtools.common import REPO, TOOLS, SetupError, logger, run_bounded
 log = logger("bench")  # bench's message; stress prints it the same way
 
 OHA_VERSION = "1.16.0"  # flags below checked against this version's --help
-OHA_FLAGS = ["--no-tui", "--output-format", "-z", "-c", "-q", "-w", "--latency-correction"]
+OHA_FLAGS = ["--no-tui", "--output-format", "-z", "-n", "-c", "-q", "-w", "--latency-correction"]
 TIMEOUT_FLAGS = ["-t", "--connect-timeout"]  # what oha_cmd(timeouts=True) adds
 
 
@@ -64,6 +64,12 @@ def oha_cmd(oha, url, seconds, concurrency, rate=None, timeouts=False):
         # Latencies from each request's scheduled send time (no coordinated omission).
         cmd += ["-q", str(rate), "--latency-correction"]
     return cmd + [url]
+
+
+def oha_count_cmd(oha, url, requests, concurrency):
+    """A fixed number of requests instead of a fixed time (instructions per request)."""
+    return [oha, "--no-tui", "--output-format", "json", "-n", str(requests),
+            "-c", str(concurrency), url]
 
 
 def parse_report(out, err):

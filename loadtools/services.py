@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
-from loadtools.common import RELEASE, SetupError, logger, read_text
+from loadtools.common import BASELINE_RELEASE, RELEASE, SetupError, logger, read_text
 
 log = logger("bench")  # bench's message; stress prints it the same way
 
@@ -52,16 +52,28 @@ def free_port(hosts, taken, attempts=50):
     raise SetupError(f"no free port on {hosts} after {attempts} tries")
 
 
-class Service:
-    """One service process, its addresses and its log file."""
+class Launch:
+    """How to start a topology's processes: which pair (`ours` or the
+    `baseline` of bench/baseline/), WORKER_THREADS for each process (None:
+    the binary's default), and `wrap(label)`, a command prefix (callgrind)."""
 
-    def __init__(self, label, binary, env, addr, port, admin_port, logfile):
+    def __init__(self, pair="ours", worker_threads=None, wrap=None):
+        self.pair, self.worker_threads, self.wrap = pair, worker_threads, wrap
+
+
+class Service:
+    """One service process, its addresses and its log file. `kind` is
+    service1 or service2 for both pairs; the baseline has no admin port."""
+
+    def __init__(self, label, binary, env, addr, port, admin_port, logfile, kind=None,
+                 prefix=(), pair="ours"):
         self.label, self.addr, self.port, self.admin_port = label, addr, port, admin_port
         self.logfile = logfile
-        self.kind = binary.name
+        self.kind = kind or binary.name
+        self.pair = pair
         self._out = open(logfile, "wb")
         self.proc = subprocess.Popen(
-            [str(binary)], env=env, stdout=self._out, stderr=subprocess.STDOUT,
+            [*prefix, str(binary)], env=env, stdout=self._out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=str(logfile.parent),
             start_new_session=True,  # Ctrl-C reaches us, and we stop them in order
         )
@@ -118,41 +130,69 @@ def tls_env(certs, name):
             "TLS_CA": str(certs / "ca.crt")}
 
 
-def start_service1(i, addr, grpc_port, taken, certs, logdir):
-    port, admin = free_port([addr], taken), free_port([addr], taken)
-    env = service_env({
-        "BIND_ADDR": addr, "PORT": str(port), "GRPC_PORT": str(grpc_port),
-        "ADMIN_PORT": str(admin), **tls_env(certs, "service1"),
-    })
-    return Service(f"service1[{i}]", RELEASE / "service1", env, addr, port, admin,
-                   logdir / f"service1-{i}.log")
+def baseline_env(extra):
+    """The baseline reads only what it has a setting for; nothing of ours but PATH."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUST_LOG": "info"}
+    env.update(extra)
+    return env
 
 
-def start_service2(service1_addrs, grpc_port, taken, certs, logdir):
-    """service2 on 127.0.0.1, balancing over every service1 (static:///)."""
+def launch(label, kind, how, env, addr, port, admin, logfile):
+    """One process of either pair, with its pair's binary and environment."""
+    if how.pair == "baseline":
+        binary, env = BASELINE_RELEASE / f"baseline-{kind}", baseline_env(env)
+    else:
+        binary, env = RELEASE / kind, service_env(env)
+    if how.worker_threads:
+        env["WORKER_THREADS"] = str(how.worker_threads)
+    prefix = how.wrap(label) if how.wrap else ()
+    return Service(label, binary, env, addr, port, admin, logfile, kind=kind, prefix=prefix,
+                   pair=how.pair)
+
+
+def start_service1(i, addr, grpc_port, taken, certs, logdir, how):
+    port = free_port([addr], taken)
+    env = {"BIND_ADDR": addr, "PORT": str(port), "GRPC_PORT": str(grpc_port),
+           **tls_env(certs, "service1")}
+    if how.pair == "baseline":
+        return launch("baseline-service1", "service1", how, env, addr, port, None,
+                      logdir / "baseline-service1.log")
+    admin = free_port([addr], taken)
+    env["ADMIN_PORT"] = str(admin)
+    return launch(f"service1[{i}]", "service1", how, env, addr, port, admin,
+                  logdir / f"service1-{i}.log")
+
+
+def start_service2(service1_addrs, grpc_port, taken, certs, logdir, how):
+    """service2 on 127.0.0.1; ours balances over every service1 (static:///),
+    the baseline's one tonic Channel takes host:port."""
     addr = "127.0.0.1"
-    port, admin = free_port([addr], taken), free_port([addr], taken)
-    channel = "static:///" + ",".join(f"{a}:{grpc_port}" for a in service1_addrs)
-    env = service_env({
-        "BIND_ADDR": addr, "PORT": str(port), "ADMIN_PORT": str(admin),
-        "SERVICE1_CHANNEL": channel, "TLS_SERVER_NAME": "service1", **tls_env(certs, "service2"),
-    })
-    return Service("service2", RELEASE / "service2", env, addr, port, admin,
-                   logdir / "service2.log")
+    port = free_port([addr], taken)
+    env = {"BIND_ADDR": addr, "PORT": str(port), "TLS_SERVER_NAME": "service1",
+           **tls_env(certs, "service2")}
+    if how.pair == "baseline":
+        env["SERVICE1_CHANNEL"] = f"{service1_addrs[0]}:{grpc_port}"
+        return launch("baseline-service2", "service2", how, env, addr, port, None,
+                      logdir / "baseline-service2.log")
+    admin = free_port([addr], taken)
+    env["ADMIN_PORT"] = str(admin)
+    env["SERVICE1_CHANNEL"] = "static:///" + ",".join(f"{a}:{grpc_port}" for a in service1_addrs)
+    return launch("service2", "service2", how, env, addr, port, admin, logdir / "service2.log")
 
 
-def start_topology(target, replicas, certs, logdir, cfg):
+def start_topology(target, replicas, certs, logdir, cfg, how=None):
     """Start service1 x replicas (+ service2 for say-hello), wait until they
     are ready and answer one request; return (services, url)."""
+    how = how or Launch()
     taken = set()
     addrs = [f"127.0.0.{2 + i}" for i in range(replicas)]
     grpc_port = free_port(addrs, taken)
     services = []
     try:
         for i, addr in enumerate(addrs):
-            services.append(start_service1(i, addr, grpc_port, taken, certs, logdir))
+            services.append(start_service1(i, addr, grpc_port, taken, certs, logdir, how))
         if target == "say-hello":
-            s2 = start_service2(addrs, grpc_port, taken, certs, logdir)
+            s2 = start_service2(addrs, grpc_port, taken, certs, logdir, how)
             services.append(s2)
             url = f"http://{s2.addr}:{s2.port}/api/v1/say-hello?name={cfg['name']}"
         else:
@@ -167,8 +207,21 @@ def start_topology(target, replicas, certs, logdir, cfg):
         raise
 
 
+def rest_answers(s, last):
+    """The baseline's readiness: its REST port answers at all (it has no /readyz)."""
+    try:
+        code, _ = http_get(f"http://{s.addr}:{s.port}/", timeout=0.5)
+    except OSError as e:
+        last[s.label] = str(e)
+        return False
+    last[s.label] = f"HTTP {code}"
+    return True
+
+
 def is_ready(s, replicas, last):
     """/readyz answers 200 (service2: with every service1 replica ready)."""
+    if s.admin_port is None:
+        return rest_answers(s, last)
     try:
         code, body = http_get(f"http://{s.addr}:{s.admin_port}/readyz", timeout=0.5)
     except OSError as e:
@@ -224,6 +277,11 @@ def metrics_counts(service):
     return {"say_hello_by_status": counts, "log_lines_dropped": dropped}
 
 
+# Access lines: ours, then the baseline's (bench/baseline/src/bin/).
+ACCESS_MESSAGES = (b'"http request served"', b'"grpc call served"',
+                   b'"message":"http request"', b'"message":"grpc request"')
+
+
 def count_and_gzip(path):
     """Count a log's lines and access lines, then replace it with path.gz."""
     lines = access = 0
@@ -231,7 +289,7 @@ def count_and_gzip(path):
     with open(path, "rb") as src, gzip.open(f"{path}.gz", "wb", compresslevel=1) as dst:
         for line in src:
             lines += 1
-            if b'"http request served"' in line or b'"grpc call served"' in line:
+            if any(m in line for m in ACCESS_MESSAGES):
                 access += 1
             dst.write(line)
     path.unlink()

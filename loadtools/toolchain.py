@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from loadtools.common import RELEASE, REPO, SetupError, logger, read_text, run_bounded
+from loadtools.common import BASELINE_DIR, RELEASE, REPO, SetupError, logger, read_text, run_bounded
 from loadtools.procfs import loadavg
 
 # These steps were bench's first, and both tools print them under its name.
@@ -18,6 +18,16 @@ def build(cfg):
     code, _, _ = run_bounded(cmd, 3600, cwd=REPO)
     if code != 0:
         raise SetupError(f"cargo build failed (exit {code})")
+
+
+def build_baseline(cfg):
+    """The straightforward pair (bench/baseline/), release, into bench/baseline/target."""
+    cmd = [cfg["cargo"], "build", "--release", "--manifest-path",
+           str(BASELINE_DIR / "Cargo.toml"), "--target-dir", str(BASELINE_DIR / "target")]
+    log(" ".join(cmd))
+    code, _, _ = run_bounded(cmd, 3600, cwd=REPO)
+    if code != 0:
+        raise SetupError(f"cargo build of the baseline failed (exit {code})")
 
 
 def make_certs(certs):

@@ -1,13 +1,16 @@
 """Load benchmark of service1 and service2, as shipped: `make bench`.
 
-Builds the release binaries, makes throw-away certificates, installs the
-load generator (oha) when missing, then for each run starts fresh service
-processes on loopback (mTLS on, JSON logs to files), waits until they are
-ready, warms up, measures a fixed-duration oha run, and reads each service
-process's CPU time and memory from /proc around the measured window.
+Builds the release binaries (ours, and the baseline pair of bench/baseline/),
+makes throw-away certificates, installs the load generator (oha) when
+missing, then for each run starts fresh service processes on loopback (mTLS
+on, JSON logs to files), waits until they are ready, warms up, measures a
+fixed-duration oha run, and reads each service process's CPU time and memory
+from /proc around the measured window. Each 1-replica run of ours is followed
+by the baseline's at the same load. With BENCH_INSTRUCTIONS=1 it then counts
+instructions per request under callgrind.
 
 Writes results/bench-<UTC timestamp>/{results.json,results.md,latency.svg,
-logs/} and points results/latest at it. See bench/README.md.
+baseline.svg,logs/} and points results/latest at it. See bench/README.md.
 
 Python 3 standard library only. Every process it starts is stopped before it
 exits (SIGTERM, then SIGKILL after a bounded wait); every wait is bounded.
@@ -24,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtools.bench import targets
+from loadtools.bench import instructions, targets
+from loadtools.bench.baseline_chart import baseline_chart
 from loadtools.bench.chart import svg_chart
 from loadtools.bench.report import markdown
 from loadtools.bench.runs import measure, plan
@@ -32,15 +36,16 @@ from loadtools.bench.settings import settings
 from loadtools.common import fmt, logger, run_main, settings_doc, stop_on_signals, utc_stamp
 from loadtools.loadgen import ensure_oha
 from loadtools.procfs import loadavg
-from loadtools.toolchain import build, machine_info, make_certs
+from loadtools.toolchain import build, build_baseline, machine_info, make_certs
 
 log = logger("bench")
 
 
 def run_all(cfg, oha, outdir):
-    """Every planned run, each on fresh processes, with throw-away certificates."""
+    """Every planned run, each on fresh processes, with throw-away certificates;
+    then, with BENCH_INSTRUCTIONS=1, the instruction counts. (runs, counts)"""
     certs = Path(tempfile.mkdtemp(prefix="bench-certs-"))
-    runs = []
+    runs, counts = [], None
     try:
         make_certs(certs)
         todo = plan(cfg)
@@ -49,9 +54,11 @@ def run_all(cfg, oha, outdir):
             f"(about {len(todo) * (per_run + 2):.0f} s); results in {outdir}")
         for run in todo:
             runs.append(measure(run, oha, certs, outdir / "logs", cfg))
+        if cfg["instructions"]:
+            counts = instructions.measure_all(oha, certs, outdir / "logs", cfg)
     finally:
         shutil.rmtree(certs, ignore_errors=True)
-    return runs
+    return runs, counts
 
 
 def point_latest(results_dir, outdir):
@@ -68,9 +75,11 @@ def write_results(doc, outdir, started):
     md = markdown(doc)
     (outdir / "results.md").write_text(md)
     m = doc["machine"]
-    (outdir / "latency.svg").write_text(
-        svg_chart(doc["runs"], f"make bench {doc['timestamp']} ({m['nproc']} CPUs, "
-                               f"{m['oha_version']})"))
+    title = f"make bench {doc['timestamp']} ({m['nproc']} CPUs, {m['oha_version']})"
+    (outdir / "latency.svg").write_text(svg_chart(doc["runs"], title))
+    compared = baseline_chart(doc["runs"], title)
+    if compared:
+        (outdir / "baseline.svg").write_text(compared)
     doc["elapsed_s"] = round(time.monotonic() - started, 1)
     (outdir / "results.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return md
@@ -80,25 +89,35 @@ def report_missed(doc, outdir):
     missed = [t for t in doc["targets"] if not t["pass"]]
     for t in missed:
         print(f"bench: target missed: {t['target']} [{t['run']}]: {fmt(t['value'])} "
-              f"(limit {fmt(t['limit'])} {t['unit']})".rstrip(), file=sys.stderr)
+              f"(limit {t.get('op', '≤')} {fmt(t['limit'])} {t['unit']})".rstrip(),
+              file=sys.stderr)
     log(f"done in {doc['elapsed_s']:.0f} s ({doc['build_and_tools_s']:.0f} s of it build and "
         f"tools): {outdir} (results/latest)")
     return missed
+
+
+def prepare(cfg):
+    """The release builds (ours, and the baseline's unless BENCH_BASELINE=0) and oha."""
+    build(cfg)
+    if cfg["baseline"]:
+        build_baseline(cfg)
+    if cfg["instructions"]:
+        instructions.check_tools()
+    return ensure_oha(cfg)
 
 
 def main():
     stop_on_signals()
     started = time.monotonic()
     cfg = settings()
-    build(cfg)
-    oha, oha_version = ensure_oha(cfg)
+    oha, oha_version = prepare(cfg)
     prepared = time.monotonic()
     stamp = utc_stamp()
     outdir = cfg["results_dir"] / f"bench-{stamp}"
     outdir.mkdir(parents=True, exist_ok=False)
     (outdir / "logs").mkdir()
     machine = machine_info(oha_version)
-    runs = run_all(cfg, oha, outdir)
+    runs, counts = run_all(cfg, oha, outdir)
     targets.add_ratios(runs)
     checked = targets.check_targets(runs, cfg)
     doc = {
@@ -107,6 +126,7 @@ def main():
         "machine": machine,
         "targets_definition": targets.DEFINITION,
         "runs": runs,
+        "instructions": counts,
         "targets": checked,
         "all_targets_met": all(t["pass"] for t in checked),
         "elapsed_s": None,

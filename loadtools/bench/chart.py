@@ -76,7 +76,8 @@ def bars(scale, gi, r):
                  f'height="{TOP + PLOT_H - yy:.1f}" fill="{color}">'
                  f'<title>{esc(r["id"])} {k}: {v:.3f} ms</title></rect>')
     cx = LEFT + gi * GROUP_W + GROUP_W / 2
-    lines = [r["target"], f"{r['replicas']}× service1", load_desc(r)]
+    what = r["target"] if r.get("pair", "ours") == "ours" else f"baseline {r['target']}"
+    lines = [what, f"{r['replicas']}× service1", load_desc(r)]
     for li, text in enumerate(lines):
         s.append(f'<text x="{cx:.1f}" y="{TOP + PLOT_H + 16 + 13 * li}" '
                  f'text-anchor="middle">{esc(text)}</text>')

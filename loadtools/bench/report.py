@@ -2,6 +2,7 @@
 
 from statistics import median
 
+from loadtools.bench.instructions import instructions_table
 from loadtools.common import fmt
 
 
@@ -17,9 +18,13 @@ def header(doc):
         f"- Machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['mem_total']}, {m['kernel']}",
         f"- Commit: `{m['git_commit'][:12]}`{' (uncommitted changes)' if m['git_dirty'] else ''}"
         f"; load generator: {m['oha_version']} (HTTP/1.1, keep-alive, on the same cores)",
-        f"- Each run: fresh processes, mTLS, `LOG_FORMAT=json` to files; "
+        f"- Each run: fresh processes, mTLS, `LOG_FORMAT=json` to files, "
+        f"{cfg['worker_threads']} worker thread(s) per process; "
         f"{cfg['warmup_s']:g} s warm-up, then {cfg['duration_s']:g} s measured. "
         f"Load average at start: {' '.join(m['loadavg_at_start'])}",
+        "- `baseline-*` runs: the straightforward tonic + axum pair (bench/baseline/), "
+        "each right after ours at the same load" if cfg["baseline"] else
+        "- No baseline runs (`BENCH_BASELINE=0`)",
         "- CPU µs/request: utime+stime of each service process (/proc/PID/stat) over the "
         "measured window ÷ requests completed in it; s1 sums the replicas. RSS: VmHWM "
         "(peak) and VmRSS after the run (/proc/PID/status), largest replica for s1. "
@@ -64,15 +69,38 @@ def targets_table(doc):
     for t in doc["targets"]:
         unit = f" {t['unit']}" if t["unit"] else ""
         out.append(f"| {t['target']} | {t['run']} | {fmt(t['value'])}{unit} | "
-                   f"≤ {fmt(t['limit'])}{unit} | {'PASS' if t['pass'] else '**FAIL**'} |")
+                   f"{t.get('op', '≤')} {fmt(t['limit'])}{unit} | {'PASS' if t['pass'] else '**FAIL**'} |")
     if any(t.get("note") for t in doc["targets"]):
         out += ["", f"Note: non-default settings (duration {cfg['duration_s']:g} s, rate "
                 f"{cfg['rate']} req/s); the targets are meant for the defaults."]
-    sh = [r for r in doc["runs"] if r["target"] == "say-hello" and r.get("cpu_ratio_vs_name")]
+    sh = [r for r in doc["runs"] if r["target"] == "say-hello" and r.get("cpu_ratio_vs_name")
+          and r["pair"] == "ours"]
     if sh:
         out += ["", f"Median say-hello ÷ name CPU/request over {len(sh)} runs: "
                 f"{median(r['cpu_ratio_vs_name'] for r in sh):.2f}×."]
     return out
+
+
+def baseline_row(r, twin):
+    v, c, t = r["vs_baseline"], r["cpu_us_per_req"], twin["cpu_us_per_req"]
+    return (f"| {r['target']} | {load_desc(r)} | {fmt(c['total'], 1)} | {fmt(t['total'], 1)} "
+            f"| **{fmt(v['cpu'])}** | {r['rps']:,.0f} | {twin['rps']:,.0f} | {fmt(v['rps'])} "
+            f"| {fmt(r.get('cpu_ratio_vs_name'))} | {fmt(twin.get('cpu_ratio_vs_name'))} |")
+
+
+def baseline_table(runs):
+    """Each 1-replica run of ours beside the baseline's at the same load."""
+    by_id = {r["id"]: r for r in runs}
+    paired = [r for r in runs if r.get("vs_baseline")]
+    if not paired:
+        return []
+    return ["", "## Ours ÷ baseline", "",
+            "The baseline is the straightforward tonic + axum pair (bench/baseline/), "
+            "measured in the same run right after ours at the same load, 1 service1 each. "
+            "CPU µs/req: both services together (name: service1 alone).", "",
+            "| endpoint | load | CPU µs/req ours | baseline | ours ÷ baseline | req/s ours "
+            "| baseline | ours ÷ baseline | ÷ name ours | ÷ name baseline |",
+            "|" + "---|" * 10] + [baseline_row(r, by_id[r["vs_baseline"]["run"]]) for r in paired]
 
 
 def process_table(runs):
@@ -90,7 +118,12 @@ def process_table(runs):
 
 
 def markdown(doc):
-    out = header(doc) + runs_table(doc["runs"]) + targets_table(doc) + process_table(doc["runs"])
-    out += ["", "Chart: [latency.svg](latency.svg). Raw numbers: [results.json](results.json). "
+    out = (header(doc) + runs_table(doc["runs"]) + baseline_table(doc["runs"])
+           + instructions_table(doc.get("instructions")) + targets_table(doc)
+           + process_table(doc["runs"]))
+    charts = "[latency.svg](latency.svg)"
+    if any(r.get("vs_baseline") for r in doc["runs"]):
+        charts += ", [baseline.svg](baseline.svg) (ours and the baseline's CPU per request)"
+    out += ["", f"Charts: {charts}. Raw numbers: [results.json](results.json). "
             "Service logs: `logs/<run>/` (gzip; they include the warm-up)."]
     return "\n".join(out) + "\n"

@@ -1,25 +1,42 @@
 """The benchmark's runs: which topologies at which loads, and how one run
 is measured (fresh processes, warm-up, a timed oha run, /proc around it)."""
 
+import signal
 import time
 
 from loadtools.common import SetupError, fmt, logger
 from loadtools.loadgen import oha_cmd, run_oha, summarize_oha
 from loadtools.procfs import cpu_between, cpu_snapshot, loadavg, proc_mem_kib
-from loadtools.services import count_and_gzip, start_topology, stop_all
+from loadtools.services import Launch, count_and_gzip, start_topology, stop_all
 
 log = logger("bench")
 
 
-def plan(cfg):
-    """name x1, then say-hello at each replica count; each at every load."""
+def loads_of(cfg):
+    """The closed-loop loads, then the fixed rate."""
     loads = [{"mode": f"c{c}", "concurrency": c, "rate": None} for c in cfg["concurrency"]]
     loads.append({"mode": f"{cfg['rate']}rps", "concurrency": cfg["rate_concurrency"],
                   "rate": cfg["rate"]})
-    runs = [dict(target="name", replicas=1, id=f"name-1x-{ld['mode']}", **ld) for ld in loads]
-    for r in cfg["replicas"]:
-        runs += [dict(target="say-hello", replicas=r, id=f"say-hello-{r}x-{ld['mode']}", **ld)
-                 for ld in loads]
+    return loads
+
+
+def spec(target, replicas, pair, load):
+    prefix = "baseline-" if pair == "baseline" else ""
+    return dict(target=target, replicas=replicas, pair=pair,
+                id=f"{prefix}{target}-{replicas}x-{load['mode']}", **load)
+
+
+def plan(cfg):
+    """name x1, then say-hello at each replica count; each at every load. With
+    the baseline, each 1-replica run of ours is followed at once by the
+    baseline's at the same load (ours, baseline, ours, baseline, ...), so
+    both see the same machine."""
+    runs = []
+    for target, replicas in [("name", 1)] + [("say-hello", r) for r in cfg["replicas"]]:
+        for load in loads_of(cfg):
+            runs.append(spec(target, replicas, "ours", load))
+            if cfg["baseline"] and replicas == 1:
+                runs.append(spec(target, replicas, "baseline", load))
     return runs
 
 
@@ -70,6 +87,12 @@ def cpu_per_req(procs, kind):
     return sum(vals) if vals and None not in vals else None
 
 
+def clean_exit(pair):
+    """Ours drain and exit 0 on SIGTERM; the baseline, like the docs' examples,
+    has no signal handler, so SIGTERM ends it (-15)."""
+    return -signal.SIGTERM if pair == "baseline" else 0
+
+
 def run_result(run, url, window, procs, cfg):
     """What results.json records for one run."""
     res = summarize_oha(window["report"])
@@ -90,7 +113,7 @@ def run_result(run, url, window, procs, cfg):
     })
     c = out["cpu_us_per_req"]
     c["total"] = (c["service1"] or 0) + (c["service2"] or 0) if n else None
-    unclean = [p["process"] for p in procs if p["exit_code"] != 0]
+    unclean = [p["process"] for p in procs if p["exit_code"] != clean_exit(run["pair"])]
     if unclean:
         out["note"] = f"non-zero exit after SIGTERM: {unclean}"
     return out
@@ -101,9 +124,10 @@ def measure(run, oha, certs, logroot, cfg):
     rid = run["id"]
     logdir = logroot / rid
     logdir.mkdir(parents=True)
-    log(f"{rid}: starting {run['replicas']}x service1"
+    log(f"{rid}: starting {run['pair']}: {run['replicas']}x service1"
         + (" + service2" if run["target"] == "say-hello" else ""))
-    services, url = start_topology(run["target"], run["replicas"], certs, logdir, cfg)
+    how = Launch(run["pair"], cfg["worker_threads"])
+    services, url = start_topology(run["target"], run["replicas"], certs, logdir, cfg, how)
     try:
         window = measure_window(run, services, oha, url, cfg)
     finally:

@@ -1,34 +1,76 @@
-"""The targets of issue 7, as the benchmark checks them."""
+"""The targets of issues 7 and 17, as the benchmark checks them. Those of
+issue 17 compare ours with the baseline pair (bench/baseline/) measured in
+the same run; the others apply to ours only."""
 
 TARGET_CPU_US = 60.0  # say-hello CPU per request, service1 + service2
 TARGET_CPU_RATIO = 2.5  # ... divided by /api/v1/name's (service1)
 TARGET_RSS_MIB = 20.0  # VmRSS of each service process after its run
 TARGET_P99_MS = 2.0  # p99 at the fixed rate
+# Issue 17: ours ÷ the baseline's at the same closed-loop load, same run.
+TARGET_VS_BASELINE = {"say-hello": 0.6, "name": 1.0}  # CPU per request, at most
+TARGET_RPS_VS_BASELINE = 1.0  # say-hello req/s at c100, at least
+RPS_CONCURRENCY = 100
 
 DEFINITION = {"cpu_us_per_req_max": TARGET_CPU_US, "cpu_ratio_vs_name_max": TARGET_CPU_RATIO,
               "rss_after_mib_max": TARGET_RSS_MIB, "p99_ms_at_rate_max": TARGET_P99_MS,
-              "errors_max": 0}
+              "errors_max": 0,
+              "cpu_ratio_vs_baseline_max": TARGET_VS_BASELINE,
+              "rps_ratio_vs_baseline_min": {f"say-hello c{RPS_CONCURRENCY}":
+                                            TARGET_RPS_VS_BASELINE}}
+
+
+def ours(runs):
+    return [r for r in runs if r.get("pair", "ours") == "ours"]
 
 
 def add_ratios(runs):
-    """say-hello's CPU per request ÷ /api/v1/name's at the same load."""
-    ref = {r["mode"]: r for r in runs if r["target"] == "name"}
+    """say-hello's CPU per request ÷ /api/v1/name's at the same load, within
+    each pair; and each 1-replica run of ours ÷ the baseline's at the same load."""
+    name = {(r["pair"], r["mode"]): r for r in runs if r["target"] == "name"}
+    base = {(r["target"], r["mode"]): r for r in runs if r["pair"] == "baseline"}
     for r in runs:
-        if r["target"] != "say-hello":
-            continue
-        base = ref.get(r["mode"])
-        mine = r["cpu_us_per_req"]["total"]
-        theirs = base and base["cpu_us_per_req"]["service1"]
-        r["cpu_ratio_vs_name"] = mine / theirs if mine is not None and theirs else None
+        if r["target"] == "say-hello":
+            ref = name.get((r["pair"], r["mode"]))
+            r["cpu_ratio_vs_name"] = ratio(r["cpu_us_per_req"]["total"],
+                                           ref and ref["cpu_us_per_req"]["service1"])
+        twin = base.get((r["target"], r["mode"]))
+        if r["pair"] == "ours" and r["replicas"] == 1 and twin:
+            r["vs_baseline"] = {
+                "run": twin["id"],
+                "cpu": ratio(r["cpu_us_per_req"]["total"], twin["cpu_us_per_req"]["total"]),
+                "rps": ratio(r["rps"], twin["rps"]),
+            }
 
 
-def row(target, run, value, limit, unit, ok):
+def ratio(mine, theirs):
+    return mine / theirs if mine is not None and theirs else None
+
+
+def row(target, run, value, limit, unit, ok, op="≤"):
     return {"target": target, "run": run, "value": value, "limit": limit, "unit": unit,
-            "pass": bool(ok)}
+            "pass": bool(ok), "op": op}
+
+
+def baseline_rows(runs):
+    """Issue 17: CPU per request ours ÷ baseline at each closed-loop load;
+    say-hello throughput ours ÷ baseline at c100."""
+    paired = [r for r in runs if r.get("vs_baseline") and not r["rate"]]
+    rows = []
+    for r in sorted(paired, key=lambda r: r["target"] != "say-hello"):
+        v, limit = r["vs_baseline"]["cpu"], TARGET_VS_BASELINE[r["target"]]
+        rows.append(row(f"{r['target']} CPU/request ours ÷ baseline", r["id"], v, limit, "×",
+                        v is not None and v <= limit))
+    for r in paired:
+        if r["target"] == "say-hello" and r["concurrency"] == RPS_CONCURRENCY:
+            v = r["vs_baseline"]["rps"]
+            rows.append(row("say-hello req/s ours ÷ baseline", r["id"], v,
+                            TARGET_RPS_VS_BASELINE, "×",
+                            v is not None and v >= TARGET_RPS_VS_BASELINE, op="≥"))
+    return rows
 
 
 def cpu_rows(runs):
-    say_hello = [r for r in runs if r["target"] == "say-hello"]
+    say_hello = [r for r in ours(runs) if r["target"] == "say-hello"]
     rows = []
     for r in say_hello:
         v = r["cpu_us_per_req"]["total"]
@@ -45,7 +87,7 @@ def rss_rows(runs):
     """The largest RSS after a run, per service, over every run."""
     rows = []
     for kind in ("service1", "service2"):
-        procs = [(p["rss_after_mib"], r["id"], p["process"]) for r in runs
+        procs = [(p["rss_after_mib"], r["id"], p["process"]) for r in ours(runs)
                  for p in r["processes"] if p["service"] == kind]
         if procs:
             v, rid, label = max(procs)
@@ -56,7 +98,7 @@ def rss_rows(runs):
 
 def latency_and_error_rows(runs):
     rows = []
-    for r in runs:
+    for r in ours(runs):
         if r["target"] == "say-hello" and r["rate"]:
             v = r["latency_ms"]["p99"]
             rows.append(row(f"p99 at {r['rate']} req/s", r["id"], v, TARGET_P99_MS, "ms",
@@ -69,7 +111,8 @@ def latency_and_error_rows(runs):
 
 
 def check_targets(runs, cfg):
-    rows = cpu_rows(runs) + rss_rows(runs) + latency_and_error_rows(runs)
+    rows = (cpu_rows(runs) + baseline_rows(runs) + rss_rows(runs)
+            + latency_and_error_rows(runs))
     if cfg["rate"] != 2000 or cfg["duration_s"] < 10:
         for x in rows:
             x["note"] = "non-default settings"
