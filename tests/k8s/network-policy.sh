@@ -207,9 +207,10 @@ check_network_policy() {
 # Once kube-router has programmed the policies, service2 is restarted, so it
 # must resolve service1 and connect to it under the egress policy: it turns
 # Ready, say-hello has no failed call, and the probe (an extra client) opens
-# service1's gRPC port. Then the negative control: with DNS allowed only to
-# an address that serves none, a restarted service2 pod never turns Ready
-# (egress is really enforced), and the earlier values bring it back.
+# service1's gRPC port. There is no negative control for DNS: here CoreDNS
+# runs on the node, and kube-router does not filter a pod's traffic to its
+# own node, so blocking DNS by policy cannot be shown on this cluster (a
+# first version of this check found service2 still resolving).
 check_network_policy_knobs() {
   local release=npk namespace=$NAMESPACE-netpol-knobs status=0 node_ip ip out url i
   node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
@@ -238,22 +239,6 @@ check_network_policy_knobs() {
     out=$(probe "$namespace" tcp-probe-extra-client "$ip:50051") || status=1
     echo "a pod listed in service1GrpcFrom: $out"
     grep -qxF "$ip:50051 open" <<<"$out" || status=1
-  fi
-  if ((status == 0)); then
-    # 192.0.2.1 (TEST-NET-1) serves no DNS: a new service2 pod cannot resolve service1.
-    helm_install "$release" "$namespace" --reuse-values --wait=hookOnly \
-      --set-json 'networkPolicy.egress.dnsTo=[{"ipBlock":{"cidr":"192.0.2.1/32"}}]' >/dev/null || status=1
-    for ((i = 0; i < 60; i++)); do
-      "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter | grep -qF 192.0.2.1 && break
-      sleep 0.5
-    done
-    kubectl -n "$namespace" rollout restart "deploy/$release-service2" >/dev/null || status=1
-    if kubectl -n "$namespace" rollout status "deploy/$release-service2" --timeout 40s >/dev/null 2>&1; then
-      echo "negative control: service2 turned Ready with DNS blocked (egress not enforced?)"
-      status=1
-    else
-      echo "negative control: with DNS blocked, a restarted service2 pod stays unready (40 s)"
-    fi
   fi
   if ((status != 0)); then
     kubectl -n "$namespace" get networkpolicies,pods -o wide 2>&1 | tail -8
