@@ -80,3 +80,20 @@ def test_alerts_follow_the_selector_and_thresholds():
     exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     assert all('{job="demo/hello"}' in e or '{job="demo/hello",' in e for e in exprs), exprs
     assert any(str(30 * 86400) in e for e in exprs)
+
+
+def test_a_pod_monitor_scrapes_the_admin_port_of_every_pod_of_the_release():
+    rendered = render({"monitoring": {"podMonitor": {"enabled": True, "labels": {"release": "kps"}}}})
+    (monitor,) = rendered.all("PodMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "admin", "path": "/metrics"}]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    for component in ("service1", "service2"):
+        pod = rendered.deployment(component)["spec"]["template"]
+        assert selector.items() <= pod["metadata"]["labels"].items()
+        ports = [p["name"] for c in pod["spec"]["containers"] for p in c["ports"]]
+        assert "admin" in ports
+
+
+def test_no_pod_monitor_unless_enabled(default):
+    assert default.all("PodMonitor") == []

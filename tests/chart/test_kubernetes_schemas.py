@@ -89,6 +89,27 @@ _string_map = {"type": "object", "additionalProperties": {"type": "string"}}
 _prom_duration = {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
 # The subset of monitoring.coreos.com/v1 (prometheus-operator) the chart uses.
 PROMETHEUS_OPERATOR = {
+    "PodMonitor": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "metadata": _metadata,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["selector", "podMetricsEndpoints"],
+                "properties": {
+                    "selector": {"type": "object", "properties": {"matchLabels": _string_map}},
+                    "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                                       "interval": _prom_duration},
+                    }},
+                },
+            },
+        },
+    },
     "PrometheusRule": {
         "type": "object",
         "required": ["apiVersion", "kind", "metadata", "spec"],
@@ -158,7 +179,8 @@ CASES = {
         "service2": {"pdb": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}},
     },
     "monitoring on": {
-        "monitoring": {"prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+        "monitoring": {"prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                       "podMonitor": {"enabled": True, "interval": "15s"}},
     },
     "OTLP over https with mTLS and headers from a Secret": {
         "otel": {
