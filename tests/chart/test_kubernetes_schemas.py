@@ -148,6 +148,39 @@ PROMETHEUS_OPERATOR = {
     },
 }
 
+# The subset of gateway.networking.k8s.io/v1 (Gateway API) the chart uses.
+GATEWAY_API = {
+    "HTTPRoute": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "metadata": _metadata,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["parentRefs", "rules"],
+                "properties": {
+                    "parentRefs": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name"]}},
+                    "hostnames": {"type": "array", "items": {"type": "string"}},
+                    "rules": {"type": "array", "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "matches": {"type": "array", "items": {"type": "object", "properties": {
+                                "path": {"type": "object", "additionalProperties": False, "required": ["type", "value"],
+                                         "properties": {"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
+                                                        "value": {"type": "string"}}}}}},
+                            "backendRefs": {"type": "array", "items": {
+                                "type": "object", "required": ["name", "port"],
+                                "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
+                        },
+                    }},
+                },
+            },
+        },
+    },
+}
+
 CASES = {
     "defaults (generate)": {},
     "certManager": {"tls": {"mode": "certManager"}},
@@ -178,6 +211,14 @@ CASES = {
                      "pdb": {"unhealthyPodEvictionPolicy": "AlwaysAllow"}},
         "service2": {"pdb": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}},
     },
+    "service2 from outside: Ingress and HTTPRoute": {
+        "service2": {
+            "ingress": {"enabled": True, "className": "nginx", "hosts": ["hello.example.com"],
+                        "tls": [{"secretName": "hello-tls", "hosts": ["hello.example.com"]}]},
+            "httpRoute": {"enabled": True, "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                          "hostnames": ["hello.example.com"]},
+        },
+    },
     "monitoring on": {
         "monitoring": {"prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
                        "podMonitor": {"enabled": True, "interval": "15s"}},
@@ -200,6 +241,8 @@ def _check(obj, version):
         jsonschema.validate(obj, CERT_MANAGER[obj["kind"]])
     elif obj["apiVersion"] == "monitoring.coreos.com/v1":
         jsonschema.validate(obj, PROMETHEUS_OPERATOR[obj["kind"]])
+    elif obj["apiVersion"] == "gateway.networking.k8s.io/v1":
+        jsonschema.validate(obj, GATEWAY_API[obj["kind"]])
     else:
         kubernetes_validate.validate(obj, version, strict=True)
 

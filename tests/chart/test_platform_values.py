@@ -83,3 +83,38 @@ def test_chart_yaml_says_where_the_project_lives():
     assert meta["sources"] and all(s.startswith("https://") for s in meta["sources"])
     assert meta["icon"].startswith("https://") and meta["icon"].endswith("icon.svg")
     assert (CHART / "icon.svg").read_text().startswith("<svg")
+
+
+def test_an_ingress_sends_say_hello_to_service2_for_each_host():
+    rendered = render({"service2": {"ingress": {"enabled": True, "className": "nginx",
+                                                "hosts": ["a.example.com", "b.example.com"]}}})
+    (ingress,) = rendered.all("Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["a.example.com", "b.example.com"]
+    for rule in ingress["spec"]["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert (path["path"], path["pathType"]) == ("/api/v1/say-hello", "Exact")
+        assert path["backend"]["service"] == {"name": "hello-service2", "port": {"number": 80}}
+
+
+def test_an_ingress_needs_a_host():
+    with pytest.raises(helm_python.HelmValuesError, match="hosts"):
+        render({"service2": {"ingress": {"enabled": True}}})
+
+
+def test_an_http_route_attaches_say_hello_to_the_gateway():
+    rendered = render({"service2": {"httpRoute": {"enabled": True, "parentRefs": [{"name": "public"}]}}})
+    (route,) = rendered.all("HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": "public"}]
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "Exact", "value": "/api/v1/say-hello"}}]
+    assert rule["backendRefs"] == [{"name": "hello-service2", "port": 80}]
+
+
+def test_an_http_route_needs_a_gateway():
+    with pytest.raises(helm_python.HelmValuesError, match="parentRefs"):
+        render({"service2": {"httpRoute": {"enabled": True}}})
+
+
+def test_nothing_is_exposed_outside_by_default(default):
+    assert default.all("Ingress") == [] and default.all("HTTPRoute") == []
