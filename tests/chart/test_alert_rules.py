@@ -97,3 +97,15 @@ def test_a_pod_monitor_scrapes_the_admin_port_of_every_pod_of_the_release():
 
 def test_no_pod_monitor_unless_enabled(default):
     assert default.all("PodMonitor") == []
+
+
+def test_the_dashboard_is_a_configmap_for_grafanas_sidecar():
+    import json
+
+    rendered = render({"monitoring": {"grafanaDashboard": {"enabled": True, "folder": "Payments"}}})
+    (config,) = [c for c in rendered.all("ConfigMap") if c["metadata"]["name"] == "hello-dashboard"]
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config["metadata"]["annotations"] == {"grafana_folder": "Payments"}
+    dashboard = json.loads(config["data"]["grpc-services.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs and all('namespace=~"$namespace"' in e for e in exprs)

@@ -207,6 +207,21 @@ def only(result, labels, expected):
     return True if value == expected else f"{value}, expected {expected}"
 
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "charts" / "grpc-services" / "dashboards" / "grpc-services.json"
+
+
+def check_dashboard(c):
+    """Every query of the chart's Grafana dashboard returns data: a renamed
+    metric or label would leave its panel empty. Grafana's variables get
+    what they would stand for here: every namespace, a 1 minute window."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            promql = target["expr"].replace("$__rate_interval", "1m").replace("$namespace", ".*")
+            c.check(f"dashboard: {panel['title']} ({target['refId']})", promql,
+                    lambda r: True if r else "no data: a metric or label the panel needs is missing")
+
+
 def run_checks(p):
     c = Checks(p)
     calls = OK_CALLS + 1
@@ -277,6 +292,7 @@ def run_checks(p):
 
     c.check("grpc_type and grpc_method: closed sets, bare method names",
             "count(grpc_server_started_total) by (grpc_type, grpc_service, grpc_method)", closed)
+    check_dashboard(c)
     c.check("no series of the old form",
             'count({__name__=~"grpc_.*", grpc_code=~"Ok|Cancelled"})'
             ' or count({__name__=~"grpc_.*", grpc_method=~"/.*"})',
@@ -316,6 +332,9 @@ def main():
         calls = OK_CALLS + 1
         prometheus.wait_for("sum(grpc_server_handled_total)", calls, "service1's calls scraped")
         prometheus.wait_for("sum(grpc_client_handled_total)", calls, "service2's calls scraped")
+        # The HTTP series begin with the first call; rate() needs two samples.
+        prometheus.wait_for('min(count_over_time(http_server_requests_total{route="/api/v1/say-hello"}[1m]))',
+                            lambda n: n is not None and n >= 2, "say-hello's series scraped twice")
         prometheus.pin()
 
         failed = run_checks(prometheus)
