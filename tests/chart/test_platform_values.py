@@ -118,3 +118,24 @@ def test_an_http_route_needs_a_gateway():
 
 def test_nothing_is_exposed_outside_by_default(default):
     assert default.all("Ingress") == [] and default.all("HTTPRoute") == []
+
+
+def test_common_annotations_are_on_every_object_and_its_own_annotations_win():
+    rendered = render({
+        "commonAnnotations": {"owner": "payments", "helm.sh/hook": "not-this"},
+        "networkPolicy": {"enabled": True},
+        "monitoring": {"prometheusRule": {"enabled": True}, "podMonitor": {"enabled": True},
+                       "grafanaDashboard": {"enabled": True, "folder": "Payments"}},
+        "service2": {"ingress": {"enabled": True, "hosts": ["a.example.com"], "annotations": {"owner": "edge"}},
+                     "httpRoute": {"enabled": True, "parentRefs": [{"name": "public"}]}},
+    })
+    for obj in rendered.objects:
+        annotations = obj["metadata"].get("annotations", {})
+        assert "owner" in annotations, f"{obj['kind']}/{obj['metadata']['name']}"
+    (ingress,) = rendered.all("Ingress")
+    assert ingress["metadata"]["annotations"]["owner"] == "edge"
+    (test_pod,) = [o for o in rendered.objects if o["kind"] == "Pod"]
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    for component in ("service1", "service2"):
+        pod = rendered.deployment(component)["spec"]["template"]["metadata"]
+        assert "owner" not in pod.get("annotations", {})

@@ -34,6 +34,19 @@ app.kubernetes.io/part-of: {{ include "grpc-services.name" . }}
 {{- end }}
 
 {{/*
+An `annotations:` block for an object's metadata: commonAnnotations, then
+`extra` (which wins over them), or nothing when both are empty. Takes
+(dict "root" $ "extra" (dict ...)).
+*/}}
+{{- define "grpc-services.annotations" -}}
+{{- $all := merge (deepCopy (.extra | default dict)) (.root.Values.commonAnnotations | default dict) }}
+{{- with $all }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
 Selector labels of one component. Takes (dict "root" $ "component" "service1").
 */}}
 {{- define "grpc-services.selectorLabels" -}}
