@@ -81,10 +81,20 @@ pub struct Config {
     /// dialled (pods are dialled by IP).
     #[arg(long, env = "TLS_SERVER_NAME", default_value = "service1")]
     pub tls_server_name: String,
+
+    /// A name service1's certificate must also carry (a DNS or URI SAN,
+    /// such as its SPIFFE ID), so that a workload that can get a
+    /// certificate for TLS_SERVER_NAME from the same issuer cannot pose as
+    /// service1. Unset: TLS_SERVER_NAME alone.
+    #[arg(long, env = "TLS_SERVER_IDENTITY")]
+    pub tls_server_identity: Option<String>,
 }
 
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
+        if self.tls_server_identity.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err("TLS_SERVER_IDENTITY must not be empty (leave it unset instead)".into());
+        }
         self.common.tls.files()?;
         serving::tls::client::Connector::check_server_name(&self.tls_server_name)
             .map(|_| ())

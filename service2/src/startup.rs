@@ -41,7 +41,14 @@ impl Application {
     pub async fn build(config: Config, obs: Observability) -> io::Result<Self> {
         let tls = serving::tls::load(&config.common.tls, ClientReloader::client)?;
         let connector = match &tls {
-            Some(tls) => Connector::mtls(tls.clone(), &config.tls_server_name).map_err(io::Error::other)?,
+            Some(tls) => {
+                let connector =
+                    Connector::mtls(tls.clone(), &config.tls_server_name).map_err(io::Error::other)?;
+                match &config.tls_server_identity {
+                    Some(identity) => connector.requiring_identity(identity),
+                    None => connector,
+                }
+            }
             None => Connector::plaintext(),
         };
         let resolver = match &config.service1_channel {

@@ -15,6 +15,8 @@ fn invalid_config_is_one_line_on_stderr_and_exit_code_2() {
         [("PORT", "-1")],
         [("LISTEN_BACKLOG", "0")],
         [("SERVICE1_RESOLVE_INTERVAL", "0s")],
+        [("TLS_SERVER_IDENTITY", " ")],
+        [("SERVICE1_KEEPALIVE_INTERVAL", "0s")],
     ] {
         let (status, _, stderr) = process::run(BIN, &env, &[]);
         assert_eq!(status.code(), Some(2), "{env:?}: {stderr}");

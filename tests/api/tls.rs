@@ -174,6 +174,35 @@ async fn service2_refuses_a_service1_certificate_from_another_ca() {
     assert_eq!(reply.status, 503);
 }
 
+/// service1 with a certificate that names it by DNS and by SPIFFE ID, and
+/// service2 requiring `identity` of it.
+async fn say_hello_requiring(identity: &str) -> u16 {
+    let pki = Pki::new();
+    let spiffe = "spiffe://cluster.local/ns/demo/sa/service1".to_owned();
+    pki.write_leaf(
+        "service1",
+        &pki.issue(LeafSpec { uris: vec![spiffe], ..LeafSpec::server("service1", SERVICE1_SANS) }),
+    );
+    let service1 = spawn_service1(&strs(&pki.args("service1"))).await;
+    let tls = pki.args("service2");
+    let mut flags = strs(&tls);
+    flags.extend(["--tls-server-identity", identity, "--service1-startup-wait", "0s"]);
+    let service2 = spawn_service2_with(service1.grpc_addr, &flags).await;
+    get(&service2.url("/api/v1/say-hello?name=test"), None).await.status
+}
+
+#[tokio::test]
+async fn service2_calls_a_service1_whose_certificate_carries_the_required_identity() {
+    assert_eq!(say_hello_requiring("spiffe://cluster.local/ns/demo/sa/service1").await, 200);
+}
+
+#[tokio::test]
+async fn service2_refuses_a_service1_whose_certificate_lacks_the_required_identity() {
+    // A certificate for the right DNS name from the right CA, but another
+    // workload's: what a shared issuer would hand any namespace.
+    assert_eq!(say_hello_requiring("spiffe://cluster.local/ns/other/sa/service1").await, 503);
+}
+
 #[tokio::test]
 async fn with_tls_turned_off_on_both_sides_the_services_talk_plaintext() {
     let service1 = spawn_service1(&["--tls-mode", "insecure"]).await;

@@ -296,6 +296,13 @@ def test_spiffe_only_accepts_service2_by_its_spiffe_id_alone(values):
     assert "service2" not in allowed_clients(rendered)
 
 
+@pytest.mark.parametrize("values", SPIFFE_ONLY, ids=["certManager", "existingSecret"])
+def test_spiffe_only_has_service2_require_service1s_spiffe_id(values):
+    rendered = render(values)
+    assert rendered.config("service2")["TLS_SERVER_IDENTITY"] == "spiffe://cluster.local/ns/demo/sa/hello-service1"
+    assert "TLS_SERVER_IDENTITY" not in render({"tls": {"mode": "certManager"}}).config("service2")
+
+
 def test_spiffe_only_keeps_extra_spiffe_clients():
     debug = "spiffe://cluster.local/ns/ops/sa/debug"
     rendered = render({"tls": {"mode": "certManager", "spiffeOnly": True},

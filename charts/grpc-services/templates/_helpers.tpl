@@ -241,6 +241,9 @@ GRPC_REFLECTION: {{ $c.grpcReflection | quote }}
 SERVICE1_CHANNEL: {{ printf "dns:///%s.%s.svc.%s:%d" (include "grpc-services.service1GrpcName" $root) $root.Release.Namespace $v.clusterDomain (int $v.service1.ports.grpc) | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
 SERVICE1_TIMEOUT: {{ include "grpc-services.seconds" $c.service1TimeoutSeconds | quote }}
+{{- if $v.tls.spiffeOnly }}
+TLS_SERVER_IDENTITY: {{ include "grpc-services.spiffeId" (dict "root" $root "component" "service1") | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 

@@ -23,6 +23,10 @@ use super::ClientReloader;
 #[derive(Clone)]
 pub struct Connector {
     tls: Option<(Arc<ClientReloader>, ServerName<'static>)>,
+    /// A name (such as a SPIFFE ID) the server's certificate must also
+    /// carry among its SANs: under a shared issuer, TLS_SERVER_NAME alone
+    /// would be satisfied by any workload that may get that DNS name.
+    identity: Option<Arc<str>>,
 }
 
 /// A connection to the server: TLS, or plaintext when TLS is turned off.
@@ -43,12 +47,20 @@ pub struct InvalidServerName(String);
 impl Connector {
     /// Plaintext: only when TLS is explicitly turned off.
     pub fn plaintext() -> Self {
-        Self { tls: None }
+        Self { tls: None, identity: None }
     }
 
     /// mTLS, expecting the server certificate to name `server_name`.
     pub fn mtls(reloader: Arc<ClientReloader>, server_name: &str) -> Result<Self, InvalidServerName> {
-        Ok(Self { tls: Some((reloader, Self::check_server_name(server_name)?)) })
+        Ok(Self { tls: Some((reloader, Self::check_server_name(server_name)?)), identity: None })
+    }
+
+    /// Also requires `identity` (a DNS or URI SAN, such as a SPIFFE ID) in
+    /// the server's certificate; a server without it is refused after the
+    /// handshake, before any request.
+    pub fn requiring_identity(mut self, identity: &str) -> Self {
+        self.identity = Some(identity.into());
+        self
     }
 
     pub fn check_server_name(server_name: &str) -> Result<ServerName<'static>, InvalidServerName> {
@@ -66,7 +78,7 @@ impl tower::Service<Uri> for Connector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let tls = self.tls.clone();
+        let (tls, identity) = (self.tls.clone(), self.identity.clone());
         Box::pin(async move {
             let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
             let port = uri.port_u16().unwrap_or(80);
@@ -76,12 +88,28 @@ impl tower::Service<Uri> for Connector {
                 None => Either::Right(tcp),
                 Some((reloader, name)) => {
                     let connector = TlsConnector::from(reloader.current());
-                    Either::Left(Box::new(connector.connect(name, tcp).await?))
+                    let stream = connector.connect(name, tcp).await?;
+                    if let Some(identity) = identity {
+                        check_identity(&stream, &identity)?;
+                    }
+                    Either::Left(Box::new(stream))
                 }
             };
             Ok(TokioIo::new(stream))
         })
     }
+}
+
+/// The server's certificate must name `identity`.
+fn check_identity(stream: &TlsStream<TcpStream>, identity: &str) -> io::Result<()> {
+    let names = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(super::identities);
+    if names.unwrap_or_default().iter().any(|name| name == identity) {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("the server's certificate does not name {identity} (TLS_SERVER_IDENTITY)"),
+    ))
 }
 
 #[cfg(test)]
