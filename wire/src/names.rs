@@ -1,5 +1,6 @@
 //! The one piece of business logic: checking a name and upper-casing it.
-//! Both services validate, so each stands on its own (defence in depth).
+//! Both REST edges validate a name; ProcessName takes any name, as the
+//! original did (the message size bounds it).
 
 /// The default limit on a name, in bytes of UTF-8.
 pub const DEFAULT_MAX_NAME_BYTES: usize = 1024;
