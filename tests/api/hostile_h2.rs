@@ -5,7 +5,6 @@ use std::{net::SocketAddr, time::Duration};
 use tokio::task::JoinHandle;
 
 use h2::Reason;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use system_tests::{
     raw_h2::{self, grpc_request, H2},
     spawn::Service1,
@@ -184,14 +183,7 @@ async fn an_idle_h2_connection_is_closed_after_the_idle_timeout() {
         spawn_service1(&["--http-idle-timeout", "400ms", "--http-header-read-timeout", "60s"]).await;
     let tcp = tokio::net::TcpStream::connect(service1.rest_addr).await.unwrap();
     // A client that pings often, as some pools do to keep connections warm.
-    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_millis(100))
-        .keep_alive_while_idle(true)
-        .handshake::<_, String>(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = system_tests::raw_h2::pinging_client(tcp).await;
     let request =
         http::Request::get(format!("http://{}/api/v1/name?name=x", service1.rest_addr)).body(String::new());
 

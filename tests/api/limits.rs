@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use system_tests::{spawn::Service1, spawn_service1, spawn_service2_with, Behaviour, FakeService1, Hold};
 use tokio::{
@@ -221,14 +220,7 @@ async fn empty_lines_between_requests_do_not_start_the_header_clock() {
 #[tokio::test]
 async fn an_http2_client_that_pings_between_requests_is_not_taken_for_a_slowloris() {
     let (service1, tcp) = with_a_300ms_header_timeout("60s").await;
-    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_millis(100))
-        .keep_alive_while_idle(true)
-        .handshake::<_, String>(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = system_tests::raw_h2::pinging_client(tcp).await;
     let request = || {
         http::Request::get(format!("http://{}/api/v1/name?name=x", service1.rest_addr))
             .body(String::new())

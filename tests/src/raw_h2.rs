@@ -83,3 +83,19 @@ pub async fn hold_calls(h2: H2, authority: SocketAddr, path: &str, n: usize) -> 
 pub fn grpc_status(response: &http::Response<h2::RecvStream>) -> Option<&str> {
     response.headers().get("grpc-status").and_then(|v| v.to_str().ok())
 }
+
+/// A hyper HTTP/2 client on `tcp` that pings every 100 ms, idle or not, as
+/// some pools do to keep connections warm; returns its sender and the task
+/// driving the connection.
+pub async fn pinging_client(
+    tcp: TcpStream,
+) -> (hyper::client::conn::http2::SendRequest<String>, JoinHandle<hyper::Result<()>>) {
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(std::time::Duration::from_millis(100))
+        .keep_alive_while_idle(true)
+        .handshake::<_, String>(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .expect("HTTP/2 handshake");
+    (sender, tokio::spawn(connection))
+}
