@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Both services scraped by a real Prometheus, and the stock gRPC dashboard
-# and alert queries checked against what it stored (tests/prometheus/check.py).
+# and alert queries, the chart's dashboard and its alert rules checked against
+# what it stored (tests/prometheus/check.py). The rules are rendered with
+# Helm's engine from the chart tests' .venv (made on first use).
 # Needs the debug binaries (`make test-prometheus` builds them), python3 and
 # `prometheus` on PATH; run as root on Debian, it installs Debian's
 # prometheus package when missing (no service is started: there is no init
@@ -18,6 +20,8 @@ if ! command -v prometheus >/dev/null; then
     fi
 fi
 
+source scripts/venv.sh
+ensure_venv tests/chart/requirements.txt
 # No __pycache__ in the working tree; loadtools starts and stops services.
 export PYTHONDONTWRITEBYTECODE=1
-PYTHONPATH=. exec python3 tests/prometheus/check.py "$@"
+PYTHONPATH=. exec .venv/bin/python tests/prometheus/check.py "$@"

@@ -1,18 +1,23 @@
 """Both services scraped by a real Prometheus, and the queries of stock gRPC
-dashboards and alerts (go-grpc-prometheus names) answered from what it
-stored. `make test-prometheus` runs this (scripts/test-prometheus.sh).
+dashboards and alerts (go-grpc-prometheus names), of the chart's Grafana
+dashboard and of the chart's alert rules answered from what it stored.
+`make test-prometheus` runs this (scripts/test-prometheus.sh).
 
 service1 and service2 run from target/debug on loopback, with mTLS and a
 fresh development certificate set, and Prometheus (`prometheus` on PATH;
 Debian's is 2.42) with a generated configuration, a throw-away storage
-directory and a free loopback port. Every wait is a bounded poll of a
+directory and a free loopback port. Each target carries the labels a
+PodMonitor's scrape would give it (namespace, pod), so the chart's rules,
+rendered with their default series selector, pick them. Every wait is a bounded poll of a
 signal: /readyz, Prometheus's /-/ready, and its query API until the scrape
 we need is stored.
 
 The calls: say-hello five times, and once with a name longer than service1
 takes (GRPC_MAX_MESSAGE_BYTES is cut to 64 here), so service1 answers
-RESOURCE_EXHAUSTED and service2 records the failed call as a client.
-Python's standard library only.
+RESOURCE_EXHAUSTED and service2 records the failed call as a client. Every
+dashboard query and what every alert measures must give a number (not
+nothing, not NaN).
+Python's standard library, and the chart tests' .venv to render the rules.
 """
 
 import json
@@ -20,15 +25,19 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from loadtools.common import REPO, SetupError, logger, run_main
 from loadtools.services import Service, free_port, http_get, service_env, stop_all, tls_env, wait_ready
+from tests.prometheus.promql import (Checks, PrometheusAPI, alert_rules, check_dashboard, has_data,
+                                     measured)
+
+# The chart's offline renderer (Helm's engine, in .venv: scripts/test-prometheus.sh).
+sys.path.insert(0, str(REPO / "tests" / "chart"))
+from chart_helpers import NAMESPACE, RELEASE, render  # noqa: E402
 
 log = logger("test-prometheus")
 
@@ -41,7 +50,6 @@ MAX_MESSAGE_BYTES = 64
 LONG_NAME = "x" * 100
 # How long each wait may take before the test gives up.
 START_TIMEOUT_S = 30
-SCRAPE_TIMEOUT_S = 30
 
 PROCESS_NAME = {"grpc_type": "unary", "grpc_service": "app.grpc.Service1", "grpc_method": "ProcessName"}
 CODES = [
@@ -53,23 +61,26 @@ CODES = [
 GRPC_TYPES = {"unary", "client_stream", "server_stream", "bidi_stream"}
 
 
-class Prometheus:
-    """A Prometheus process scraping `targets` ({job: "host:port"}) every second."""
+class Prometheus(PrometheusAPI):
+    """A Prometheus process scraping `targets` ({job: ("host:port", labels)})
+    every second and evaluating the rules in `rules` (a rule file's
+    content) every second."""
 
-    def __init__(self, workdir, targets, taken):
+    def __init__(self, workdir, targets, rules, taken):
         self.port = free_port([HOST], taken)
-        self.url = f"http://{HOST}:{self.port}"
+        super().__init__(f"http://{HOST}:{self.port}")
+        rule_file = workdir / "rules.json"
+        rule_file.write_text(json.dumps(rules, indent=2))
         config = workdir / "prometheus.yml"
         # JSON is YAML: no YAML library needed to write it.
         config.write_text(json.dumps({
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rule_file)],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
-                for job, target in targets.items()
+                {"job_name": job, "static_configs": [{"targets": [target], "labels": labels}]}
+                for job, (target, labels) in targets.items()
             ],
         }, indent=2))
-        # Checks evaluate at one instant (`pin`), so that they agree.
-        self.at = None
         self.logfile = workdir / "prometheus.log"
         self._out = open(self.logfile, "wb")
         self.proc = subprocess.Popen(
@@ -91,48 +102,6 @@ class Prometheus:
                 pass
             time.sleep(0.1)
         raise SetupError(f"prometheus not ready after {START_TIMEOUT_S}s:\n{self.log_tail()}")
-
-    def query(self, promql):
-        """The result of an instant query: [(labels, value)]; a scalar as [({}, value)]."""
-        params = {"query": promql, **({"time": f"{self.at:.3f}"} if self.at is not None else {})}
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                body = json.load(resp)
-        except urllib.error.HTTPError as e:
-            raise AssertionError(f"{promql}: HTTP {e.code}: {e.read()[:300]!r}") from None
-        data = body["data"]
-        if data["resultType"] == "scalar":
-            return [({}, float(data["result"][1]))]
-        return [(r["metric"], float(r["value"][1])) for r in data["result"]]
-
-    def value(self, promql):
-        """The one value `promql` gives, or None when it gives none."""
-        result = self.query(promql)
-        if len(result) > 1:
-            raise AssertionError(f"{promql}: {len(result)} series, expected one: {result}")
-        return result[0][1] if result else None
-
-    def wait_for(self, promql, expected, what):
-        """Polls until `promql` gives `expected` (a value, or a test of the
-        value): proof that the scrape we need is stored."""
-        test = expected if callable(expected) else (lambda got: got == expected)
-        deadline = time.monotonic() + SCRAPE_TIMEOUT_S
-        got = None
-        while time.monotonic() < deadline:
-            got = self.value(promql)
-            if test(got):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{what}: {promql} gave {got} for {SCRAPE_TIMEOUT_S}s")
-
-    def pin(self):
-        """Evaluates every later query at the newest scrape stored, so that
-        each job's newest sample counts and a scrape landing meanwhile does
-        not move rate() between one check and the next."""
-        newest = self.query("max(timestamp(up))")
-        self.at = newest[0][1]
-        log(f"queries evaluated at {self.at:.3f}")
 
     def log_tail(self, lines=20):
         self._out.flush()
@@ -176,26 +145,6 @@ def say_hello(service2, name):
     return http_get(url, timeout=10)[0]
 
 
-class Checks:
-    """Runs checks, printing each; counts failures rather than stopping at the first."""
-
-    def __init__(self, prometheus):
-        self.prometheus, self.failed = prometheus, 0
-
-    def check(self, what, promql, test):
-        try:
-            result = self.prometheus.query(promql)
-            verdict = test(result)
-        except AssertionError as e:
-            result, verdict = None, str(e)
-        shown = [({k: v for k, v in labels.items() if k != "instance"}, value) for labels, value in result or []]
-        if verdict is True:
-            log(f"ok    {what}\n        {promql}\n        = {shown}")
-        else:
-            self.failed += 1
-            log(f"FAIL  {what}: {verdict}\n        {promql}\n        = {shown}")
-
-
 def only(result, labels, expected):
     """`result` is one series whose labels include `labels` and whose value is `expected`."""
     if len(result) != 1:
@@ -207,23 +156,37 @@ def only(result, labels, expected):
     return True if value == expected else f"{value}, expected {expected}"
 
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "charts" / "grpc-services" / "dashboards" / "grpc-services.json"
+DASHBOARD = REPO / "charts" / "grpc-services" / "dashboards" / "grpc-services.json"
 
 
-def check_dashboard(c):
-    """Every query of the chart's Grafana dashboard returns data: a renamed
-    metric or label would leave its panel empty. Grafana's variables get
-    what they would stand for here: every namespace, a 1 minute window."""
-    dashboard = json.loads(DASHBOARD.read_text())
-    for panel in dashboard["panels"]:
-        for target in panel["targets"]:
-            promql = target["expr"].replace("$__rate_interval", "1m").replace("$namespace", ".*")
-            c.check(f"dashboard: {panel['title']} ({target['refId']})", promql,
-                    lambda r: True if r else "no data: a metric or label the panel needs is missing")
+def pod_labels(component):
+    """The labels a PodMonitor's scrape gives a pod of `component`, for the
+    release and namespace the chart's rules are rendered for."""
+    return {"namespace": NAMESPACE, "pod": f"{RELEASE}-{component}-7c9d5b8f4d-q2x7z", "container": component}
 
 
-def run_checks(p):
-    c = Checks(p)
+def rendered_rules():
+    """The chart's PrometheusRule, rendered with its defaults (release hello,
+    namespace demo), as a Prometheus rule file's content."""
+    (rule,) = render({"monitoring": {"prometheusRule": {"enabled": True}}}).all("PrometheusRule")
+    return rule["spec"]
+
+
+def check_rules(c, p, spec):
+    """Prometheus loaded and evaluated every alert of the chart, and what
+    each measures has data: a metric or label renamed in the code or in the
+    rule leaves it empty, and the alert could never fire."""
+    alerts = alert_rules(spec)
+    loaded = p.wait_for_evaluated_rules(len(alerts))
+    broken = [f"{r['name']}: {r['health']} {r.get('lastError', '')}" for _, r in loaded if r["health"] != "ok"]
+    c.verdict(f"rules: Prometheus evaluates all {len(alerts)} alerts without error",
+              True if not broken else "; ".join(broken))
+    for _, alert, expr in alerts:
+        c.check(f"rule {alert}: what it measures has data", measured(expr), has_data)
+
+
+def run_checks(p, rules):
+    c = Checks(p, log)
     calls = OK_CALLS + 1
 
     # The alert of the issue: with canonical codes, only the failed call is
@@ -292,7 +255,8 @@ def run_checks(p):
 
     c.check("grpc_type and grpc_method: closed sets, bare method names",
             "count(grpc_server_started_total) by (grpc_type, grpc_service, grpc_method)", closed)
-    check_dashboard(c)
+    check_dashboard(c, json.loads(DASHBOARD.read_text()), NAMESPACE)
+    check_rules(c, p, rules)
     c.check("no series of the old form",
             'count({__name__=~"grpc_.*", grpc_code=~"Ok|Cancelled"})'
             ' or count({__name__=~"grpc_.*", grpc_method=~"/.*"})',
@@ -316,8 +280,10 @@ def main():
         taken = set()
         services = start_services(workdir, certs, taken)
         service1, service2 = services
+        rules = rendered_rules()
         prometheus = Prometheus(
-            workdir, {s.label: f"{s.addr}:{s.admin_port}" for s in services}, taken)
+            workdir, {s.label: (f"{s.addr}:{s.admin_port}", pod_labels(s.label)) for s in services},
+            rules, taken)
         prometheus.wait_ready()
         # A scrape of each before any call, so every series has its zero
         # stored and rate() sees the calls as increases.
@@ -325,19 +291,23 @@ def main():
         for family in ("grpc_server_handled_total", "grpc_client_handled_total"):
             prometheus.wait_for(f"count({family})", lambda n: n and n > 0, f"{family} at zero")
 
-        statuses = [say_hello(service2, "prom") for _ in range(OK_CALLS)]
-        statuses.append(say_hello(service2, LONG_NAME))
-        if statuses != [200] * OK_CALLS + [503]:
-            raise AssertionError(f"say-hello answered {statuses}, expected 200 x{OK_CALLS} then 503")
+        # Phase one makes the say-hello HTTP series (they begin at the first
+        # call): an OK and the failing call. Once a scrape stored them,
+        # phase two moves them, so rates are numbers and not 0/0.
+        statuses = [say_hello(service2, "prom"), say_hello(service2, LONG_NAME)]
+        prometheus.wait_for('count(http_server_requests_total{route="/api/v1/say-hello"})', 2,
+                            "say-hello's 200 and 503 series scraped")
+        statuses += [say_hello(service2, "prom") for _ in range(OK_CALLS - 1)]
+        if statuses != [200, 503] + [200] * (OK_CALLS - 1):
+            raise AssertionError(f"say-hello answered {statuses}, expected 200, 503, then 200 x{OK_CALLS - 1}")
         calls = OK_CALLS + 1
         prometheus.wait_for("sum(grpc_server_handled_total)", calls, "service1's calls scraped")
         prometheus.wait_for("sum(grpc_client_handled_total)", calls, "service2's calls scraped")
-        # The HTTP series begin with the first call; rate() needs two samples.
-        prometheus.wait_for('min(count_over_time(http_server_requests_total{route="/api/v1/say-hello"}[1m]))',
-                            lambda n: n is not None and n >= 2, "say-hello's series scraped twice")
+        prometheus.wait_for('sum(http_server_requests_total{route="/api/v1/say-hello"})', calls,
+                            "service2's say-hello calls scraped")
         prometheus.pin()
 
-        failed = run_checks(prometheus)
+        failed = run_checks(prometheus, rules)
         if failed:
             log(f"{failed} check(s) failed; logs in {workdir}")
             workdir = None  # kept for a look
