@@ -20,6 +20,7 @@ declare -A tools=(
   [iptables]="iptables (kube-proxy's iptables mode)"
   [conntrack]="conntrack (kube-proxy clears stale UDP entries with it)"
   [ipset]="ipset (kube-router's NetworkPolicy rules)"
+  [prometheus]="prometheus (check l scrapes the pods with it)"
   [nsenter]="util-linux"
   [ip]="iproute2"
   [openssl]="openssl (the cluster's certificates)"

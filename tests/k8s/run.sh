@@ -18,7 +18,8 @@
 #
 # Env: IMAGE (localhost/grpc-services:test), SKIP_BUILD=1 (test IMAGE as it
 # is), KEEP_CLUSTER=1, CHECKS (a space-separated subset of the check names in
-# tests/k8s/checks.sh's run_all_checks, and network_policy, to run fewer).
+# tests/k8s/checks.sh's run_all_checks, monitoring and network_policy, to
+# run fewer).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -95,8 +96,13 @@ PF_PORT=18081
 source tests/k8s/checks.sh
 # shellcheck source=tests/k8s/network-policy.sh
 source tests/k8s/network-policy.sh
+# shellcheck source=tests/k8s/monitoring.sh
+source tests/k8s/monitoring.sh
 
 run_all_checks
+if [[ -z ${CHECKS:-} || " $CHECKS " == *" monitoring "* ]]; then
+  run_check "l. monitoring on: a Prometheus configured from the PodMonitor scrapes every pod; every dashboard query gives a number, every alert evaluates" check_monitoring
+fi
 # Last: kube-router adds a firewall chain for every pod, which the checks
 # above should not depend on.
 if [[ -z ${CHECKS:-} || " $CHECKS " == *" network_policy "* ]]; then
