@@ -41,7 +41,7 @@ def title_lines(width, title):
             f'<rect width="{width}" height="{HEIGHT}" fill="white"/>',
             f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{esc(title)}</text>',
             f'<text x="{LEFT}" y="40" fill="#555">latency percentiles per run, ms, log scale; '
-            f'dashed: p99 target at the fixed rate ({TARGET_P99_MS:g} ms)</text>']
+            f'dashed: p99 target at the fixed rate with 3 replicas ({TARGET_P99_MS:g} ms)</text>']
 
 
 def grid(scale, width):
