@@ -89,12 +89,21 @@ check_install() {
 }
 
 # --- b. helm test -------------------------------------------------------------------
+# The test pod's hook-delete-policy removes it once it succeeded (a failed
+# one stays for `kubectl logs`).
 check_helm_test() {
-  helm test "$RELEASE" --namespace "$NAMESPACE" --timeout 2m >/dev/null || {
-    kubectl -n "$NAMESPACE" logs "$RELEASE-test-say-hello" 2>&1 | tail -3
+  local out pod=$RELEASE-test-say-hello
+  out=$(helm test "$RELEASE" --namespace "$NAMESPACE" --timeout 2m 2>&1) || {
+    echo "$out" | tail -3
+    kubectl -n "$NAMESPACE" logs "$pod" 2>&1 | tail -3
     return 1
   }
-  echo "helm test $RELEASE: $(kubectl -n "$NAMESPACE" get pod "$RELEASE-test-say-hello" -o jsonpath='{.status.phase}')"
+  echo "helm test $RELEASE: $(grep -m1 -o 'Phase: *[A-Za-z]*' <<<"$out" | tr -s ' ')"
+  kubectl -n "$NAMESPACE" wait --for=delete "pod/$pod" --timeout=30s >/dev/null 2>&1 || {
+    echo "the succeeded test pod $pod is still there after 30 s (hook-delete-policy)"
+    return 1
+  }
+  echo "test pod $pod deleted after it succeeded"
 }
 
 # --- c. port-forward ----------------------------------------------------------------
