@@ -6,7 +6,8 @@ missing, then for each run starts fresh service processes on loopback (mTLS
 on, JSON logs to files), waits until they are ready, warms up, measures a
 fixed-duration oha run, and reads each service process's CPU time and memory
 from /proc around the measured window. Each 1-replica run of ours is followed
-by the baseline's at the same load. With BENCH_INSTRUCTIONS=1 it then counts
+by the baseline's at the same load. The whole plan runs BENCH_ROUNDS times
+(default 3), rounds interleaved, and each figure is the median over them. With BENCH_INSTRUCTIONS=1 it then counts
 instructions per request under callgrind.
 
 Writes results/bench-<UTC timestamp>/{results.json,results.md,latency.svg,
@@ -27,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtools.bench import instructions, targets
+from loadtools.bench import instructions, rounds, targets
 from loadtools.bench.baseline_chart import baseline_chart
 from loadtools.bench.chart import svg_chart
 from loadtools.bench.report import markdown
@@ -42,23 +43,25 @@ log = logger("bench")
 
 
 def run_all(cfg, oha, outdir):
-    """Every planned run, each on fresh processes, with throw-away certificates;
-    then, with BENCH_INSTRUCTIONS=1, the instruction counts. (runs, counts)"""
+    """Every planned run, each on fresh processes, with throw-away certificates,
+    BENCH_ROUNDS times over; then, with BENCH_INSTRUCTIONS=1, the instruction
+    counts. ([runs of each round], counts)"""
     certs = Path(tempfile.mkdtemp(prefix="bench-certs-"))
-    runs, counts = [], None
+    done, counts = [], None
     try:
         make_certs(certs)
-        todo = plan(cfg)
+        todo, n = plan(cfg), cfg["rounds"]
         per_run = cfg["warmup_s"] + cfg["duration_s"]
-        log(f"{len(todo)} runs of {cfg['warmup_s']:g}+{cfg['duration_s']:g} s "
-            f"(about {len(todo) * (per_run + 2):.0f} s); results in {outdir}")
-        for run in todo:
-            runs.append(measure(run, oha, certs, outdir / "logs", cfg))
+        log(f"{n} round(s) of {len(todo)} runs of {cfg['warmup_s']:g}+{cfg['duration_s']:g} s "
+            f"(about {n * len(todo) * (per_run + 2):.0f} s); results in {outdir}")
+        for i in range(1, n + 1):
+            done.append([measure({**run, "round": i, "id": rounds.round_id(run["id"], i, n)},
+                                 oha, certs, outdir / "logs", cfg) for run in todo])
         if cfg["instructions"]:
             counts = instructions.measure_all(oha, certs, outdir / "logs", cfg)
     finally:
         shutil.rmtree(certs, ignore_errors=True)
-    return runs, counts
+    return done, counts
 
 
 def point_latest(results_dir, outdir):
@@ -117,8 +120,8 @@ def main():
     outdir.mkdir(parents=True, exist_ok=False)
     (outdir / "logs").mkdir()
     machine = machine_info(oha_version)
-    runs, counts = run_all(cfg, oha, outdir)
-    targets.add_ratios(runs)
+    each_round, counts = run_all(cfg, oha, outdir)
+    runs, every = rounds.combine(each_round)
     checked = targets.check_targets(runs, cfg)
     doc = {
         "timestamp": stamp,
@@ -126,6 +129,7 @@ def main():
         "machine": machine,
         "targets_definition": targets.DEFINITION,
         "runs": runs,
+        "round_runs": every if cfg["rounds"] > 1 else None,
         "instructions": counts,
         "targets": checked,
         "all_targets_met": all(t["pass"] for t in checked),

@@ -21,7 +21,10 @@ def header(doc):
         f"- Each run: fresh processes, mTLS, `LOG_FORMAT=json` to files, "
         f"{cfg['worker_threads']} worker thread(s) per process; "
         f"{cfg['warmup_s']:g} s warm-up, then {cfg['duration_s']:g} s measured. "
-        f"Load average at start: {' '.join(m['loadavg_at_start'])}",
+        + (f"{cfg['rounds']} rounds, interleaved (every run of round 1, then of round 2, ...); "
+           "each figure is the median over the rounds (ratios taken within a round), "
+           "RSS the largest, errors the sum. " if cfg.get("rounds", 1) > 1 else "")
+        + f"Load average at start: {' '.join(m['loadavg_at_start'])}",
         "- `baseline-*` runs: the straightforward tonic + axum pair (bench/baseline/), "
         "each right after ours at the same load" if cfg["baseline"] else
         "- No baseline runs (`BENCH_BASELINE=0`)",

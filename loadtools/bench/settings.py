@@ -15,6 +15,7 @@ def settings():
         "rate": env_int("BENCH_RATE", 2000, 1, 1_000_000),
         "rate_concurrency": env_int("BENCH_RATE_CONCURRENCY", 100, 1, 1000),
         "replicas": env_ints("BENCH_REPLICAS", [1, 3], 1, 3),
+        "rounds": env_int("BENCH_ROUNDS", 3, 1, 20),
         "ready_timeout_s": env_seconds("BENCH_READY_TIMEOUT", 30.0, lo=1.0, hi=600.0),
         "name": os.environ.get("BENCH_NAME", "test"),
         "baseline": os.environ.get("BENCH_BASELINE", "1") != "0",
