@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEV_CERTS := $(addprefix certs/dev/,ca.crt service1.crt service1.key service2.crt service2.key)
 
-.PHONY: help build run test test-chart test-rules test-prometheus lint fmt certs bench image test-image test-cluster test-kind fuzz stress
+.PHONY: help build run test test-chart test-rules test-prometheus lint fmt certs bench profile image test-image test-cluster test-kind fuzz stress
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ fmt: ## Format the code
 
 bench: ## Load benchmark on a release build (writes results/latest; bench/README.md)
 	CARGO=$(CARGO) bench/run.sh
+
+profile: ## Where a request's CPU goes: perf (kernel vs user, top symbols) and strace (syscalls per request), ours and the baseline (root; bench/README.md)
+	CARGO=$(CARGO) python3 -m loadtools.profile
 
 stress: ## Overload, exhaustion and soak check: 2,000 connections, slowloris, idle h2, Watch floods, 10-min soak (stress/README.md)
 	CARGO=$(CARGO) python3 -m loadtools.stress
