@@ -170,6 +170,35 @@ async fn sdk_disabled_or_exporter_none_exports_nothing_though_an_endpoint_is_set
     }
 }
 
+/// With a batch delay longer than the test, the spans of a call are still
+/// queued when SIGTERM comes: the flush at shutdown alone must send them,
+/// before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_still_queued_at_sigterm_reach_the_collector_before_the_process_exits() {
+    let collector = Collector::start().await;
+    let pki = Pki::new();
+    let mut services = start(&pki, &collector.url(), 1, &[("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned())]);
+    let request_id = "flushed-at-exit-1";
+    assert_eq!(
+        call(&services.url("/api/v1/say-hello?name=flush"), &[("x-request-id", request_id)]).await,
+        200
+    );
+
+    for replica in services.service1.iter_mut().chain([&mut services.service2]) {
+        assert_eq!(replica.terminate(), Some(0));
+    }
+
+    let spans = collector.spans();
+    for service in ["service1", "service2"] {
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.service == service && s.attribute("request_id").as_deref() == Some(request_id)),
+            "no span of {service} for the request after it exited: {spans:#?}"
+        );
+    }
+}
+
 /// A service binary cargo built next to this test binary.
 fn binary(name: &str) -> String {
     let exe = std::env::current_exe().expect("test binary path");
