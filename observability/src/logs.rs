@@ -313,7 +313,9 @@ where
         let meta = event.metadata();
         w.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut w)?;
-        write!(w, "\",\"level\":\"{}\",\"target\":", meta.level())?;
+        w.write_str("\",\"level\":\"")?;
+        w.write_str(meta.level().as_str())?;
+        w.write_str("\",\"target\":")?;
         write_json_str(&mut w, meta.target())?;
         if let Some(scope) = ctx.event_scope() {
             for span in scope {
@@ -380,11 +382,20 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.raw(field, value)
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|_| {
+                if value < 0 {
+                    self.w.write_char('-')?;
+                }
+                write_u64(self.w, value.unsigned_abs())
+            });
+        }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.raw(field, value)
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|_| write_u64(self.w, value));
+        }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -400,6 +411,23 @@ impl Visit for JsonFields<'_, '_> {
     }
 }
 
+/// `value` in decimal, as `Display` writes it, without the formatting
+/// machinery: access lines carry a few integers each.
+fn write_u64(w: &mut impl fmt::Write, mut value: u64) -> fmt::Result {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    w.write_str(std::str::from_utf8(&digits[at..]).unwrap_or_default())
+}
+
 fn write_json_str(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
     w.write_char('"')?;
     JsonEscape(w).write_str(value)?;
@@ -409,26 +437,37 @@ fn write_json_str(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
 /// Escapes what it is given for the inside of a JSON string.
 struct JsonEscape<'a, W: fmt::Write>(&'a mut W);
 
+/// Whether `byte` must be escaped inside a JSON string. Every such byte is
+/// ASCII, and no byte of a multi-byte UTF-8 character is ASCII, so strings
+/// can be scanned byte by byte.
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
 impl<W: fmt::Write> fmt::Write for JsonEscape<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        let bytes = s.as_bytes();
+        // Almost every string needs no escape: one pass without early exit
+        // (which the compiler vectorises), then one write.
+        if !bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
+            return self.0.write_str(s);
+        }
         let mut start = 0;
-        for (i, c) in s.char_indices() {
-            let escape = match c {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if (c as u32) < 0x20 => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[start..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{:04x}", c as u32)?;
-            } else {
-                self.0.write_str(escape)?;
+        for (i, &b) in bytes.iter().enumerate() {
+            if !needs_escape(b) {
+                continue;
             }
-            start = i + c.len_utf8();
+            // `i` is at an ASCII byte, so on a character boundary.
+            self.0.write_str(&s[start..i])?;
+            match b {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{:04x}", b)?,
+            }
+            start = i + 1;
         }
         self.0.write_str(&s[start..])
     }
@@ -519,6 +558,28 @@ mod tests {
         let dropped = batched.shared.dropped.load(Ordering::Relaxed);
         assert!(written >= 10 && dropped > 0, "written {written}, dropped {dropped}");
         assert_eq!(written + dropped, 50, "every line is either written or counted");
+    }
+
+    #[test]
+    fn strings_are_escaped_byte_for_byte_as_json_wants_and_other_text_is_kept() {
+        let mut out = String::new();
+
+        write_json_str(&mut out, "é \"q\" \\ \n\r\t\u{1}\u{1f} ☃ \u{7f}").unwrap();
+
+        assert_eq!(out, "\"é \\\"q\\\" \\\\ \\n\\r\\t\\u0001\\u001f ☃ \u{7f}\"");
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for value in [0, 7, 10, 200, 65_535, u64::MAX] {
+            let mut out = String::new();
+            write_u64(&mut out, value).unwrap();
+            assert_eq!(out, value.to_string());
+        }
+        let lines = capture(|| tracing::info!(small = -5i64, least = i64::MIN, most = u64::MAX, "n"));
+        assert_eq!(lines[0]["small"], -5);
+        assert_eq!(lines[0]["least"], i64::MIN);
+        assert_eq!(lines[0]["most"], u64::MAX);
     }
 
     #[test]
