@@ -7,7 +7,8 @@ on, JSON logs to files), waits until they are ready, warms up, measures a
 fixed-duration oha run, and reads each service process's CPU time and memory
 from /proc around the measured window. Each 1-replica run of ours is followed
 by the baseline's at the same load. With BENCH_INSTRUCTIONS=1 it then counts
-instructions per request under callgrind.
+instructions per request under callgrind; BENCH_INSTRUCTIONS_ONLY=1 counts
+them alone, with no timed runs and no targets (a quick check of a change).
 
 Writes results/bench-<UTC timestamp>/{results.json,results.md,latency.svg,
 baseline.svg,logs/} and points results/latest at it. See bench/README.md.
@@ -48,10 +49,11 @@ def run_all(cfg, oha, outdir):
     runs, counts = [], None
     try:
         make_certs(certs)
-        todo = plan(cfg)
+        todo = [] if cfg["instructions_only"] else plan(cfg)
         per_run = cfg["warmup_s"] + cfg["duration_s"]
-        log(f"{len(todo)} runs of {cfg['warmup_s']:g}+{cfg['duration_s']:g} s "
-            f"(about {len(todo) * (per_run + 2):.0f} s); results in {outdir}")
+        if todo:
+            log(f"{len(todo)} runs of {cfg['warmup_s']:g}+{cfg['duration_s']:g} s "
+                f"(about {len(todo) * (per_run + 2):.0f} s); results in {outdir}")
         for run in todo:
             runs.append(measure(run, oha, certs, outdir / "logs", cfg))
         if cfg["instructions"]:
@@ -76,7 +78,8 @@ def write_results(doc, outdir, started):
     (outdir / "results.md").write_text(md)
     m = doc["machine"]
     title = f"make bench {doc['timestamp']} ({m['nproc']} CPUs, {m['oha_version']})"
-    (outdir / "latency.svg").write_text(svg_chart(doc["runs"], title))
+    if doc["runs"]:
+        (outdir / "latency.svg").write_text(svg_chart(doc["runs"], title))
     compared = baseline_chart(doc["runs"], title)
     if compared:
         (outdir / "baseline.svg").write_text(compared)
@@ -119,7 +122,8 @@ def main():
     machine = machine_info(oha_version)
     runs, counts = run_all(cfg, oha, outdir)
     targets.add_ratios(runs)
-    checked = targets.check_targets(runs, cfg)
+    # Instructions alone have no target: they compare two commits.
+    checked = targets.check_targets(runs, cfg) if runs else []
     doc = {
         "timestamp": stamp,
         "settings": settings_doc(cfg, ("cargo", "oha")),
