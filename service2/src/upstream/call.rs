@@ -239,13 +239,14 @@ fn is_retryable(status: &Status) -> bool {
 }
 
 /// Did the call fail because its connection did, rather than because
-/// service1 answered with an error? Calls go through hyper directly, so
-/// such a failure carries hyper's error, or an I/O error, as its source.
+/// service1 answered with an error? Calls go onto HTTP/2 connections
+/// directly (h2), so such a failure carries h2's error, or an I/O error,
+/// as its source.
 fn connection_broke(status: &Status) -> bool {
     use std::error::Error;
     let mut source = status.source();
     while let Some(error) = source {
-        if error.is::<hyper::Error>() || error.is::<std::io::Error>() {
+        if error.is::<h2::Error>() || error.is::<std::io::Error>() {
             return true;
         }
         source = error.source();
