@@ -35,7 +35,6 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 use observability::{metrics, Metrics, Observability};
 use settings::{HttpLimits, ListenArgs};
@@ -120,16 +119,6 @@ struct Common<S> {
     admission: Admission,
 }
 
-/// How a request goes on once observed.
-enum Entry<S: Service<Request>> {
-    /// Refused before it reaches a route.
-    Refused(ApiError),
-    /// Sent to the route at once, holding a request slot unless it is a probe.
-    Sent(S::Future, Option<OwnedSemaphorePermit>),
-    /// Waits (bounded) for a request slot first (rare: boxed).
-    Waiting(Box<(S, Request)>, Arc<Semaphore>),
-}
-
 impl<S> Service<Request> for Common<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -137,7 +126,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Observed<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -177,86 +166,161 @@ where
         // Admit: the route is called here when a slot is free (or not
         // needed), so the usual request waits for nothing.
         let admission = &self.admission;
-        let entry = if let Some(error) = host_error(&request) {
-            Entry::Refused(error)
+        let timeout = admission.timeout;
+        let served = if let Some(error) = host_error(&request) {
+            Served::Refused { error: Some(error) }
         } else if admission.probes.contains(&request.uri().path()) {
-            Entry::Sent(span.in_scope(|| self.inner.call(request)), None)
+            let response = span.in_scope(|| self.inner.call(request));
+            Served::Sent { response: within(timeout, response), timeout, permit: None }
         } else {
             match admission.permits.clone().try_acquire_owned() {
-                Ok(permit) => Entry::Sent(span.in_scope(|| self.inner.call(request)), Some(permit)),
-                Err(_) => Entry::Waiting(Box::new((self.inner.clone(), request)), admission.permits.clone()),
+                Ok(permit) => {
+                    let response = span.in_scope(|| self.inner.call(request));
+                    Served::Sent { response: within(timeout, response), timeout, permit: Some(permit) }
+                }
+                Err(_) => Served::Waiting {
+                    response: wait_for_a_slot(self.inner.clone(), request, admission.clone()),
+                },
             }
         };
-        let (timeout, queue_timeout) = (admission.timeout, admission.queue_timeout);
-        let served = async move {
-            let (response, _permit) = match entry {
-                Entry::Refused(error) => {
-                    tracing::debug!("refusing an HTTP/1.1 request without exactly one Host header");
-                    return error.into_response();
-                }
-                Entry::Sent(response, permit) => (response, permit),
-                Entry::Waiting(waiting, permits) => {
-                    let (mut inner, request) = *waiting;
-                    // The wait is bounded in time, and each connection has
-                    // at most a few requests waiting, so this is no
-                    // unbounded queue.
-                    let permit = tokio::time::timeout(queue_timeout, permits.acquire_owned())
-                        .await
-                        .ok()
-                        .and_then(Result::ok);
-                    let Some(permit) = permit else {
-                        tracing::warn!("shedding load: too many requests in flight");
-                        let mut response =
-                            ApiError::new(ErrorKind::Overloaded, "too many requests, try again shortly")
-                                .into_response();
-                        response
-                            .headers_mut()
-                            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-                        return response;
-                    };
-                    (inner.call(request), Some(permit))
-                }
-            };
-            within_timeout(timeout, CatchPanic { inner: response }).await
+        Observed {
+            served,
+            span,
+            start,
+            method,
+            method_label,
+            route,
+            header_value: Some(header_value),
+            metrics: self.obs.metrics.clone(),
         }
-        .instrument(span.clone());
-
-        let metrics = self.obs.metrics.clone();
-        Box::pin(async move {
-            let mut response = served.await;
-            let route_name = route.as_ref().map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
-            response.headers_mut().insert(request_id::HEADER, header_value);
-            let status = response.status().as_u16();
-            let elapsed = start.elapsed();
-            span.record("http.response.status_code", status);
-            if status >= 500 {
-                span.record("otel.status_code", "ERROR");
-            }
-            metrics.record_http(method_label, route_name, status, elapsed.as_secs_f64());
-            let _entered = span.enter();
-            tracing::info!(
-                method = %method,
-                route = route_name,
-                status,
-                response_bytes = response.body().size_hint().exact(),
-                duration_ms = elapsed.as_secs_f64() * 1e3,
-                "http request served"
-            );
-            Ok(response)
-        })
     }
 }
 
-async fn within_timeout(
+fn within<F: Future<Output = Result<Response, Infallible>>>(
     timeout: Duration,
-    response: impl std::future::Future<Output = Response>,
-) -> Response {
-    match tokio::time::timeout(timeout, response).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(?timeout, "request timed out");
-            ApiError::new(ErrorKind::Timeout, "the request took too long").into_response()
+    response: F,
+) -> tokio::time::Timeout<CatchPanic<F>> {
+    tokio::time::timeout(timeout, CatchPanic { inner: response })
+}
+
+/// Waits (bounded) for a request slot, then calls the route. The wait is
+/// bounded in time, and each connection has at most a few requests
+/// waiting, so this is no unbounded queue.
+fn wait_for_a_slot<S>(
+    mut inner: S,
+    request: Request,
+    admission: Admission,
+) -> Pin<Box<dyn Future<Output = Response> + Send>>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    Box::pin(async move {
+        let permit = tokio::time::timeout(admission.queue_timeout, admission.permits.acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let Some(_permit) = permit else {
+            tracing::warn!("shedding load: too many requests in flight");
+            let mut response =
+                ApiError::new(ErrorKind::Overloaded, "too many requests, try again shortly").into_response();
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            return response;
+        };
+        let response = within(admission.timeout, inner.call(request)).await;
+        timed_out_or(response, admission.timeout)
+    })
+}
+
+/// The response, or a 504 if the request's time ran out.
+fn timed_out_or(response: Result<Response, tokio::time::error::Elapsed>, timeout: Duration) -> Response {
+    response.unwrap_or_else(|_| {
+        tracing::warn!(?timeout, "request timed out");
+        ApiError::new(ErrorKind::Timeout, "the request took too long").into_response()
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A request from its admission on: written out rather than an async
+    /// block, so it needs no box of its own (axum boxes it once) and the
+    /// request span is entered around each poll without a second handle.
+    pub struct Observed<F> {
+        #[pin]
+        served: Served<F>,
+        span: tracing::Span,
+        start: Instant,
+        method: http::Method,
+        method_label: &'static str,
+        route: Option<MatchedPath>,
+        header_value: Option<http::HeaderValue>,
+        metrics: Metrics,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = ServedProj]
+    enum Served<F> {
+        /// Refused before it reaches a route.
+        Refused { error: Option<ApiError> },
+        /// Sent to the route at once, holding a request slot unless it is a probe.
+        Sent {
+            #[pin]
+            response: tokio::time::Timeout<CatchPanic<F>>,
+            timeout: Duration,
+            permit: Option<OwnedSemaphorePermit>,
+        },
+        /// Waiting for a request slot first (rare: boxed).
+        Waiting { response: Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for Served<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.project() {
+            ServedProj::Refused { error } => {
+                tracing::debug!("refusing an HTTP/1.1 request without exactly one Host header");
+                Poll::Ready(error.take().unwrap_or_else(ApiError::internal).into_response())
+            }
+            ServedProj::Sent { response, timeout, permit } => {
+                let response = std::task::ready!(response.poll(cx));
+                // The slot is free once the route has answered.
+                drop(permit.take());
+                Poll::Ready(timed_out_or(response, *timeout))
+            }
+            ServedProj::Waiting { response } => response.as_mut().poll(cx),
         }
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for Observed<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response, Infallible>> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let mut response = std::task::ready!(this.served.poll(cx));
+        let route_name = this.route.as_ref().map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
+        if let Some(id) = this.header_value.take() {
+            response.headers_mut().insert(request_id::HEADER, id);
+        }
+        let status = response.status().as_u16();
+        let elapsed = this.start.elapsed();
+        this.span.record("http.response.status_code", status);
+        if status >= 500 {
+            this.span.record("otel.status_code", "ERROR");
+        }
+        this.metrics.record_http(this.method_label, route_name, status, elapsed.as_secs_f64());
+        tracing::info!(
+            method = %this.method,
+            route = route_name,
+            status,
+            response_bytes = response.body().size_hint().exact(),
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            "http request served"
+        );
+        Poll::Ready(Ok(response))
     }
 }
 
