@@ -268,14 +268,14 @@ impl Drop for AccessLine {
         let duration_ms = elapsed.as_secs_f64() * 1e3;
         match self.code {
             Some(code) => tracing::info!(
-                method = %self.method,
+                method = self.method.as_str(),
                 grpc_code = code as i32,
                 grpc_status = ?code,
                 duration_ms,
                 "grpc call served"
             ),
             None => tracing::info!(
-                method = %self.method,
+                method = self.method.as_str(),
                 duration_ms,
                 "grpc call ended without a status (the client went away)"
             ),

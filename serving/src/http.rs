@@ -313,7 +313,7 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Observed<F> {
         }
         this.metrics.record_http(this.method_label, route_name, status, elapsed.as_secs_f64());
         tracing::info!(
-            method = %this.method,
+            method = this.method.as_str(),
             route = route_name,
             status,
             response_bytes = response.body().size_hint().exact(),
