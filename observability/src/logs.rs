@@ -351,9 +351,16 @@ struct JsonFields<'a, 'w> {
 
 impl JsonFields<'_, '_> {
     fn key(&mut self, field: &Field) -> fmt::Result {
-        self.w.write_char(',')?;
-        write_json_str(self.w, field.name())?;
-        self.w.write_char(':')
+        let name = field.name();
+        if name.bytes().any(needs_escape) {
+            self.w.write_char(',')?;
+            write_json_str(self.w, name)?;
+            return self.w.write_char(':');
+        }
+        // Field names are identifiers: three writes, nothing to escape.
+        self.w.write_str(",\"")?;
+        self.w.write_str(name)?;
+        self.w.write_str("\":")
     }
 
     fn raw(&mut self, field: &Field, value: impl fmt::Display) {
