@@ -92,7 +92,7 @@ impl Service1 {
     /// finds no replica ready ends UNAVAILABLE (DEADLINE_EXCEEDED once the
     /// deadline has passed) with no message sent, as a gRPC channel with no
     /// ready connection fails it.
-    pub async fn process_name(&self, name: String, id: &RequestId) -> Result<String, ApiError> {
+    pub async fn process_name(&self, name: &str, id: &RequestId) -> Result<String, ApiError> {
         let deadline = Instant::now() + self.deadline;
         // Every call adds to the budget; only retries take from it.
         self.retries.budget.deposit();
@@ -114,7 +114,7 @@ impl Service1 {
             let replica = lease.address().clone();
             // One client span per attempt, so retries show in the trace.
             let span = attempt_span(id, attempt, &replica);
-            let status = match send(lease, &name, id, remaining, &span, self.traces, counted).await {
+            let status = match send(lease, name, id, remaining, &span, self.traces, counted).await {
                 Ok(upper) => return Ok(upper),
                 Err(Failed::OutOfTime) => {
                     span.in_scope(|| tracing::warn!(deadline = ?self.deadline, endpoint = %replica, "call to service1 ran out of time"));
@@ -421,7 +421,7 @@ mod tests {
         let service1 = Service1::new(pool, policy.clone(), metrics, Traces::default());
         let started = tokio::time::Instant::now();
 
-        let error = service1.process_name("x".into(), &RequestId::generate()).await.unwrap_err();
+        let error = service1.process_name("x", &RequestId::generate()).await.unwrap_err();
 
         assert_eq!((error.kind, error.message.as_ref()), (ErrorKind::Unavailable, "service1 is unavailable"));
         assert_eq!(started.elapsed(), policy.fail_fast, "on tokio's paused clock");
