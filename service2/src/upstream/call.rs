@@ -162,7 +162,11 @@ async fn send(
     let mut request = tonic::Request::new(ProcessNameRequest { name: name.to_owned() });
     // Sent as `grpc-timeout`, so service1 knows when to give up too.
     request.set_timeout(remaining);
-    if let Ok(value) = MetadataValue::try_from(id.as_str()) {
+    if let Ok(mut value) = MetadataValue::try_from(id.as_str()) {
+        // New with every call: HPACK would add each one to both sides'
+        // tables only to evict it later. Marked sensitive, it is sent as
+        // a literal that neither side indexes.
+        value.set_sensitive(true);
         request.metadata_mut().insert(request_id::METADATA_KEY, value);
     }
     traces.inject(span, request.metadata_mut());
