@@ -7,8 +7,10 @@ on, JSON logs to files), waits until they are ready, warms up, measures a
 fixed-duration oha run, and reads each service process's CPU time and memory
 from /proc around the measured window. Each 1-replica run of ours is followed
 by the baseline's at the same load. The whole plan runs BENCH_ROUNDS times
-(default 3), rounds interleaved, and each figure is the median over them. With BENCH_INSTRUCTIONS=1 it then counts
-instructions per request under callgrind.
+(default 3), rounds interleaved, and each figure is the median over them.
+With BENCH_INSTRUCTIONS=1 it then counts instructions per request under
+callgrind; BENCH_INSTRUCTIONS_ONLY=1 counts them alone, with no timed runs
+and no targets (a quick check of a change).
 
 Writes results/bench-<UTC timestamp>/{results.json,results.md,latency.svg,
 baseline.svg,logs/} and points results/latest at it. See bench/README.md.
@@ -50,13 +52,14 @@ def run_all(cfg, oha, outdir):
     done, counts = [], None
     try:
         make_certs(certs)
-        todo, n = plan(cfg), cfg["rounds"]
+        todo, n = ([] if cfg["instructions_only"] else plan(cfg)), cfg["rounds"]
         per_run = cfg["warmup_s"] + cfg["duration_s"]
-        log(f"{n} round(s) of {len(todo)} runs of {cfg['warmup_s']:g}+{cfg['duration_s']:g} s "
-            f"(about {n * len(todo) * (per_run + 2):.0f} s); results in {outdir}")
-        for i in range(1, n + 1):
-            done.append([measure({**run, "round": i, "id": rounds.round_id(run["id"], i, n)},
-                                 oha, certs, outdir / "logs", cfg) for run in todo])
+        if todo:
+            log(f"{n} round(s) of {len(todo)} runs of {cfg['warmup_s']:g}+{cfg['duration_s']:g} s "
+                f"(about {n * len(todo) * (per_run + 2):.0f} s); results in {outdir}")
+            for i in range(1, n + 1):
+                done.append([measure({**run, "round": i, "id": rounds.round_id(run["id"], i, n)},
+                                     oha, certs, outdir / "logs", cfg) for run in todo])
         if cfg["instructions"]:
             counts = instructions.measure_all(oha, certs, outdir / "logs", cfg)
     finally:
@@ -79,7 +82,8 @@ def write_results(doc, outdir, started):
     (outdir / "results.md").write_text(md)
     m = doc["machine"]
     title = f"make bench {doc['timestamp']} ({m['nproc']} CPUs, {m['oha_version']})"
-    (outdir / "latency.svg").write_text(svg_chart(doc["runs"], title))
+    if doc["runs"]:
+        (outdir / "latency.svg").write_text(svg_chart(doc["runs"], title))
     compared = baseline_chart(doc["runs"], title)
     if compared:
         (outdir / "baseline.svg").write_text(compared)
@@ -121,8 +125,9 @@ def main():
     (outdir / "logs").mkdir()
     machine = machine_info(oha_version)
     each_round, counts = run_all(cfg, oha, outdir)
-    runs, every = rounds.combine(each_round)
-    checked = targets.check_targets(runs, cfg)
+    runs, every = rounds.combine(each_round or [[]])
+    # Instructions alone have no target: they compare two commits.
+    checked = targets.check_targets(runs, cfg) if runs else []
     doc = {
         "timestamp": stamp,
         "settings": settings_doc(cfg, ("cargo", "oha")),

@@ -121,6 +121,9 @@ def process_table(runs):
 
 
 def markdown(doc):
+    if not doc["runs"]:  # BENCH_INSTRUCTIONS_ONLY=1
+        out = header(doc)[:4] + instructions_table(doc.get("instructions"))
+        return "\n".join(out + ["", "Raw numbers: [results.json](results.json)."]) + "\n"
     out = (header(doc) + runs_table(doc["runs"]) + baseline_table(doc["runs"])
            + instructions_table(doc.get("instructions")) + targets_table(doc)
            + process_table(doc["runs"]))

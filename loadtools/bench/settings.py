@@ -20,7 +20,9 @@ def settings():
         "name": os.environ.get("BENCH_NAME", "test"),
         "baseline": os.environ.get("BENCH_BASELINE", "1") != "0",
         "worker_threads": env_int("BENCH_WORKER_THREADS", 1, 1, 256),
-        "instructions": os.environ.get("BENCH_INSTRUCTIONS", "") == "1",
+        "instructions_only": os.environ.get("BENCH_INSTRUCTIONS_ONLY", "") == "1",
+        "instructions": os.environ.get("BENCH_INSTRUCTIONS", "") == "1"
+        or os.environ.get("BENCH_INSTRUCTIONS_ONLY", "") == "1",
         "instructions_requests": env_int("BENCH_INSTRUCTIONS_REQUESTS", 2000, 10, 1_000_000),
         "strict": os.environ.get("BENCH_STRICT", "") == "1",
         "results_dir": Path(os.environ.get("BENCH_RESULTS_DIR", str(REPO / "results"))),

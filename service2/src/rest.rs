@@ -34,6 +34,6 @@ async fn say_hello(
     let name = query::param(raw.as_deref(), "name")?;
     // Checked here too, so a bad name costs no call to service1.
     let name = names::validate(name.as_deref(), state.max_name_bytes)?;
-    let upper = state.service1.process_name(name.to_owned(), &id).await?;
+    let upper = state.service1.process_name(name, &id).await?;
     Ok(Json(format!("Hello, {upper}!")))
 }

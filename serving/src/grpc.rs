@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 use tower::{Layer, Service};
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use observability::{
     metrics::{GrpcCall, GrpcMethod, GrpcType, MethodMetrics},
@@ -89,7 +89,7 @@ where
 {
     type Response = http::Response<ObservedBody<ResBody>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = ObservedCall<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -126,42 +126,92 @@ where
         // Handlers find the id in `tonic::Request::extensions()`.
         request.extensions_mut().insert(id);
         let call = span.in_scope(|| self.inner.call(request));
-        let unknown = self.layer.unknown.clone();
-        Box::pin(async move {
-            let mut call = std::pin::pin!(call.instrument(span.clone()));
-            // A call is counted as started once the layers inside have seen
-            // it, so that a refusal, which comes at once, is counted started
-            // and handled without its method.
-            let (counted, response) = match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx)))
-                .await
-            {
-                Poll::Ready(response) => {
-                    let refused = response.as_ref().is_ok_and(|r| r.extensions().get::<Refused>().is_some());
-                    let series = if refused { &unknown } else { &series };
-                    (series.start(start).with_deadline(deadline), response)
+        ObservedCall {
+            call,
+            span: Some(span),
+            method,
+            start,
+            deadline,
+            series,
+            unknown: self.layer.unknown.clone(),
+            counted: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call until its response head: runs inside the call's span, counts
+    /// the call as started, and hands the span and the count to the
+    /// response body's [`AccessLine`]. Written out rather than as a boxed
+    /// async block: no box, and one span handle per call.
+    pub struct ObservedCall<F> {
+        #[pin]
+        call: F,
+        span: Option<Span>,
+        method: String,
+        start: Instant,
+        deadline: Option<Instant>,
+        series: MethodMetrics,
+        unknown: MethodMetrics,
+        // Set once the call is counted as started.
+        counted: Option<GrpcCall>,
+    }
+}
+
+impl<F, ResBody, E> Future for ObservedCall<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    type Output = Result<http::Response<ObservedBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(span) = this.span.as_ref() else {
+            panic!("ObservedCall polled after it completed");
+        };
+        let polled = {
+            let _entered = span.enter();
+            this.call.poll(cx)
+        };
+        // A call is counted as started once the layers inside have seen it,
+        // so that a refusal, which comes at once, is counted started and
+        // handled without its method.
+        let response = match polled {
+            Poll::Pending => {
+                if this.counted.is_none() {
+                    *this.counted = Some(this.series.start(*this.start).with_deadline(*this.deadline));
                 }
-                Poll::Pending => {
-                    let counted = series.start(start).with_deadline(deadline);
-                    (counted, call.await)
-                }
-            };
-            let response = match response {
-                Ok(response) => response,
-                Err(error) => {
-                    // Not a status (tonic's routes and our layers answer
-                    // with one): tonic answers with the error's status if
-                    // it is one, else resets the stream. UNKNOWN is gRPC's
-                    // code for an error it cannot place.
-                    counted.handled(Code::Unknown);
-                    return Err(error);
-                }
-            };
-            // A failed unary call is "trailers-only": its status is a header.
-            let code = response.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
-            let log = AccessLine { span, method, start, code, call: Some(counted) };
-            let sent = MessageCounter::default();
-            Ok(response.map(|inner| ObservedBody { inner, sent, log: Some(log) }))
-        })
+                return Poll::Pending;
+            }
+            Poll::Ready(response) => response,
+        };
+        let counted = this.counted.take().unwrap_or_else(|| {
+            let refused = response.as_ref().is_ok_and(|r| r.extensions().get::<Refused>().is_some());
+            let series = if refused { &*this.unknown } else { &*this.series };
+            series.start(*this.start).with_deadline(*this.deadline)
+        });
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                // Not a status (tonic's routes and our layers answer with
+                // one): tonic answers with the error's status if it is one,
+                // else resets the stream. UNKNOWN is gRPC's code for an
+                // error it cannot place.
+                counted.handled(Code::Unknown);
+                return Poll::Ready(Err(error));
+            }
+        };
+        // A failed unary call is "trailers-only": its status is a header.
+        let code = response.headers().get("grpc-status").map(|v| Code::from_bytes(v.as_bytes()));
+        let log = AccessLine {
+            span: this.span.take().expect("checked above"),
+            method: std::mem::take(this.method),
+            start: *this.start,
+            code,
+            call: Some(counted),
+        };
+        let sent = MessageCounter::default();
+        Poll::Ready(Ok(response.map(|inner| ObservedBody { inner, sent, log: Some(log) })))
     }
 }
 
@@ -218,14 +268,14 @@ impl Drop for AccessLine {
         let duration_ms = elapsed.as_secs_f64() * 1e3;
         match self.code {
             Some(code) => tracing::info!(
-                method = %self.method,
+                method = self.method.as_str(),
                 grpc_code = code as i32,
                 grpc_status = ?code,
                 duration_ms,
                 "grpc call served"
             ),
             None => tracing::info!(
-                method = %self.method,
+                method = self.method.as_str(),
                 duration_ms,
                 "grpc call ended without a status (the client went away)"
             ),
@@ -357,7 +407,7 @@ pub struct LimitsLayer {
     /// Calls in flight per client identity (the SANs of its certificate);
     /// an identity is dropped when it has none, so this holds at most
     /// `max_calls` entries.
-    held: Arc<Mutex<HashMap<Arc<[String]>, usize>>>,
+    held: Arc<Mutex<Held>>,
     call_timeout: Duration,
 }
 
@@ -386,9 +436,16 @@ pub struct Limits<S> {
     limits: LimitsLayer,
 }
 
+/// Calls in flight by identity. Each call hashes its identity three
+/// times (take a slot, give it back, remove the emptied entry), and with
+/// the standard library's SipHash that was about 2,500 instructions per
+/// call; foldhash, seeded per map, takes a fraction of it. The keys come
+/// from certificates our CA signed, not from what a client makes up.
+type Held = HashMap<Arc<[String]>, usize, foldhash::fast::RandomState>;
+
 /// One call's share of its identity's slots, given back when dropped.
 struct IdentitySlot {
-    held: Arc<Mutex<HashMap<Arc<[String]>, usize>>>,
+    held: Arc<Mutex<Held>>,
     identity: Arc<[String]>,
 }
 

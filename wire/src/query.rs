@@ -12,23 +12,33 @@ pub enum QueryError {
 
 /// The first value of `key`, decoded as `application/x-www-form-urlencoded`
 /// (`+` is a space). Every pair is checked, not only the one asked for.
+///
+/// Only the value returned is copied: a component with neither `%` nor
+/// `+` decodes to itself and cannot be malformed, so it is compared or
+/// skipped as it is.
 pub fn param(query: Option<&str>, key: &str) -> Result<Option<String>, QueryError> {
     let mut found = None;
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decoded_key = decode(raw_key)?;
-        let decoded_value = decode(raw_value)?;
-        if found.is_none() && decoded_key == key {
-            found = Some(decoded_value);
+        let is_key = if is_plain(raw_key) { raw_key == key } else { decode(raw_key)? == key };
+        if found.is_none() && is_key {
+            found = Some(decode(raw_value)?);
+        } else if !is_plain(raw_value) {
+            decode(raw_value)?;
         }
     }
     Ok(found)
 }
 
+/// Whether `component` decodes to itself.
+fn is_plain(component: &str) -> bool {
+    !component.bytes().any(|b| matches!(b, b'%' | b'+'))
+}
+
 /// Decodes one component: `+` to space, `%XX` to a byte, then UTF-8.
 pub fn decode(input: &str) -> Result<String, QueryError> {
     let bytes = input.as_bytes();
-    if !bytes.iter().any(|b| matches!(b, b'%' | b'+')) {
+    if is_plain(input) {
         return Ok(input.to_owned());
     }
     let mut out = Vec::with_capacity(bytes.len());
@@ -72,7 +82,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_escapes_and_invalid_utf8_anywhere() {
-        for query in ["name=%ZZ", "name=%4", "name=abc%", "name=%FF", "x=%G1&name=ok", "na%me=1"] {
+        for query in [
+            "name=%ZZ",
+            "name=%4",
+            "name=abc%",
+            "name=%FF",
+            "x=%G1&name=ok",
+            "na%me=1",
+            "name=ok&name=%ZZ",
+            "name=ok&x%ZZ=1",
+        ] {
             assert_eq!(param(Some(query), "name"), Err(QueryError::BadEncoding), "{query}");
         }
     }

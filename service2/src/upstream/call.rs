@@ -92,7 +92,7 @@ impl Service1 {
     /// finds no replica ready ends UNAVAILABLE (DEADLINE_EXCEEDED once the
     /// deadline has passed) with no message sent, as a gRPC channel with no
     /// ready connection fails it.
-    pub async fn process_name(&self, name: String, id: &RequestId) -> Result<String, ApiError> {
+    pub async fn process_name(&self, name: &str, id: &RequestId) -> Result<String, ApiError> {
         let deadline = Instant::now() + self.deadline;
         // Every call adds to the budget; only retries take from it.
         self.retries.budget.deposit();
@@ -114,7 +114,7 @@ impl Service1 {
             let replica = lease.address().clone();
             // One client span per attempt, so retries show in the trace.
             let span = attempt_span(id, attempt, &replica);
-            let status = match send(lease, &name, id, remaining, &span, self.traces, counted).await {
+            let status = match send(lease, name, id, remaining, &span, self.traces, counted).await {
                 Ok(upper) => return Ok(upper),
                 Err(Failed::OutOfTime) => {
                     span.in_scope(|| tracing::warn!(deadline = ?self.deadline, endpoint = %replica, "call to service1 ran out of time"));
@@ -162,7 +162,11 @@ async fn send(
     let mut request = tonic::Request::new(ProcessNameRequest { name: name.to_owned() });
     // Sent as `grpc-timeout`, so service1 knows when to give up too.
     request.set_timeout(remaining);
-    if let Ok(value) = MetadataValue::try_from(id.as_str()) {
+    if let Ok(mut value) = MetadataValue::try_from(id.as_str()) {
+        // New with every call: HPACK would add each one to both sides'
+        // tables only to evict it later. Marked sensitive, it is sent as
+        // a literal that neither side indexes.
+        value.set_sensitive(true);
         request.metadata_mut().insert(request_id::METADATA_KEY, value);
     }
     traces.inject(span, request.metadata_mut());
@@ -239,13 +243,14 @@ fn is_retryable(status: &Status) -> bool {
 }
 
 /// Did the call fail because its connection did, rather than because
-/// service1 answered with an error? Calls go through hyper directly, so
-/// such a failure carries hyper's error, or an I/O error, as its source.
+/// service1 answered with an error? Calls go onto HTTP/2 connections
+/// directly (h2), so such a failure carries h2's error, or an I/O error,
+/// as its source.
 fn connection_broke(status: &Status) -> bool {
     use std::error::Error;
     let mut source = status.source();
     while let Some(error) = source {
-        if error.is::<hyper::Error>() || error.is::<std::io::Error>() {
+        if error.is::<h2::Error>() || error.is::<std::io::Error>() {
             return true;
         }
         source = error.source();
@@ -420,7 +425,7 @@ mod tests {
         let service1 = Service1::new(pool, policy.clone(), metrics, Traces::default());
         let started = tokio::time::Instant::now();
 
-        let error = service1.process_name("x".into(), &RequestId::generate()).await.unwrap_err();
+        let error = service1.process_name("x", &RequestId::generate()).await.unwrap_err();
 
         assert_eq!((error.kind, error.message.as_ref()), (ErrorKind::Unavailable, "service1 is unavailable"));
         assert_eq!(started.elapsed(), policy.fail_fast, "on tokio's paused clock");

@@ -7,26 +7,39 @@
 //! tonic's balanced channel can keep picking an endpoint whose connection
 //! failed (tonic #2839); here a failed connection leaves the ready set the
 //! moment it is noticed.
+//!
+//! Calls go onto the connection through the `h2` crate directly, not
+//! through hyper's client: hyper spawns a task per request to wait for its
+//! response, passes each request to the connection's task over a channel,
+//! and sends a request's body only once the connection has opened its
+//! stream, so HEADERS and DATA left in two writes and service1 woke twice
+//! per call. Here the caller's task queues HEADERS and the (unary) message
+//! together and waits for the response itself: one write, one wake-up on
+//! each side (callgrind: about 9,000 fewer instructions per call in service2,
+//! strace: one writev fewer in service2 and a wake-up fewer in service1).
+//! Keepalive pings, which hyper did, are in [`drive`].
 
 use std::{
     future::Future,
     pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, Weak,
     },
     task::{Context, Poll},
     time::Duration,
 };
 
-use hyper::{
-    body::{Body, Bytes, Frame, Incoming, SizeHint},
-    client::conn::http2::SendRequest,
-};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use bytes::Bytes;
+use h2::{client::SendRequest, RecvStream, SendStream};
+use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
 use serving::{errors::chain, tls::client::Connector};
-use tokio::sync::Notify;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::Notify,
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::upstream::{discovery::Refresh, selection::Candidate, Address};
@@ -87,7 +100,7 @@ pub enum ConnectError {
     #[error("{}", chain(.0))]
     Dial(std::io::Error),
     #[error("{}", chain(.0))]
-    Handshake(hyper::Error),
+    Handshake(h2::Error),
 }
 
 /// One replica.
@@ -99,6 +112,8 @@ pub struct Endpoint {
     /// Mirrors whether `connection` is set, so selection reads no lock.
     is_ready: AtomicBool,
     in_flight: AtomicUsize,
+    /// Woken when a call starts, for keepalive (see [`drive`]).
+    call_started: Notify,
     /// This replica's series of `service1_calls_total`.
     calls: Counter,
     /// Woken when a call finds the connection broken.
@@ -109,7 +124,7 @@ pub struct Endpoint {
 /// The handle calls are sent through, and where they are sent to.
 #[derive(Clone)]
 struct Connection {
-    send: SendRequest<tonic::body::Body>,
+    send: SendRequest<Bytes>,
     origin: http::Uri,
 }
 
@@ -132,7 +147,11 @@ struct Generation {
 /// A response body that tells its endpoint when the connection fails
 /// while it is read.
 pub struct ResponseBody {
-    inner: Incoming,
+    inner: RecvStream,
+    /// Whether the data is all read (trailers come next), and whether the
+    /// trailers are too.
+    data_done: bool,
+    done: bool,
     generation: Generation,
 }
 
@@ -154,6 +173,7 @@ impl Endpoint {
             generations: AtomicU64::new(0),
             is_ready: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            call_started: Notify::new(),
             calls,
             failed: Notify::new(),
             removed,
@@ -176,7 +196,10 @@ impl Endpoint {
     /// connection may have failed since readiness was read).
     pub fn lease(self: &Arc<Self>) -> Option<Lease> {
         let (connection, number) = self.lock().clone()?;
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Keepalive only pings while calls are open.
+            self.call_started.notify_one();
+        }
         self.calls.inc();
         Some(Lease { connection, generation: Generation { endpoint: self.clone(), number } })
     }
@@ -188,8 +211,10 @@ impl Endpoint {
         let address = &self.address;
         let mut backoff = RECONNECT_MIN;
         loop {
-            let connecting =
-                tokio::time::timeout(dialer.timeout, connect(&dialer.connector, dialer.keepalive, address));
+            let connecting = tokio::time::timeout(
+                dialer.timeout,
+                connect(&dialer.connector, dialer.keepalive, address, Arc::downgrade(&self)),
+            );
             let result = tokio::select! {
                 _ = self.removed.cancelled() => return,
                 result = connecting => result.unwrap_or(Err(ConnectError::Timeout)),
@@ -275,27 +300,162 @@ async fn connect(
     connector: &Connector,
     keepalive: Keepalive,
     address: &Address,
+    endpoint: Weak<Endpoint>,
 ) -> Result<(Connection, impl Future<Output = ()> + Send + 'static), ConnectError> {
     let origin: http::Uri = format!("http://{address}")
         .parse()
         .map_err(|source| ConnectError::Uri { address: address.clone(), source })?;
     let io =
         tower::Service::call(&mut connector.clone(), origin.clone()).await.map_err(ConnectError::Dial)?;
-    let (send, driver) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(keepalive.interval)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(keepalive.while_idle)
-        .handshake(io)
+    let last_read = Arc::new(LastRead::new());
+    let io = ReadClock { inner: io.into_inner(), last_read: last_read.clone() };
+    // hyper's client defaults, which calls used before.
+    let (send, connection) = h2::client::Builder::new()
+        .initial_max_send_streams(100)
+        .initial_window_size(2 << 20)
+        .initial_connection_window_size(5 << 20)
+        .max_frame_size(16 << 10)
+        .max_header_list_size(16 << 10)
+        .max_send_buffer_size(1 << 20)
+        .max_local_error_reset_streams(Some(1024))
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
         .await
         .map_err(ConnectError::Handshake)?;
     let address = address.clone();
     let driver = async move {
-        if let Err(error) = driver.await {
+        if let Err(error) = drive(connection, keepalive, &last_read, endpoint).await {
             tracing::debug!(endpoint = %address, error = %chain(&error), "connection to service1 replica failed");
         }
     };
     Ok((Connection { send, origin }, driver))
+}
+
+/// Runs the connection until it ends, and pings the replica as
+/// [`Keepalive`] says (as hyper's client did): once the connection has read
+/// nothing for `interval`, while calls are open (or always, with
+/// `while_idle`); a ping unanswered within [`KEEPALIVE_TIMEOUT`] ends the
+/// connection.
+async fn drive<T>(
+    connection: h2::client::Connection<T, Bytes>,
+    keepalive: Keepalive,
+    last_read: &LastRead,
+    endpoint: Weak<Endpoint>,
+) -> Result<(), h2::Error>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let mut connection = connection;
+    let mut ping_pong = connection.ping_pong().expect("taken once, here");
+    let mut connection = std::pin::pin!(connection);
+    let idle = || endpoint.upgrade().is_none_or(|e| e.in_flight.load(Ordering::Relaxed) == 0);
+    loop {
+        let due = last_read.get() + keepalive.interval;
+        if Instant::now() < due {
+            tokio::select! {
+                result = &mut connection => return result,
+                _ = tokio::time::sleep_until(due) => {}
+            }
+            continue;
+        }
+        if !keepalive.while_idle && idle() {
+            let Some(endpoint) = endpoint.upgrade() else { return connection.await };
+            tokio::select! {
+                result = &mut connection => return result,
+                _ = endpoint.call_started.notified() => {}
+            }
+            continue;
+        }
+        ping_pong.send_ping(h2::Ping::opaque())?;
+        let pong =
+            tokio::time::timeout(KEEPALIVE_TIMEOUT, std::future::poll_fn(|cx| ping_pong.poll_pong(cx)));
+        tokio::select! {
+            result = &mut connection => return result,
+            pong = pong => match pong {
+                Ok(pong) => {
+                    pong?;
+                    last_read.touch();
+                }
+                Err(_) => {
+                    tracing::debug!(timeout = ?KEEPALIVE_TIMEOUT, "keepalive ping to service1 replica unanswered");
+                    return Ok(());
+                }
+            },
+        }
+    }
+}
+
+/// When a connection last read anything.
+struct LastRead {
+    /// Milliseconds since `since`.
+    millis: AtomicU64,
+    since: Instant,
+}
+
+impl LastRead {
+    fn new() -> Self {
+        Self { millis: AtomicU64::new(0), since: Instant::now() }
+    }
+
+    fn touch(&self) {
+        self.millis.store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Instant {
+        self.since + Duration::from_millis(self.millis.load(Ordering::Relaxed))
+    }
+}
+
+/// A connection's IO, noting its reads in [`LastRead`]. Forwards vectored
+/// writes, so HTTP/2 frames still leave in one write.
+struct ReadClock<T> {
+    inner: T,
+    last_read: Arc<LastRead>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ReadClock<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.last_read.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ReadClock<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 // === impl Lease ===
@@ -319,29 +479,97 @@ impl Drop for Lease {
 
 impl tower::Service<http::Request<tonic::body::Body>> for Lease {
     type Response = http::Response<ResponseBody>;
-    type Error = hyper::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+    type Error = h2::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, h2::Error>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
         // A closed connection must fail the call, not readiness: tonic turns
         // a readiness error into UNKNOWN without its cause, which would
-        // hide that the call is safe to retry elsewhere. `send_request` on
-        // a closed connection fails with the cause attached.
+        // hide that the call is safe to retry elsewhere. Sending on a
+        // closed connection fails with the cause attached.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let sent = self.connection.send.send_request(request);
+        let send = self.connection.send.clone();
         let generation = self.generation.clone();
         Box::pin(async move {
-            match sent.await {
-                Ok(response) => Ok(response.map(|inner| ResponseBody { inner, generation })),
+            match exchange(send, request).await {
+                Ok(response) => Ok(response.map(|inner| ResponseBody {
+                    inner,
+                    data_done: false,
+                    done: false,
+                    generation,
+                })),
                 Err(error) => {
                     generation.transport_failed();
                     Err(error)
                 }
             }
         })
+    }
+}
+
+/// Sends `request` on the connection and waits for the response head.
+/// The body is sent from this task too, alongside the wait.
+async fn exchange(
+    send: SendRequest<Bytes>,
+    request: http::Request<tonic::body::Body>,
+) -> Result<http::Response<RecvStream>, h2::Error> {
+    // Waits while the replica's limit of concurrent streams is reached.
+    let mut send = send.ready().await?;
+    let (parts, body) = request.into_parts();
+    let end_of_stream = body.is_end_stream();
+    let (mut response, stream) = send.send_request(http::Request::from_parts(parts, ()), end_of_stream)?;
+    if end_of_stream {
+        return response.await;
+    }
+    let mut body = std::pin::pin!(send_body(body, stream));
+    let mut sending = true;
+    std::future::poll_fn(|cx| {
+        // A unary message is ready at once, so it is queued behind the
+        // HEADERS before the connection's task writes either.
+        if sending && body.as_mut().poll(cx).is_ready() {
+            sending = false;
+        }
+        Pin::new(&mut response).poll(cx)
+    })
+    .await
+}
+
+/// Queues `body` on `stream` as it comes, without waiting for flow-control
+/// capacity: the frames are already in memory (tonic encodes the whole
+/// message), and h2 sends what it buffered as the window allows. A body
+/// that fails resets the stream, which fails the response.
+async fn send_body(mut body: tonic::body::Body, mut stream: SendStream<Bytes>) {
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        let sent = match frame {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let end_of_stream = body.is_end_stream();
+                    let sent = stream.send_data(data, end_of_stream);
+                    if sent.is_ok() && !end_of_stream {
+                        continue;
+                    }
+                    sent
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => stream.send_trailers(trailers),
+                    Err(_) => continue,
+                },
+            },
+            Some(Err(error)) => {
+                tracing::debug!(error = %error, "request body to service1 failed");
+                stream.send_reset(h2::Reason::INTERNAL_ERROR);
+                return;
+            }
+            None => stream.send_data(Bytes::new(), true),
+        };
+        if let Err(error) = sent {
+            tracing::debug!(error = %chain(&error), "cannot send the request body to service1");
+        }
+        return;
     }
 }
 
@@ -355,16 +583,38 @@ impl Generation {
 
 // === impl ResponseBody ===
 
+impl ResponseBody {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if !self.data_done {
+            match std::task::ready!(self.inner.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    // Gives the window back: the caller has the bytes now.
+                    let _ = self.inner.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => self.data_done = true,
+            }
+        }
+        let trailers = std::task::ready!(self.inner.poll_trailers(cx));
+        self.done = true;
+        Poll::Ready(trailers.transpose().map(|t| t.map(Frame::trailers)))
+    }
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = h2::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
         let this = self.get_mut();
-        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        let frame = this.poll_inner(cx);
         if let Poll::Ready(Some(Err(_))) = &frame {
             this.generation.transport_failed();
         }
@@ -372,11 +622,11 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.done || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        SizeHint::default()
     }
 }
 
@@ -384,7 +634,7 @@ impl Body for ResponseBody {
 mod tests {
     use std::net::SocketAddr;
 
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
     use tokio::{
         net::TcpListener,
         sync::{mpsc, oneshot},
@@ -432,6 +682,81 @@ mod tests {
         addr: SocketAddr,
         arrived: mpsc::UnboundedReceiver<()>,
         close: CancellationToken,
+        /// PING frames (not acks) the client has sent.
+        pings: Arc<AtomicUsize>,
+    }
+
+    /// The server's side of a connection, counting the client's PING
+    /// frames as they are read: after the 24-byte preface, each frame is a
+    /// 9-byte head (length, type, flags, stream) and its payload.
+    struct CountPings {
+        inner: tokio::net::TcpStream,
+        pings: Arc<AtomicUsize>,
+        /// Bytes of preface or payload still to skip.
+        skip: usize,
+        head: Vec<u8>,
+    }
+
+    impl CountPings {
+        fn new(inner: tokio::net::TcpStream, pings: Arc<AtomicUsize>) -> Self {
+            Self { inner, pings, skip: 24, head: Vec::new() }
+        }
+
+        fn saw(&mut self, mut bytes: &[u8]) {
+            while !bytes.is_empty() {
+                if self.skip > 0 {
+                    let n = self.skip.min(bytes.len());
+                    (self.skip, bytes) = (self.skip - n, &bytes[n..]);
+                    continue;
+                }
+                let n = (9 - self.head.len()).min(bytes.len());
+                self.head.extend_from_slice(&bytes[..n]);
+                bytes = &bytes[n..];
+                if self.head.len() == 9 {
+                    let length = usize::from(self.head[0]) << 16
+                        | usize::from(self.head[1]) << 8
+                        | usize::from(self.head[2]);
+                    let (kind, ack) = (self.head[3], self.head[4] & 1 == 1);
+                    if kind == 6 && !ack {
+                        self.pings.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.skip = length;
+                    self.head.clear();
+                }
+            }
+        }
+    }
+
+    impl AsyncRead for CountPings {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            let new = buf.filled()[before..].to_vec();
+            self.saw(&new);
+            polled
+        }
+    }
+
+    impl AsyncWrite for CountPings {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
     }
 
     async fn server(answer: Answer) -> Server {
@@ -440,8 +765,11 @@ mod tests {
         let (arrival, arrived) = mpsc::unbounded_channel();
         let close = CancellationToken::new();
         let closed = close.clone();
+        let pings = Arc::new(AtomicUsize::new(0));
+        let counted = pings.clone();
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
+            let tcp = CountPings::new(tcp, counted);
             let answer = hyper::service::service_fn(move |_| {
                 let _ = arrival.send(());
                 let answer = answer.clone();
@@ -464,7 +792,7 @@ mod tests {
                 _ = closed.cancelled() => {}
             }
         });
-        Server { addr, arrived, close }
+        Server { addr, arrived, close, pings }
     }
 
     fn plaintext() -> Dialer {
@@ -477,14 +805,22 @@ mod tests {
 
     /// An endpoint for `addr`, once it is ready.
     async fn ready_endpoint(addr: SocketAddr, calls: Counter) -> Arc<Endpoint> {
+        ready_endpoint_with(addr, calls, plaintext()).await
+    }
+
+    async fn ready_endpoint_with(addr: SocketAddr, calls: Counter, dialer: Dialer) -> Arc<Endpoint> {
         let reports = Reports::default();
         let became_ready = reports.became_ready.clone();
         let became_ready = became_ready.notified();
         tokio::pin!(became_ready);
         became_ready.as_mut().enable();
-        let endpoint = Endpoint::spawn(addr.into(), calls, plaintext(), reports, CancellationToken::new());
+        let endpoint = Endpoint::spawn(addr.into(), calls, dialer, reports, CancellationToken::new());
         became_ready.await;
         endpoint
+    }
+
+    fn pinging_every(interval: Duration, while_idle: bool) -> Dialer {
+        Dialer { keepalive: Keepalive { interval, while_idle }, ..plaintext() }
     }
 
     fn request(lease: &Lease) -> http::Request<tonic::body::Body> {
@@ -497,7 +833,7 @@ mod tests {
         http::Request::post(uri).body(tonic::body::Body::empty()).unwrap()
     }
 
-    async fn next_frame(body: &mut ResponseBody) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+    async fn next_frame(body: &mut ResponseBody) -> Option<Result<Frame<Bytes>, h2::Error>> {
         std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
     }
 
@@ -584,5 +920,49 @@ mod tests {
         assert!(!endpoint.is_ready());
         assert!(endpoint.lease().is_none());
         endpoint.remove();
+    }
+
+    #[tokio::test]
+    async fn a_quiet_connection_with_a_call_open_is_pinged_every_keepalive_interval() {
+        let mut server = server(Answer::Hold).await;
+        let endpoint = ready_endpoint_with(
+            server.addr,
+            Counter::default(),
+            pinging_every(Duration::from_millis(50), false),
+        )
+        .await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let call = tower::Service::call(&mut lease, request);
+        tokio::pin!(call);
+        tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            _ = server.arrived.recv() => {}
+        }
+
+        tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            _ = tokio::time::sleep(Duration::from_millis(400)) => {}
+        }
+
+        let pings = server.pings.load(Ordering::Relaxed);
+        assert!((3..=9).contains(&pings), "{pings} pings in 400 ms at one per 50 ms of quiet");
+        assert!(endpoint.is_ready(), "every ping was answered");
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_calls_is_not_pinged_unless_keepalive_says_while_idle() {
+        let quiet = server(Answer::Hold).await;
+        let pinged = server(Answer::Hold).await;
+        let interval = Duration::from_millis(50);
+        let _quiet =
+            ready_endpoint_with(quiet.addr, Counter::default(), pinging_every(interval, false)).await;
+        let _pinged =
+            ready_endpoint_with(pinged.addr, Counter::default(), pinging_every(interval, true)).await;
+
+        tokio::time::sleep(Duration::from_millis(400)).await;
+
+        assert_eq!(quiet.pings.load(Ordering::Relaxed), 0);
+        assert!(pinged.pings.load(Ordering::Relaxed) >= 3);
     }
 }
