@@ -47,8 +47,8 @@ pub struct Traces {
     exporting: bool,
 }
 
-/// Logs and traces for the life of the process. Dropping it flushes
-/// queued spans and log lines.
+/// Logs and traces for the life of the process. `shutdown` (or, failing
+/// that, dropping it) flushes queued spans and log lines.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
     logs: LogGuard,
@@ -65,6 +65,26 @@ impl Telemetry {
     }
 }
 
+impl Telemetry {
+    /// Flushes queued spans, then log lines; call it last, on the runtime.
+    /// The SDK's flush blocks its caller until the exporter, which runs on
+    /// the runtime, has sent the last batch: on a current-thread runtime a
+    /// flush from the runtime's own thread would wait for a task that can
+    /// never run (and lose the batch after its 5 s timeout). So it blocks a
+    /// thread of the blocking pool instead.
+    pub async fn shutdown(mut self) {
+        if let Some(provider) = self.provider.take() {
+            match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "could not flush every span at shutdown"),
+                Err(error) => tracing::warn!(%error, "the span flush at shutdown did not finish"),
+            }
+        }
+    }
+}
+
+/// Without `shutdown` (a panic, an early exit), spans are still flushed, as
+/// well as a thread outside the runtime can.
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take() {

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let (_telemetry, obs) = observability::init(SERVICE, config.common.log.log_format)
+    let (telemetry, obs) = observability::init(SERVICE, config.common.log.log_format)
         .unwrap_or_else(|e| settings::exit_with_config_error(e));
     let stop = serving::shutdown::on_signal();
     let result = match Application::build(config, obs).await {
@@ -21,5 +21,7 @@ async fn serve(config: Config) -> ExitCode {
         }
         Err(error) => Err(error),
     };
-    serving::shutdown::exit_code("service1", result)
+    let code = serving::shutdown::exit_code("service1", result);
+    telemetry.shutdown().await;
+    code
 }

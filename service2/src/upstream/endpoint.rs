@@ -387,22 +387,24 @@ where
 
 /// When a connection last read anything.
 struct LastRead {
-    /// Milliseconds since `since`.
-    millis: AtomicU64,
+    /// Nanoseconds since `since`: exact, since a read noted up to 1 ms early
+    /// (whole milliseconds) would let a ping go out before the interval,
+    /// which service1 counts against the connection (`too_many_pings`).
+    nanos: AtomicU64,
     since: Instant,
 }
 
 impl LastRead {
     fn new() -> Self {
-        Self { millis: AtomicU64::new(0), since: Instant::now() }
+        Self { nanos: AtomicU64::new(0), since: Instant::now() }
     }
 
     fn touch(&self) {
-        self.millis.store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.nanos.store(self.since.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
     fn get(&self) -> Instant {
-        self.since + Duration::from_millis(self.millis.load(Ordering::Relaxed))
+        self.since + Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
     }
 }
 
@@ -516,7 +518,10 @@ async fn exchange(
     send: SendRequest<Bytes>,
     request: http::Request<tonic::body::Body>,
 ) -> Result<http::Response<RecvStream>, h2::Error> {
-    // Waits while the replica's limit of concurrent streams is reached.
+    // Only waits for this handle's own pending stream: a call over the
+    // replica's limit of concurrent streams queues inside h2 until a stream
+    // frees or the call's deadline passes. It counts in `in_flight` there,
+    // so p2c steers new calls away from that replica.
     let mut send = send.ready().await?;
     let (parts, body) = request.into_parts();
     let end_of_stream = body.is_end_stream();
