@@ -160,16 +160,23 @@ impl<T> H2Guard<T> {
 
 /// Where a byte stream of HTTP/2 frames is: inside a frame header (how many
 /// of its bytes have been seen) or inside a payload (how many bytes remain).
+/// Public so tests elsewhere can watch the frames a peer sends.
 #[derive(Default)]
-struct Frames {
+pub struct Frames {
     header: [u8; FRAME_HEADER],
     have: usize,
     skip: usize,
 }
 
 impl Frames {
-    /// Walks `bytes`, calling `frame` with each complete frame header.
-    fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(&[u8; FRAME_HEADER])) {
+    /// A walker that first skips `bytes` (a client's connection preface).
+    pub fn skipping(bytes: usize) -> Self {
+        Self { skip: bytes, ..Self::default() }
+    }
+
+    /// Walks `bytes`, calling `frame` with each complete frame header
+    /// (length, type, flags, stream).
+    pub fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(&[u8; FRAME_HEADER])) {
         while !bytes.is_empty() {
             if self.skip > 0 {
                 let n = self.skip.min(bytes.len());

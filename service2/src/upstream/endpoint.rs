@@ -308,7 +308,13 @@ async fn connect(
     let io =
         tower::Service::call(&mut connector.clone(), origin.clone()).await.map_err(ConnectError::Dial)?;
     let last_read = Arc::new(LastRead::new());
-    let io = ReadClock { inner: io.into_inner(), last_read: last_read.clone() };
+    let io = OnRead {
+        inner: io.into_inner(),
+        on_read: {
+            let last_read = last_read.clone();
+            move |_: &[u8]| last_read.touch()
+        },
+    };
     // hyper's client defaults, which calls used before.
     let (send, connection) = h2::client::Builder::new()
         .initial_max_send_streams(100)
@@ -408,14 +414,15 @@ impl LastRead {
     }
 }
 
-/// A connection's IO, noting its reads in [`LastRead`]. Forwards vectored
-/// writes, so HTTP/2 frames still leave in one write.
-struct ReadClock<T> {
+/// A connection's IO that calls `on_read` with the bytes of each read (the
+/// connection notes the time in [`LastRead`]). Forwards vectored writes, so
+/// HTTP/2 frames still leave in one write.
+struct OnRead<T, F> {
     inner: T,
-    last_read: Arc<LastRead>,
+    on_read: F,
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for ReadClock<T> {
+impl<T: AsyncRead + Unpin, F: FnMut(&[u8]) + Unpin> AsyncRead for OnRead<T, F> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -424,13 +431,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadClock<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.last_read.touch();
+            let this = &mut *self;
+            (this.on_read)(&buf.filled()[before..]);
         }
         polled
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for ReadClock<T> {
+impl<T: AsyncWrite + Unpin, F: Unpin> AsyncWrite for OnRead<T, F> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -640,6 +648,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use hyper_util::rt::{TokioExecutor, TokioIo};
+    use serving::h2_guard::Frames;
     use tokio::{
         net::TcpListener,
         sync::{mpsc, oneshot},
@@ -692,76 +701,20 @@ mod tests {
     }
 
     /// The server's side of a connection, counting the client's PING
-    /// frames as they are read: after the 24-byte preface, each frame is a
-    /// 9-byte head (length, type, flags, stream) and its payload.
-    struct CountPings {
-        inner: tokio::net::TcpStream,
+    /// frames (not acks) as they are read, after the connection preface.
+    fn count_pings(
+        tcp: tokio::net::TcpStream,
         pings: Arc<AtomicUsize>,
-        /// Bytes of preface or payload still to skip.
-        skip: usize,
-        head: Vec<u8>,
-    }
-
-    impl CountPings {
-        fn new(inner: tokio::net::TcpStream, pings: Arc<AtomicUsize>) -> Self {
-            Self { inner, pings, skip: 24, head: Vec::new() }
-        }
-
-        fn saw(&mut self, mut bytes: &[u8]) {
-            while !bytes.is_empty() {
-                if self.skip > 0 {
-                    let n = self.skip.min(bytes.len());
-                    (self.skip, bytes) = (self.skip - n, &bytes[n..]);
-                    continue;
+    ) -> OnRead<tokio::net::TcpStream, impl FnMut(&[u8]) + Unpin> {
+        let mut frames = Frames::skipping(24);
+        let on_read = move |bytes: &[u8]| {
+            frames.feed(bytes, |header| {
+                if header[3] == 6 && header[4] & 1 == 0 {
+                    pings.fetch_add(1, Ordering::Relaxed);
                 }
-                let n = (9 - self.head.len()).min(bytes.len());
-                self.head.extend_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                if self.head.len() == 9 {
-                    let length = usize::from(self.head[0]) << 16
-                        | usize::from(self.head[1]) << 8
-                        | usize::from(self.head[2]);
-                    let (kind, ack) = (self.head[3], self.head[4] & 1 == 1);
-                    if kind == 6 && !ack {
-                        self.pings.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.skip = length;
-                    self.head.clear();
-                }
-            }
-        }
-    }
-
-    impl AsyncRead for CountPings {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            let before = buf.filled().len();
-            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-            let new = buf.filled()[before..].to_vec();
-            self.saw(&new);
-            polled
-        }
-    }
-
-    impl AsyncWrite for CountPings {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            Pin::new(&mut self.inner).poll_write(cx, buf)
-        }
-
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.inner).poll_flush(cx)
-        }
-
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.inner).poll_shutdown(cx)
-        }
+            })
+        };
+        OnRead { inner: tcp, on_read }
     }
 
     async fn server(answer: Answer) -> Server {
@@ -774,7 +727,7 @@ mod tests {
         let counted = pings.clone();
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let tcp = CountPings::new(tcp, counted);
+            let tcp = count_pings(tcp, counted);
             let answer = hyper::service::service_fn(move |_| {
                 let _ = arrival.send(());
                 let answer = answer.clone();
