@@ -26,159 +26,135 @@ _issuer_ref = {
 }
 _metadata = {"type": "object", "required": ["name", "namespace"]}
 _duration = {"type": "string", "pattern": "^([0-9]+(ns|us|ms|s|m|h))+$"}
+
+
+def _kind(spec):
+    """An object of a custom kind whose `spec` has the schema `spec`."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {"metadata": _metadata, "spec": spec},
+    }
+
+
 CERT_MANAGER = {
-    "Certificate": {
+    "Certificate": _kind({
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "required": ["secretName", "issuerRef"],
         "properties": {
-            "metadata": _metadata,
-            "spec": {
+            "secretName": {"type": "string", "minLength": 1},
+            "issuerRef": _issuer_ref,
+            "commonName": {"type": "string", "maxLength": 64},
+            "isCA": {"type": "boolean"},
+            "dnsNames": {"type": "array", "items": {"type": "string"}},
+            "uris": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+://"}},
+            "usages": {"type": "array", "items": {"enum": [
+                "signing", "digital signature", "content commitment", "key encipherment",
+                "key agreement", "data encipherment", "cert sign", "crl sign", "encipher only",
+                "decipher only", "any", "server auth", "client auth", "code signing",
+                "email protection", "s/mime", "ipsec end system", "ipsec tunnel", "ipsec user",
+                "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"]}},
+            "duration": _duration,
+            "renewBefore": _duration,
+            "privateKey": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["secretName", "issuerRef"],
                 "properties": {
-                    "secretName": {"type": "string", "minLength": 1},
-                    "issuerRef": _issuer_ref,
-                    "commonName": {"type": "string", "maxLength": 64},
-                    "isCA": {"type": "boolean"},
-                    "dnsNames": {"type": "array", "items": {"type": "string"}},
-                    "uris": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+://"}},
-                    "usages": {"type": "array", "items": {"enum": [
-                        "signing", "digital signature", "content commitment", "key encipherment",
-                        "key agreement", "data encipherment", "cert sign", "crl sign", "encipher only",
-                        "decipher only", "any", "server auth", "client auth", "code signing",
-                        "email protection", "s/mime", "ipsec end system", "ipsec tunnel", "ipsec user",
-                        "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"]}},
-                    "duration": _duration,
-                    "renewBefore": _duration,
-                    "privateKey": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
-                            "size": {"type": "integer"},
-                            "encoding": {"enum": ["PKCS1", "PKCS8"]},
-                            "rotationPolicy": {"enum": ["Never", "Always"]},
-                        },
-                    },
+                    "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                    "size": {"type": "integer"},
+                    "encoding": {"enum": ["PKCS1", "PKCS8"]},
+                    "rotationPolicy": {"enum": ["Never", "Always"]},
                 },
             },
         },
-    },
-    "Issuer": {
+    }),
+    "Issuer": _kind({
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "minProperties": 1,
+        "maxProperties": 1,
         "properties": {
-            "metadata": _metadata,
-            "spec": {
-                "type": "object",
-                "additionalProperties": False,
-                "minProperties": 1,
-                "maxProperties": 1,
-                "properties": {
-                    "selfSigned": {"type": "object"},
-                    "ca": {"type": "object", "additionalProperties": False, "required": ["secretName"],
-                           "properties": {"secretName": {"type": "string", "minLength": 1}}},
-                },
-            },
+            "selfSigned": {"type": "object"},
+            "ca": {"type": "object", "additionalProperties": False, "required": ["secretName"],
+                   "properties": {"secretName": {"type": "string", "minLength": 1}}},
         },
-    },
+    }),
 }
 
 _string_map = {"type": "object", "additionalProperties": {"type": "string"}}
 _prom_duration = {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
 # The subset of monitoring.coreos.com/v1 (prometheus-operator) the chart uses.
 PROMETHEUS_OPERATOR = {
-    "PodMonitor": {
+    "PodMonitor": _kind({
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "required": ["selector", "podMetricsEndpoints"],
         "properties": {
-            "metadata": _metadata,
-            "spec": {
+            "selector": {"type": "object", "properties": {"matchLabels": _string_map}},
+            "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["selector", "podMetricsEndpoints"],
-                "properties": {
-                    "selector": {"type": "object", "properties": {"matchLabels": _string_map}},
-                    "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {"port": {"type": "string"}, "path": {"type": "string"},
-                                       "interval": _prom_duration},
-                    }},
-                },
-            },
+                "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                               "interval": _prom_duration},
+            }},
         },
-    },
-    "PrometheusRule": {
+    }),
+    "PrometheusRule": _kind({
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "metadata": _metadata,
-            "spec": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["groups"],
-                "properties": {"groups": {"type": "array", "items": {
+        "additionalProperties": False,
+        "required": ["groups"],
+        "properties": {"groups": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "rules"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "interval": _prom_duration,
+                "rules": {"type": "array", "items": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["name", "rules"],
+                    "required": ["expr"],
+                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
                     "properties": {
-                        "name": {"type": "string", "minLength": 1},
-                        "interval": _prom_duration,
-                        "rules": {"type": "array", "items": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "required": ["expr"],
-                            "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
-                            "properties": {
-                                "alert": {"type": "string"},
-                                "record": {"type": "string"},
-                                "expr": {"type": "string", "minLength": 1},
-                                "for": _prom_duration,
-                                "keep_firing_for": _prom_duration,
-                                "labels": _string_map,
-                                "annotations": _string_map,
-                            },
-                        }},
+                        "alert": {"type": "string"},
+                        "record": {"type": "string"},
+                        "expr": {"type": "string", "minLength": 1},
+                        "for": _prom_duration,
+                        "keep_firing_for": _prom_duration,
+                        "labels": _string_map,
+                        "annotations": _string_map,
                     },
-                }}},
+                }},
             },
-        },
-    },
+        }}},
+    }),
 }
 
 # The subset of gateway.networking.k8s.io/v1 (Gateway API) the chart uses.
 GATEWAY_API = {
-    "HTTPRoute": {
+    "HTTPRoute": _kind({
         "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "required": ["parentRefs", "rules"],
         "properties": {
-            "metadata": _metadata,
-            "spec": {
+            "parentRefs": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name"]}},
+            "hostnames": {"type": "array", "items": {"type": "string"}},
+            "rules": {"type": "array", "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["parentRefs", "rules"],
                 "properties": {
-                    "parentRefs": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name"]}},
-                    "hostnames": {"type": "array", "items": {"type": "string"}},
-                    "rules": {"type": "array", "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "matches": {"type": "array", "items": {"type": "object", "properties": {
-                                "path": {"type": "object", "additionalProperties": False, "required": ["type", "value"],
-                                         "properties": {"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
-                                                        "value": {"type": "string"}}}}}},
-                            "backendRefs": {"type": "array", "items": {
-                                "type": "object", "required": ["name", "port"],
-                                "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
-                        },
-                    }},
+                    "matches": {"type": "array", "items": {"type": "object", "properties": {
+                        "path": {"type": "object", "additionalProperties": False, "required": ["type", "value"],
+                                 "properties": {"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
+                                                "value": {"type": "string"}}}}}},
+                    "backendRefs": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "port"],
+                        "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
                 },
-            },
+            }},
         },
-    },
+    }),
 }
 
 CASES = {
