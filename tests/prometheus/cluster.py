@@ -28,12 +28,10 @@ import argparse
 import json
 import re
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from loadtools.services import http_get  # noqa: E402
 from tests.prometheus.promql import Checks, PrometheusAPI, check_dashboard  # noqa: E402
 
 SAY_HELLO = 'http_server_requests_total{namespace="%s",route="/api/v1/say-hello"}'
@@ -128,14 +126,11 @@ def config(args):
 
 
 def say_hello(url, calls):
-    """`calls` GETs of `url`; the statuses other than 200."""
+    """`calls` GETs of `url`; the statuses other than 200 (or the errors)."""
     failed = []
     for _ in range(calls):
         try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                status = resp.status
-        except urllib.error.HTTPError as e:
-            status = e.code
+            status = http_get(url, timeout=10)[0]
         except OSError as e:
             status = str(e)
         if status != 200:
