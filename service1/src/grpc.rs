@@ -12,18 +12,26 @@ use tonic_reflection::server::{v1, v1alpha};
 use wire::{
     names,
     proto::{
-        service1_server::{Service1, Service1Server},
+        service1_server::{self, Service1, Service1Server},
         ProcessNameRequest, ProcessNameResponse,
     },
 };
 
 /// The methods of `app.grpc.Service1`.
-pub const METHODS: &[GrpcMethod] = &[GrpcMethod::unary("app.grpc.Service1", "ProcessName")];
+pub const METHODS: &[GrpcMethod] = &[GrpcMethod::unary(service1_server::SERVICE_NAME, "ProcessName")];
 
 /// The methods of server reflection, v1 and v1alpha.
 pub const REFLECTION_METHODS: &[GrpcMethod] = &[
-    GrpcMethod::new("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo", GrpcType::BidiStream),
-    GrpcMethod::new("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo", GrpcType::BidiStream),
+    GrpcMethod::new(
+        tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
+        "ServerReflectionInfo",
+        GrpcType::BidiStream,
+    ),
+    GrpcMethod::new(
+        tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
+        "ServerReflectionInfo",
+        GrpcType::BidiStream,
+    ),
 ];
 
 /// Server reflection, v1 and v1alpha (grpcurl and grpcui speak one or the

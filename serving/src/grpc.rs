@@ -21,6 +21,7 @@ use tracing::Span;
 
 use observability::{
     metrics::{GrpcCall, GrpcMethod, GrpcType, MethodMetrics},
+    traces::Traces,
     Observability,
 };
 use wire::{request_id, RequestId};
@@ -33,8 +34,8 @@ use self::messages::MessageCounter;
 
 /// The methods `grpc.health.v1.Health` serves.
 pub const HEALTH_METHODS: &[GrpcMethod] = &[
-    GrpcMethod::unary("grpc.health.v1.Health", "Check"),
-    GrpcMethod::new("grpc.health.v1.Health", "Watch", GrpcType::ServerStream),
+    GrpcMethod::unary(tonic_health::pb::health_server::SERVICE_NAME, "Check"),
+    GrpcMethod::new(tonic_health::pb::health_server::SERVICE_NAME, "Watch", GrpcType::ServerStream),
 ];
 
 /// Marks a response refused before the call reached its method (the
@@ -51,7 +52,7 @@ pub struct Refused;
 pub struct ObserveLayer {
     methods: Arc<[(GrpcMethod, MethodMetrics)]>,
     unknown: MethodMetrics,
-    obs: Observability,
+    traces: Traces,
 }
 
 impl ObserveLayer {
@@ -60,7 +61,7 @@ impl ObserveLayer {
     pub fn new(methods: &[GrpcMethod], obs: &Observability) -> Self {
         let grpc = obs.metrics.grpc_server();
         let methods = methods.iter().map(|m| (*m, grpc.method(*m))).collect();
-        Self { methods, unknown: grpc.method(GrpcMethod::UNKNOWN), obs: obs.clone() }
+        Self { methods, unknown: grpc.method(GrpcMethod::UNKNOWN), traces: obs.traces }
     }
 }
 
@@ -83,9 +84,6 @@ pub struct Observe<S> {
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Observe<S>
 where
     S: Service<http::Request<CountedBody<ReqBody>>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Send + 'static,
 {
     type Response = http::Response<ObservedBody<ResBody>>;
     type Error = S::Error;
@@ -105,7 +103,8 @@ where
         // (HTTP/2's header list limit, 16 KiB, bounds it); metrics and the
         // span name only get a method the server serves.
         let method = request.uri().path().to_owned();
-        let known = self.layer.methods.iter().find(|(m, _)| m.is_path(&method));
+        let parts = method.strip_prefix('/').and_then(|p| p.split_once('/'));
+        let known = self.layer.methods.iter().find(|(m, _)| parts == Some((m.service, m.method)));
         let series = known.map_or(&self.layer.unknown, |(_, series)| series).clone();
         let full_name = method.trim_start_matches('/');
         let (service, rpc) = full_name.split_once('/').unwrap_or((full_name, ""));
@@ -120,7 +119,7 @@ where
             "rpc.method" = rpc,
             "rpc.grpc.status_code" = tracing::field::Empty,
         );
-        self.layer.obs.traces.continue_trace(&span, request.headers());
+        self.layer.traces.continue_trace(&span, request.headers());
         let deadline = grpc_timeout(request.headers()).and_then(|timeout| start.checked_add(timeout));
         let mut request = request.map(|inner| CountedBody::new(inner, series.clone()));
         // Handlers find the id in `tonic::Request::extensions()`.
@@ -254,9 +253,8 @@ impl Drop for AccessLine {
         let elapsed = self.start.elapsed();
         // No status: the call counts as CANCELED (the client went away),
         // or DEADLINE_EXCEEDED once its deadline has passed.
-        match (self.call.take(), self.code) {
-            (Some(call), Some(code)) => call.handled(code),
-            (call, _) => drop(call),
+        if let (Some(call), Some(code)) = (self.call.take(), self.code) {
+            call.handled(code);
         }
         if let Some(code) = self.code {
             self.span.record("rpc.grpc.status_code", code as i64);

@@ -17,7 +17,7 @@ use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
 use tracing::{Instrument, Span};
 use wire::{
-    proto::{service1_client::Service1Client, ProcessNameRequest},
+    proto::{service1_client::Service1Client, service1_server, ProcessNameRequest},
     request_id, ErrorKind, RequestId,
 };
 
@@ -30,7 +30,7 @@ const BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// How long the retry budget remembers calls.
 const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 /// The method called, as `grpc_client_*` metrics label it.
-const PROCESS_NAME: GrpcMethod = GrpcMethod::unary("app.grpc.Service1", "ProcessName");
+const PROCESS_NAME: GrpcMethod = GrpcMethod::unary(service1_server::SERVICE_NAME, "ProcessName");
 
 /// How calls to service1 behave.
 #[derive(Debug, Clone)]
@@ -99,8 +99,9 @@ impl Service1 {
         let mut avoid = None;
         let mut attempt = 1;
         loop {
-            let counted = self.calls.start(Instant::now()).with_deadline(Some(deadline));
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let counted = self.calls.start(now).with_deadline(Some(deadline));
+            let remaining = deadline.saturating_duration_since(now);
             let Some(lease) = self.pool.ready(remaining.min(self.fail_fast), avoid.as_ref()).await else {
                 tracing::warn!(attempt, "no service1 replica is ready");
                 let (kind, code) = if remaining.is_zero() {
@@ -139,8 +140,8 @@ fn attempt_span(id: &RequestId, attempt: u32, replica: &Address) -> Span {
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         "rpc.system" = "grpc",
-        "rpc.service" = "app.grpc.Service1",
-        "rpc.method" = "ProcessName",
+        "rpc.service" = PROCESS_NAME.service,
+        "rpc.method" = PROCESS_NAME.method,
         "server.address" = %replica.host(),
         "server.port" = %replica.port(),
         "rpc.grpc.status_code" = tracing::field::Empty,
