@@ -31,22 +31,32 @@ pub struct Config {
     #[arg(long, env = "SERVICE1_CHANNEL", default_value = "localhost:50051", value_parser = Target::parse)]
     pub service1_channel: Target,
 
-    /// Deadline of each call to service1, retries included; sent as
-    /// grpc-timeout.
+    /// Deadline of each call to service1, retries included.
     #[arg(long, env = "SERVICE1_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub service1_timeout: Duration,
+
+    /// Deadline of each attempt, within SERVICE1_TIMEOUT; sent as its
+    /// grpc-timeout. A replica that has not answered by then is given up on
+    /// and the call retried on another.
+    #[arg(long, env = "SERVICE1_ATTEMPT_TIMEOUT", default_value = "1s", value_parser = parse_nonzero_duration)]
+    pub service1_attempt_timeout: Duration,
 
     /// How long connecting to a replica may take, and how long a call
     /// waits for a ready replica before failing with 503.
     #[arg(long, env = "SERVICE1_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub service1_connect_timeout: Duration,
 
-    /// Ping a service1 connection after this long without a frame from it,
-    /// to find a dead peer. Stock gRPC servers take pings more often than
-    /// every 5 minutes as abuse (gRFC A8), so keep it at 5m or more unless
-    /// every server service2 calls permits more.
-    #[arg(long, env = "SERVICE1_KEEPALIVE_INTERVAL", default_value = "5m", value_parser = parse_nonzero_duration)]
+    /// With a call open, ping a service1 connection after this long without
+    /// a frame from it, to find a replica that stopped answering. Stock
+    /// gRPC servers strike a ping only if they sent nothing since the last
+    /// one, so a replica that answers calls is never struck.
+    #[arg(long, env = "SERVICE1_KEEPALIVE_INTERVAL", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub service1_keepalive_interval: Duration,
+
+    /// A keepalive ping unanswered this long closes the connection, fails
+    /// its calls over to other replicas, and ejects the replica.
+    #[arg(long, env = "SERVICE1_KEEPALIVE_TIMEOUT", default_value = "2s", value_parser = parse_nonzero_duration)]
+    pub service1_keepalive_timeout: Duration,
 
     /// Ping connections with no call open too. Stock gRPC servers refuse
     /// that (GOAWAY `too_many_pings`) unless told to permit it.
@@ -77,6 +87,26 @@ pub struct Config {
     #[arg(long, env = "SERVICE1_RETRY_MIN_PER_SECOND", default_value_t = 10)]
     pub service1_retry_min_per_second: u32,
 
+    /// Failures in a row (timeouts, broken connections, UNAVAILABLE...)
+    /// that eject a replica from selection (0: failures never do; an
+    /// unanswered keepalive ping still does).
+    #[arg(long, env = "SERVICE1_EJECT_AFTER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub service1_eject_after_failures: u32,
+
+    /// How long a first ejection lasts; each one in a row lasts twice as
+    /// long as the one before.
+    #[arg(long, env = "SERVICE1_EJECT_TIME", default_value = "10s", value_parser = parse_nonzero_duration)]
+    pub service1_eject_time: Duration,
+
+    /// The longest an ejection lasts.
+    #[arg(long, env = "SERVICE1_EJECT_TIME_MAX", default_value = "5m", value_parser = parse_nonzero_duration)]
+    pub service1_eject_time_max: Duration,
+
+    /// At most this percentage of the known replicas is ejected at once
+    /// (always at least one).
+    #[arg(long, env = "SERVICE1_EJECT_MAX_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub service1_eject_max_percent: u32,
+
     /// The name service1's certificate must carry, whatever address is
     /// dialled (pods are dialled by IP).
     #[arg(long, env = "TLS_SERVER_NAME", default_value = "service1")]
@@ -94,6 +124,12 @@ impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         if self.tls_server_identity.as_deref().is_some_and(|id| id.trim().is_empty()) {
             return Err("TLS_SERVER_IDENTITY must not be empty (leave it unset instead)".into());
+        }
+        if self.service1_eject_time > self.service1_eject_time_max {
+            return Err(format!(
+                "SERVICE1_EJECT_TIME ({:?}) must not exceed SERVICE1_EJECT_TIME_MAX ({:?})",
+                self.service1_eject_time, self.service1_eject_time_max
+            ));
         }
         self.common.tls.files()?;
         serving::tls::client::Connector::check_server_name(&self.tls_server_name)

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     rest,
     upstream::{
-        discovery, CallPolicy, Dialer, Keepalive, Pool, Refresh, Resolver, Service1, Target, UpstreamMetrics,
+        discovery, CallPolicy, Dialer, EjectionPolicy, Keepalive, Pool, Refresh, Resolver, Service1, Target,
+        UpstreamMetrics,
     },
     Config,
 };
@@ -87,11 +88,18 @@ impl Application {
         let refresh = Refresh::default();
         let keepalive = Keepalive {
             interval: config.service1_keepalive_interval,
+            timeout: config.service1_keepalive_timeout,
             while_idle: config.service1_keepalive_while_idle,
         };
         let dialer =
             Dialer { connector: self.connector, timeout: config.service1_connect_timeout, keepalive };
-        let pool = Pool::new(dialer, refresh.clone(), self.metrics.clone(), background.clone());
+        let ejection = EjectionPolicy {
+            consecutive_failures: config.service1_eject_after_failures,
+            base: config.service1_eject_time,
+            max: config.service1_eject_time_max,
+            max_percent: config.service1_eject_max_percent,
+        };
+        let pool = Pool::new(dialer, refresh.clone(), ejection, self.metrics.clone(), background.clone());
         pool.report_to(&obs.metrics);
         let publish = {
             let pool = pool.clone();
@@ -121,6 +129,7 @@ impl Application {
 
         let policy = CallPolicy {
             deadline: config.service1_timeout,
+            attempt_timeout: config.service1_attempt_timeout,
             fail_fast: config.service1_connect_timeout,
             max_attempts: config.service1_max_attempts,
             retry_ratio: config.service1_retry_budget_percent as f32 / 100.0,

@@ -1,7 +1,13 @@
 //! The call policy, in the order a call meets it: one deadline for the
-//! whole call, a ready replica per attempt, retries on another replica
-//! within a budget, and gRPC failures turned into errors a REST caller can
-//! act on.
+//! whole call, a ready replica per attempt, a timeout per attempt, retries
+//! on another replica within a budget, and gRPC failures turned into errors
+//! a REST caller can act on.
+//!
+//! Each attempt's outcome is also the replica's record (see `outlier`): an
+//! attempt that timed out, broke its connection, or found service1 unable
+//! to serve (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS, DEADLINE_EXCEEDED)
+//! counts against the replica; any other answer, an error for the caller
+//! included, counts for it.
 
 use std::{
     sync::Arc,
@@ -35,8 +41,12 @@ const PROCESS_NAME: GrpcMethod = GrpcMethod::unary(service1_server::SERVICE_NAME
 /// How calls to service1 behave.
 #[derive(Debug, Clone)]
 pub struct CallPolicy {
-    /// Deadline of the whole call, retries included; sent as grpc-timeout.
+    /// Deadline of the whole call, retries included.
     pub deadline: Duration,
+    /// Deadline of each attempt, within the call's; sent as its
+    /// grpc-timeout. A replica that has not answered by then is given up on
+    /// (RST_STREAM CANCEL) and the call tried on another.
+    pub attempt_timeout: Duration,
     /// How long a call waits for a ready replica before failing.
     pub fail_fast: Duration,
     /// Attempts per call, the first included.
@@ -52,6 +62,7 @@ pub struct CallPolicy {
 pub struct Service1 {
     pool: Pool,
     deadline: Duration,
+    attempt_timeout: Duration,
     fail_fast: Duration,
     retries: Arc<Retries>,
     traces: Traces,
@@ -68,8 +79,8 @@ struct Retries {
 
 /// How an attempt that reached a replica failed.
 enum Failed {
-    /// The call's deadline passed first.
-    OutOfTime,
+    /// Its deadline passed before an answer came.
+    TimedOut,
     /// service1 answered with an error, or the connection broke.
     Status(Status),
 }
@@ -81,8 +92,9 @@ impl Service1 {
         let budget = TpsBudget::new(BUDGET_WINDOW, policy.retry_floor_per_second, policy.retry_ratio);
         let calls = metrics.grpc.method(PROCESS_NAME);
         let retries = Retries { max_attempts: policy.max_attempts, budget, metrics };
-        let (deadline, fail_fast) = (policy.deadline, policy.fail_fast);
-        Self { pool, deadline, fail_fast, retries: Arc::new(retries), traces, calls }
+        let (deadline, fail_fast, attempt_timeout) =
+            (policy.deadline, policy.fail_fast, policy.attempt_timeout);
+        Self { pool, deadline, attempt_timeout, fail_fast, retries: Arc::new(retries), traces, calls }
     }
 
     /// Asks service1 to process `name` on behalf of request `id`.
@@ -100,8 +112,8 @@ impl Service1 {
         let mut attempt = 1;
         loop {
             let now = Instant::now();
-            let counted = self.calls.start(now).with_deadline(Some(deadline));
             let remaining = deadline.saturating_duration_since(now);
+            let counted = self.calls.start(now).with_deadline(Some(deadline.min(now + self.attempt_timeout)));
             let Some(lease) = self.pool.ready(remaining.min(self.fail_fast), avoid.as_ref()).await else {
                 tracing::warn!(attempt, "no service1 replica is ready");
                 let (kind, code) = if remaining.is_zero() {
@@ -112,16 +124,39 @@ impl Service1 {
                 counted.handled(code);
                 return Err(caller_error(kind));
             };
+            // The attempt's own time, from now (a replica may have taken a
+            // while to be ready), within what is left of the call's.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt_time = remaining.min(self.attempt_timeout);
             let replica = lease.address().clone();
+            let endpoint = lease.endpoint().clone();
             // One client span per attempt, so retries show in the trace.
             let span = attempt_span(id, attempt, &replica);
-            let status = match send(lease, name, id, remaining, &span, self.traces, counted).await {
-                Ok(upper) => return Ok(upper),
-                Err(Failed::OutOfTime) => {
+            let status = match send(lease, name, id, attempt_time, &span, self.traces, counted).await {
+                Ok(upper) => {
+                    endpoint.succeeded();
+                    return Ok(upper);
+                }
+                Err(Failed::TimedOut) if attempt_time == remaining => {
+                    endpoint.failed();
                     span.in_scope(|| tracing::warn!(deadline = ?self.deadline, endpoint = %replica, "call to service1 ran out of time"));
                     return Err(caller_error(ErrorKind::Timeout));
                 }
-                Err(Failed::Status(status)) => status,
+                Err(Failed::TimedOut) => {
+                    endpoint.failed();
+                    self.retries.metrics.attempt_timeouts.inc();
+                    Status::deadline_exceeded(format!(
+                        "no answer within the attempt timeout ({attempt_time:?})"
+                    ))
+                }
+                Err(Failed::Status(status)) => {
+                    if says_the_replica_failed(&status) {
+                        endpoint.failed();
+                    } else {
+                        endpoint.succeeded();
+                    }
+                    status
+                }
             };
             let backoff = span.in_scope(|| self.retries.after(attempt, deadline, &replica, &status))?;
             avoid = Some(replica);
@@ -148,7 +183,8 @@ fn attempt_span(id: &RequestId, attempt: u32, replica: &Address) -> Span {
     )
 }
 
-/// One attempt on `lease`, within `remaining`, recorded on `span` and as
+/// One attempt on `lease`, within `remaining` (dropping it at the timeout
+/// resets its stream with CANCEL), recorded on `span` and as
 /// `counted` (unary: one message sent as the request is handed to the
 /// connection, one received with an OK answer).
 async fn send(
@@ -192,7 +228,7 @@ async fn send(
     match outcome {
         Ok(Ok(response)) => Ok(response.into_inner().name),
         Ok(Err(status)) => Err(Failed::Status(status)),
-        Err(_elapsed) => Err(Failed::OutOfTime),
+        Err(_elapsed) => Err(Failed::TimedOut),
     }
 }
 
@@ -235,12 +271,22 @@ impl Retries {
     }
 }
 
-/// UNAVAILABLE says service1 did not take the call; a broken connection
-/// (refused, reset, closed) says nothing about service1 at all.
-/// ProcessName is a pure function, so either is safe to send again, even
-/// if it reached service1.
+/// UNAVAILABLE says service1 did not take the call; DEADLINE_EXCEEDED
+/// before the call's own deadline, that one replica did not answer within
+/// the attempt's; a broken connection (refused, reset, closed) says nothing
+/// about service1 at all. ProcessName is a pure function, so each is safe
+/// to send again, even if it reached service1.
 fn is_retryable(status: &Status) -> bool {
-    status.code() == Code::Unavailable || connection_broke(status)
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) || connection_broke(status)
+}
+
+/// Whether a failed attempt counts against its replica (for ejection):
+/// it could not serve, rather than answered the caller with an error.
+fn says_the_replica_failed(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Internal | Code::Unknown | Code::DataLoss
+    ) || connection_broke(status)
 }
 
 /// Did the call fail because its connection did, rather than because
@@ -295,7 +341,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::upstream::{Dialer, Refresh};
+    use crate::upstream::{Dialer, EjectionPolicy, Refresh};
 
     fn retries(max_attempts: u32, budget: TpsBudget) -> Retries {
         Retries { max_attempts, budget, metrics: Arc::new(UpstreamMetrics::default()) }
@@ -415,9 +461,16 @@ mod tests {
             keepalive: Default::default(),
         };
         let metrics = Arc::new(UpstreamMetrics::default());
-        let pool = Pool::new(dialer, Refresh::default(), metrics.clone(), CancellationToken::new());
+        let pool = Pool::new(
+            dialer,
+            Refresh::default(),
+            EjectionPolicy::default(),
+            metrics.clone(),
+            CancellationToken::new(),
+        );
         let policy = CallPolicy {
             deadline: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(1),
             fail_fast: Duration::from_secs(1),
             max_attempts: 3,
             retry_ratio: 0.2,

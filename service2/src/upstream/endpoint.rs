@@ -42,15 +42,21 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::upstream::{discovery::Refresh, selection::Candidate, Address};
+use crate::upstream::{
+    discovery::Refresh,
+    latency::PeakEwma,
+    outlier::{Change, Ejections, Standing},
+    selection::Candidate,
+    Address, UpstreamMetrics,
+};
 
 /// Reconnection backoff: from this...
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// ...doubling up to this.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
-/// How long a keepalive ping may go unanswered before the connection is
-/// taken for dead.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Added to every latency estimate, so that calls in flight still count
+/// on a replica that has not answered yet (estimate 0).
+const LATENCY_FLOOR_NANOS: f64 = 1_000.0;
 
 /// How to open a connection to a replica.
 #[derive(Clone)]
@@ -61,33 +67,45 @@ pub struct Dialer {
     pub keepalive: Keepalive,
 }
 
-/// When service2 pings a replica, as gRFC A8 lets a client: a stock gRPC
-/// server (grpc-go, grpcio) takes a ping more often than every 5 minutes
-/// while calls are open, or any ping on a connection without calls, as a
-/// strike, and answers the third with GOAWAY `too_many_pings`.
+/// When service2 pings a replica to find out whether it still answers, as
+/// gRFC A8 lets a client: only while a call is open and the replica has
+/// sent nothing for `interval` since the call started. A stock gRPC server
+/// (grpc-go, grpcio, our service1) counts a ping as a strike only when it
+/// comes sooner than 5 minutes after the previous one *and the server has
+/// sent no headers or data in between*, and answers the third strike with
+/// GOAWAY `too_many_pings`; a server that answers calls is never struck,
+/// and one that is silent for three intervals with calls open is the one
+/// this is here to find. A ping on a connection without calls is a strike
+/// whatever its timing, hence `while_idle` off by default.
 #[derive(Debug, Clone, Copy)]
 pub struct Keepalive {
-    /// A ping after this long without a frame from the replica.
+    /// A ping after this long without a frame from the replica, with a
+    /// call open.
     pub interval: Duration,
+    /// A ping unanswered this long closes the connection, and ejects the
+    /// replica.
+    pub timeout: Duration,
     /// Whether to ping a connection with no call open.
     pub while_idle: bool,
 }
 
 impl Default for Keepalive {
-    /// What every stock server permits: no pings without calls, and at
-    /// most one every 5 minutes with them.
     fn default() -> Self {
-        Self { interval: Duration::from_secs(300), while_idle: false }
+        Self { interval: Duration::from_secs(1), timeout: Duration::from_secs(2), while_idle: false }
     }
 }
 
-/// Whom an endpoint tells about its connection.
+/// Whom an endpoint tells about its connection and its standing.
 #[derive(Clone, Default)]
 pub struct Reports {
     /// Woken whenever an endpoint becomes ready, for calls waiting for one.
     pub became_ready: Arc<Notify>,
     /// Asked when a connection cannot be made: the replica may be gone.
     pub refresh: Refresh,
+    /// The pool's ejection policy and count.
+    pub ejections: Arc<Ejections>,
+    /// Ejections and returns are counted here.
+    pub metrics: Arc<UpstreamMetrics>,
 }
 
 /// Why a connection could not be made.
@@ -119,6 +137,11 @@ pub struct Endpoint {
     /// Woken when a call finds the connection broken.
     failed: Notify,
     removed: CancellationToken,
+    /// How fast it answers, for selection.
+    latency: PeakEwma,
+    /// Whether it is ejected for failing.
+    standing: Standing,
+    reports: Reports,
 }
 
 /// The handle calls are sent through, and where they are sent to.
@@ -126,15 +149,19 @@ pub struct Endpoint {
 struct Connection {
     send: SendRequest<Bytes>,
     origin: http::Uri,
+    /// When the replica last sent anything, or a call started on an idle
+    /// connection: keepalive pings from there.
+    heard: Arc<LastRead>,
 }
 
 /// The right to send one call on an endpoint's current connection; counts
-/// as in flight until dropped. It is the tower service tonic's client calls
-/// through: calls go straight onto the connection, with no queue or task in
-/// between.
+/// as in flight until dropped, and its life is the call's latency. It is
+/// the tower service tonic's client calls through: calls go straight onto
+/// the connection, with no queue or task in between.
 pub struct Lease {
     connection: Connection,
     generation: Generation,
+    leased_at: Instant,
 }
 
 /// One connection of one endpoint, to tell it that the connection failed.
@@ -167,7 +194,14 @@ impl Endpoint {
         reports: Reports,
         removed: CancellationToken,
     ) -> Arc<Self> {
-        let endpoint = Arc::new(Self {
+        let endpoint = Arc::new(Self::new(address, calls, reports.clone(), removed));
+        tokio::spawn(endpoint.clone().maintain(dialer, reports));
+        endpoint
+    }
+
+    /// An endpoint with no connection, and no task to make one.
+    fn new(address: Address, calls: Counter, reports: Reports, removed: CancellationToken) -> Self {
+        Self {
             address,
             connection: Mutex::new(None),
             generations: AtomicU64::new(0),
@@ -177,9 +211,10 @@ impl Endpoint {
             calls,
             failed: Notify::new(),
             removed,
-        });
-        tokio::spawn(endpoint.clone().maintain(dialer, reports));
-        endpoint
+            latency: PeakEwma::new(),
+            standing: Standing::default(),
+            reports,
+        }
     }
 
     pub fn address(&self) -> &Address {
@@ -190,6 +225,7 @@ impl Endpoint {
     /// calls in flight on it finish.
     pub fn remove(&self) {
         self.removed.cancel();
+        self.standing.forget(&self.reports.ejections);
     }
 
     /// A lease on the current connection, unless there is none (the
@@ -197,11 +233,66 @@ impl Endpoint {
     pub fn lease(self: &Arc<Self>) -> Option<Lease> {
         let (connection, number) = self.lock().clone()?;
         if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
-            // Keepalive only pings while calls are open.
+            // Keepalive only pings while calls are open, once the replica
+            // has been silent for its interval since this call started.
+            connection.heard.touch();
             self.call_started.notify_one();
         }
         self.calls.inc();
-        Some(Lease { connection, generation: Generation { endpoint: self.clone(), number } })
+        let generation = Generation { endpoint: self.clone(), number };
+        Some(Lease { connection, generation, leased_at: Instant::now() })
+    }
+
+    /// Whether it is ejected for failing (selection still uses it when
+    /// nothing else is ready).
+    pub fn is_ejected(&self) -> bool {
+        self.standing.is_ejected()
+    }
+
+    /// A call on it was answered, with success or with an error that is
+    /// the caller's (see `call`).
+    pub fn succeeded(self: &Arc<Self>) {
+        let change = self.standing.succeeded();
+        self.act_on(change);
+    }
+
+    /// A call on it failed in a way that says something about the replica:
+    /// no answer in time, a broken connection, or service1 unable to serve.
+    pub fn failed(self: &Arc<Self>) {
+        let change = self.standing.failed(&self.reports.ejections);
+        self.act_on(change);
+    }
+
+    fn act_on(self: &Arc<Self>, change: Option<Change>) {
+        let address = &self.address;
+        let metrics = &self.reports.metrics;
+        match change {
+            None => {}
+            Some(Change::Returned) => {
+                metrics.returns.inc();
+                tracing::info!(endpoint = %address, "service1 replica answered on probation; it takes its full share of calls again");
+            }
+            Some(Change::Ejected { reason, duration, in_a_row }) => {
+                metrics.ejection(reason).inc();
+                tracing::warn!(
+                    endpoint = %address,
+                    reason = reason.as_str(),
+                    ejected_for_ms = duration.as_millis() as u64,
+                    ejections_in_a_row = in_a_row,
+                    "service1 replica ejected: it gets calls only if no other replica is ready"
+                );
+                let endpoint = self.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = endpoint.removed.cancelled() => {}
+                        _ = tokio::time::sleep(duration) => {
+                            endpoint.standing.end_ejection(&endpoint.reports.ejections);
+                            tracing::info!(endpoint = %endpoint.address, "service1 replica back on probation: its next call decides");
+                        }
+                    }
+                });
+            }
+        }
     }
 
     /// Keeps one connection open while the endpoint is in the pool, and
@@ -259,6 +350,9 @@ impl Endpoint {
     }
 
     fn set_ready(&self, connection: Connection) {
+        // Latency measured on the old connection says little about the new
+        // one (a replica that froze and resumed answers fast again).
+        self.latency.reset(Instant::now());
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let mut current = self.lock();
         *current = Some((connection, generation));
@@ -289,8 +383,9 @@ impl Candidate for Arc<Endpoint> {
         self.is_ready.load(Ordering::Relaxed)
     }
 
-    fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+    fn load(&self) -> f64 {
+        let in_flight = self.in_flight.load(Ordering::Relaxed) as f64;
+        (self.latency.estimate(Instant::now()) + LATENCY_FLOOR_NANOS) * (in_flight + 1.0)
     }
 }
 
@@ -307,15 +402,29 @@ async fn connect(
         .map_err(|source| ConnectError::Uri { address: address.clone(), source })?;
     let io =
         tower::Service::call(&mut connector.clone(), origin.clone()).await.map_err(ConnectError::Dial)?;
-    let last_read = Arc::new(LastRead::new());
+    handshake(io.into_inner(), origin, keepalive, address, endpoint).await
+}
+
+/// The HTTP/2 handshake on `io`, already connected to `origin`.
+async fn handshake<T>(
+    io: T,
+    origin: http::Uri,
+    keepalive: Keepalive,
+    address: &Address,
+    endpoint: Weak<Endpoint>,
+) -> Result<(Connection, impl Future<Output = ()> + Send + 'static), ConnectError>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let heard = Arc::new(LastRead::new());
     let io = OnRead {
-        inner: io.into_inner(),
+        inner: io,
         on_read: {
-            let last_read = last_read.clone();
-            move |_: &[u8]| last_read.touch()
+            let heard = heard.clone();
+            move |_: &[u8]| heard.touch()
         },
     };
-    // hyper's client defaults, which calls used before.
+    // hyper's client defaults.
     let (send, connection) = h2::client::Builder::new()
         .initial_max_send_streams(100)
         .initial_window_size(2 << 20)
@@ -329,19 +438,20 @@ async fn connect(
         .await
         .map_err(ConnectError::Handshake)?;
     let address = address.clone();
+    let clock = heard.clone();
     let driver = async move {
-        if let Err(error) = drive(connection, keepalive, &last_read, endpoint).await {
+        if let Err(error) = drive(connection, keepalive, &clock, endpoint).await {
             tracing::debug!(endpoint = %address, error = %chain(&error), "connection to service1 replica failed");
         }
     };
-    Ok((Connection { send, origin }, driver))
+    Ok((Connection { send, origin, heard }, driver))
 }
 
 /// Runs the connection until it ends, and pings the replica as
-/// [`Keepalive`] says (as hyper's client did): once the connection has read
-/// nothing for `interval`, while calls are open (or always, with
-/// `while_idle`); a ping unanswered within [`KEEPALIVE_TIMEOUT`] ends the
-/// connection.
+/// [`Keepalive`] says: once the replica has sent nothing for `interval`
+/// while calls are open (or always, with `while_idle`); a ping unanswered
+/// within `timeout` ends the connection, which fails the calls on it (they
+/// are retried elsewhere) and ejects the replica.
 async fn drive<T>(
     connection: h2::client::Connection<T, Bytes>,
     keepalive: Keepalive,
@@ -374,7 +484,7 @@ where
         }
         ping_pong.send_ping(h2::Ping::opaque())?;
         let pong =
-            tokio::time::timeout(KEEPALIVE_TIMEOUT, std::future::poll_fn(|cx| ping_pong.poll_pong(cx)));
+            tokio::time::timeout(keepalive.timeout, std::future::poll_fn(|cx| ping_pong.poll_pong(cx)));
         tokio::select! {
             result = &mut connection => return result,
             pong = pong => match pong {
@@ -383,7 +493,15 @@ where
                     last_read.touch();
                 }
                 Err(_) => {
-                    tracing::debug!(timeout = ?KEEPALIVE_TIMEOUT, "keepalive ping to service1 replica unanswered");
+                    if let Some(endpoint) = endpoint.upgrade() {
+                        tracing::warn!(
+                            endpoint = %endpoint.address,
+                            timeout_ms = keepalive.timeout.as_millis() as u64,
+                            "service1 replica did not answer a keepalive ping in time; closing its connection"
+                        );
+                        let change = endpoint.standing.unresponsive(&endpoint.reports.ejections);
+                        endpoint.act_on(change);
+                    }
                     return Ok(());
                 }
             },
@@ -391,7 +509,8 @@ where
     }
 }
 
-/// When a connection last read anything.
+/// When a connection last read anything (or, see [`Endpoint::lease`], a
+/// call started on it after a quiet spell).
 struct LastRead {
     /// Nanoseconds since `since`: exact, since a read noted up to 1 ms early
     /// (whole milliseconds) would let a ping go out before the interval,
@@ -481,9 +600,22 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// The endpoint the call goes to, to tell it how the call fared.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.generation.endpoint
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.generation.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let endpoint = &self.generation.endpoint;
+        endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // The call is over: answered, failed, timed out or abandoned. Its
+        // time counts whichever it was, so a replica that does not answer
+        // looks as slow as the attempt timeout that gave up on it.
+        let now = Instant::now();
+        endpoint.latency.observe(now.saturating_duration_since(self.leased_at), now);
     }
 }
 
@@ -778,7 +910,10 @@ mod tests {
     }
 
     fn pinging_every(interval: Duration, while_idle: bool) -> Dialer {
-        Dialer { keepalive: Keepalive { interval, while_idle }, ..plaintext() }
+        Dialer {
+            keepalive: Keepalive { interval, timeout: Duration::from_secs(5), while_idle },
+            ..plaintext()
+        }
     }
 
     fn request(lease: &Lease) -> http::Request<tonic::body::Body> {
@@ -804,9 +939,9 @@ mod tests {
         let lease = endpoint.lease().expect("a ready endpoint leases its connection");
 
         assert!(endpoint.is_ready());
-        assert_eq!((endpoint.in_flight(), calls.get()), (1, 1));
+        assert_eq!((endpoint.in_flight.load(Ordering::Relaxed), calls.get()), (1, 1));
         drop(lease);
-        assert_eq!((endpoint.in_flight(), calls.get()), (0, 1));
+        assert_eq!((endpoint.in_flight.load(Ordering::Relaxed), calls.get()), (0, 1));
     }
 
     #[tokio::test]
@@ -922,5 +1057,142 @@ mod tests {
 
         assert_eq!(quiet.pings.load(Ordering::Relaxed), 0);
         assert!(pinged.pings.load(Ordering::Relaxed) >= 3);
+    }
+
+    type Arrivals = mpsc::UnboundedReceiver<(http::Request<RecvStream>, h2::server::SendResponse<Bytes>)>;
+
+    /// A ready endpoint whose connection runs over an in-memory pipe to an
+    /// HTTP/2 server, driven as in production, so tokio's paused clock
+    /// governs everything. Requests arrive on the receiver; cancelling the
+    /// token freezes the server (it keeps the connection but reads and
+    /// answers nothing, like a stopped process).
+    async fn piped(
+        keepalive: Keepalive,
+        metrics: Arc<UpstreamMetrics>,
+    ) -> (Arc<Endpoint>, Arrivals, CancellationToken, tokio::task::JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (arrival, arrivals) = mpsc::unbounded_channel();
+        let freeze = CancellationToken::new();
+        let frozen = freeze.clone();
+        tokio::spawn(async move {
+            let mut connection = h2::server::handshake(server).await.expect("server handshake");
+            loop {
+                tokio::select! {
+                    _ = frozen.cancelled() => std::future::pending::<()>().await,
+                    next = connection.accept() => match next {
+                        Some(Ok(call)) => { let _ = arrival.send(call); }
+                        _ => return,
+                    },
+                }
+            }
+        });
+        let address = Address::from(SocketAddr::from(([127, 0, 0, 1], 1)));
+        let reports = Reports { metrics, ..Reports::default() };
+        let endpoint =
+            Arc::new(Endpoint::new(address.clone(), Counter::default(), reports, Default::default()));
+        let origin: http::Uri = "http://127.0.0.1:1".parse().unwrap();
+        let (connection, driver) = handshake(client, origin, keepalive, &address, Arc::downgrade(&endpoint))
+            .await
+            .unwrap_or_else(|e| panic!("client handshake: {e}"));
+        endpoint.set_ready(connection);
+        (endpoint, arrivals, freeze, tokio::spawn(driver))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_that_stops_answering_with_a_call_open_is_found_by_keepalive_closed_and_ejected() {
+        let keepalive = Keepalive {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            while_idle: false,
+        };
+        let metrics = Arc::new(UpstreamMetrics::default());
+        let (endpoint, _arrivals, freeze, driver) = piped(keepalive, metrics.clone()).await;
+        freeze.cancel();
+        let started = Instant::now();
+
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let result = tower::Service::call(&mut lease, request).await;
+
+        assert!(result.is_err(), "the call fails with its connection, to be retried elsewhere");
+        assert_eq!(started.elapsed(), keepalive.interval + keepalive.timeout, "on tokio's paused clock");
+        driver.await.expect("the connection's task ended");
+        assert!(!endpoint.is_ready());
+        assert!(endpoint.is_ejected());
+        assert_eq!(metrics.ejection(crate::upstream::outlier::Reason::Unresponsive).get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_that_answers_within_the_keepalive_timeout_keeps_its_connection() {
+        let keepalive = Keepalive {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(1),
+            while_idle: false,
+        };
+        let (endpoint, mut arrivals, _freeze, driver) = piped(keepalive, Default::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let call = tower::Service::call(&mut lease, request);
+        tokio::pin!(call);
+        let (_, mut respond) = tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            arrived = arrivals.recv() => arrived.unwrap(),
+        };
+
+        // Ten keepalive intervals with the call open and nothing sent back:
+        // each ping is answered (h2 answers pings as it reads).
+        tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        respond.send_response(http::Response::new(()), true).unwrap();
+
+        assert!(call.await.is_ok());
+        assert!(endpoint.is_ready() && !endpoint.is_ejected());
+        assert!(!driver.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_given_up_on_resets_its_stream_with_cancel() {
+        let (endpoint, mut arrivals, _freeze, _driver) =
+            piped(Keepalive::default(), Default::default()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let request = request(&lease);
+        let mut call = Box::pin(tower::Service::call(&mut lease, request));
+        let (_, mut respond) = tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            arrived = arrivals.recv() => arrived.unwrap(),
+        };
+
+        drop(call);
+
+        let reason = std::future::poll_fn(|cx| respond.poll_reset(cx)).await.expect("a reset");
+        assert_eq!(reason, h2::Reason::CANCEL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_takes_long_raises_the_replicas_load_by_its_latency() {
+        let (slow, mut arrivals, _freeze, _driver) = piped(Keepalive::default(), Default::default()).await;
+        let idle_load = slow.load();
+        let mut lease = slow.lease().unwrap();
+        let request = request(&lease);
+        let call = tower::Service::call(&mut lease, request);
+        tokio::pin!(call);
+        let (_, mut respond) = tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            arrived = arrivals.recv() => arrived.unwrap(),
+        };
+        tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        respond.send_response(http::Response::new(()), true).unwrap();
+        call.await.unwrap();
+
+        drop(lease);
+
+        let estimate = slow.latency.estimate(Instant::now());
+        assert_eq!(estimate, 200e6, "the call's 200 ms, in nanoseconds");
+        assert!(slow.load() > 1000.0 * idle_load, "{} against {idle_load} before", slow.load());
     }
 }

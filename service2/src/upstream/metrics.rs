@@ -13,11 +13,16 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
 };
 
-use crate::upstream::Address;
+use crate::upstream::{outlier::Reason, Address};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
     pub endpoint: Address,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Default)]
@@ -30,6 +35,13 @@ pub struct UpstreamMetrics {
     pub budget_exhausted: Counter,
     pub ready: Gauge,
     pub known: Gauge,
+    /// Attempts given up on after `SERVICE1_ATTEMPT_TIMEOUT`.
+    pub attempt_timeouts: Counter,
+    /// `service1_ejections_total{reason}`.
+    ejections: Family<ReasonLabels, Counter>,
+    /// Replicas that answered on probation after an ejection.
+    pub returns: Counter,
+    pub ejected: Gauge,
 }
 
 // === impl UpstreamMetrics ===
@@ -53,6 +65,31 @@ impl UpstreamMetrics {
             self.ready.clone(),
         );
         r.register("service1_endpoints_known", "service1 replicas known from the target", self.known.clone());
+        r.register(
+            "service1_attempt_timeouts",
+            "Call attempts given up on after SERVICE1_ATTEMPT_TIMEOUT (retried elsewhere when time and budget allow)",
+            self.attempt_timeouts.clone(),
+        );
+        r.register(
+            "service1_ejections",
+            "service1 replicas ejected from selection, by reason (failures in a row, or an unanswered keepalive ping)",
+            self.ejections.clone(),
+        );
+        r.register(
+            "service1_ejection_returns",
+            "Ejected service1 replicas that answered on probation and take calls again",
+            self.returns.clone(),
+        );
+        r.register(
+            "service1_endpoints_ejected",
+            "service1 replicas ejected from selection now",
+            self.ejected.clone(),
+        );
+    }
+
+    /// The `service1_ejections_total` series of `reason`.
+    pub fn ejection(&self, reason: Reason) -> Counter {
+        self.ejections.get_or_create(&ReasonLabels { reason: reason.as_str() }).clone()
     }
 }
 

@@ -3,10 +3,15 @@
 //! - [`discovery`]: which replicas there are (`SERVICE1_CHANNEL`, DNS and
 //!   the rules for believing it);
 //! - [`endpoint`]: one replica's connection, which notices its own
-//!   transport failures and says whether it is ready;
-//! - [`selection`]: power of two choices among the ready endpoints;
+//!   transport failures (and a peer that stops answering keepalive pings)
+//!   and says whether it is ready;
+//! - [`latency`]: each replica's latency estimate (PeakEWMA);
+//! - [`outlier`]: ejecting a replica that keeps failing, and its return;
+//! - [`selection`]: power of two choices among the ready endpoints, on
+//!   latency times calls in flight;
 //! - [`pool`]: the endpoints discovery published, and a ready one per call;
-//! - [`call`]: the call policy (deadline, retries, budget, error mapping);
+//! - [`call`]: the call policy (deadline, attempt timeout, retries,
+//!   budget, error mapping);
 //! - [`metrics`]: what all of that counts, one value per service2.
 //!
 //! A call meets them in the order [`call`] reads: the pool hands it a lease
@@ -18,7 +23,9 @@ mod address;
 pub mod call;
 pub mod discovery;
 pub mod endpoint;
+pub mod latency;
 pub mod metrics;
+pub mod outlier;
 pub mod pool;
 pub mod selection;
 
@@ -28,5 +35,6 @@ pub use self::{
     discovery::{Refresh, Resolver, Target},
     endpoint::{Dialer, Keepalive},
     metrics::UpstreamMetrics,
+    outlier::EjectionPolicy,
     pool::Pool,
 };

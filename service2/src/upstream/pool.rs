@@ -17,6 +17,7 @@ use crate::upstream::{
     discovery::Refresh,
     endpoint::{Dialer, Endpoint, Lease, Reports},
     metrics::EndpointLabels,
+    outlier::{EjectionPolicy, Ejections},
     selection::{self, Candidate},
     Address, UpstreamMetrics,
 };
@@ -44,14 +45,21 @@ struct Inner {
 
 impl Pool {
     /// An empty pool; `refresh` is asked when an endpoint cannot connect or
-    /// a call finds none ready. Its endpoints stop with `stop`.
+    /// a call finds none ready; replicas that keep failing are ejected as
+    /// `ejection` says. Its endpoints stop with `stop`.
     pub fn new(
         dialer: Dialer,
         refresh: Refresh,
+        ejection: EjectionPolicy,
         metrics: Arc<UpstreamMetrics>,
         stop: CancellationToken,
     ) -> Self {
-        let reports = Reports { became_ready: Default::default(), refresh };
+        let reports = Reports {
+            became_ready: Default::default(),
+            refresh,
+            ejections: Arc::new(Ejections::new(ejection)),
+            metrics: metrics.clone(),
+        };
         let inner = Arc::new(Inner { endpoints: Default::default(), dialer, reports, metrics, stop });
         Self { inner }
     }
@@ -66,6 +74,7 @@ impl Pool {
                 let (ready, known) = pool.counts();
                 pool.inner.metrics.ready.set(ready as i64);
                 pool.inner.metrics.known.set(known as i64);
+                pool.inner.metrics.ejected.set(pool.inner.reports.ejections.ejected() as i64);
             }
         });
     }
@@ -103,11 +112,13 @@ impl Pool {
             // Pods come and go: keep the label set bounded.
             self.inner.metrics.calls.remove(&EndpointLabels { endpoint: gone.address().clone() });
         }
+        self.inner.reports.ejections.set_known(next.len());
         self.inner.endpoints.store(Arc::new(next));
     }
 
     /// A ready replica, waiting at most `wait` for one; prefers one other
-    /// than `avoid` (the replica a retry just failed on).
+    /// than `avoid` (the replica a retry just failed on), and one that is
+    /// not ejected.
     pub async fn ready(&self, wait: Duration, avoid: Option<&Address>) -> Option<Lease> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -131,7 +142,8 @@ impl Pool {
         let endpoints = self.inner.endpoints.load();
         let mut rng = fastrand::Rng::new();
         for _ in 0..LEASE_TRIES {
-            let endpoint = selection::p2c(&endpoints, |e| Some(e.address()) == avoid, &mut rng)?;
+            let avoided = |e: &Arc<Endpoint>| e.is_ejected() || Some(e.address()) == avoid;
+            let endpoint = selection::p2c(&endpoints, avoided, &mut rng)?;
             if let Some(lease) = endpoint.lease() {
                 return Some(lease);
             }
@@ -159,7 +171,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             keepalive: Default::default(),
         };
-        Pool::new(dialer, Refresh::default(), metrics, stop.clone())
+        Pool::new(dialer, Refresh::default(), EjectionPolicy::default(), metrics, stop.clone())
     }
 
     fn addresses(texts: &[&str]) -> Vec<Address> {
@@ -213,7 +225,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             keepalive: Default::default(),
         };
-        let pool = Pool::new(dialer, refresh.clone(), Default::default(), stop.clone());
+        let pool =
+            Pool::new(dialer, refresh.clone(), EjectionPolicy::default(), Default::default(), stop.clone());
         let started = tokio::time::Instant::now();
 
         assert!(pool.ready(Duration::from_millis(300), None).await.is_none());

@@ -1,23 +1,45 @@
-//! Selection: power of two choices (p2c) on calls in flight. Two random
-//! ready endpoints are compared and the less busy one wins, which steers
-//! calls away from a slow replica where round-robin would keep feeding it,
-//! and needs no state shared between calls or between service2 pods.
+//! Selection: power of two choices (p2c) on each replica's load, its
+//! latency estimate ([`crate::upstream::latency`], PeakEWMA) times its
+//! calls in flight plus one. Two random ready endpoints are compared and
+//! the cheaper one wins, which steers calls away from a replica that is
+//! busy or slow, where round-robin would keep feeding it; it needs no state
+//! shared between calls or between service2 pods.
+//!
+//! Loads within [`COMPARABLE`] of each other count as equal and either
+//! wins: PeakEWMA alone would send every call to whichever of several
+//! equally healthy replicas answered last a few microseconds faster, and a
+//! difference that small is noise, not a reason to stop spreading calls.
+//! Calls in flight still decide between replicas that answer alike (one
+//! call open against none is a factor of two), and a replica that answers
+//! in 200 ms beside others in 1 ms loses every comparison until its
+//! estimate has decayed back (see `latency`), so it keeps a share of calls
+//! in proportion to its latency.
 //!
 //! It makes one pass over the endpoint list, reading each endpoint's
-//! readiness and load once: O(n) in the replicas known, with no lock and no
+//! readiness once: O(n) in the replicas known, with no lock and no
 //! allocation. A handful of replicas cost a few nanoseconds; keeping a
 //! separate list of the ready ones, updated as connections come and go,
 //! would make a pick O(1) at the price of that bookkeeping.
+//!
+//! Why not `tower::balance::p2c`: it balances over services that are
+//! ready in tower's sense, which it polls, and routes with no notion of a
+//! retry avoiding the replica it just failed on or of an ejected replica
+//! that is still the last resort; here both are one closure.
+
+/// Loads closer than this factor are taken as equal.
+pub const COMPARABLE: f64 = 1.5;
 
 /// What selection reads of an endpoint.
 pub trait Candidate {
     fn is_ready(&self) -> bool;
-    fn in_flight(&self) -> usize;
+    /// What a call sent there now would cost: comparable between
+    /// endpoints, higher is worse.
+    fn load(&self) -> f64;
 }
 
 /// A ready candidate chosen by p2c, or `None` when none is ready. A
-/// candidate for which `avoid` is true (the one a retry just failed on) is
-/// chosen only when it is the only ready one.
+/// candidate for which `avoid` is true (the one a retry just failed on, or
+/// an ejected one) is chosen only when no other is ready.
 pub fn p2c<'a, C: Candidate>(
     candidates: &'a [C],
     avoid: impl Fn(&C) -> bool,
@@ -27,10 +49,13 @@ pub fn p2c<'a, C: Candidate>(
     // uniformly random pair of those seen so far.
     let mut pair: [Option<&C>; 2] = [None, None];
     let mut seen = 0;
-    let mut avoided = None;
+    let mut avoided: Option<&C> = None;
     for candidate in candidates.iter().filter(|c| c.is_ready()) {
         if avoid(candidate) {
-            avoided = Some(candidate);
+            // The least loaded of the avoided, should it come to that.
+            if avoided.is_none_or(|a| candidate.load() < a.load()) {
+                avoided = Some(candidate);
+            }
             continue;
         }
         let slot = if seen < 2 { seen } else { rng.usize(..=seen) };
@@ -40,14 +65,20 @@ pub fn p2c<'a, C: Candidate>(
         seen += 1;
     }
     match pair {
-        [Some(a), Some(b)] => Some(match a.in_flight().cmp(&b.in_flight()) {
-            std::cmp::Ordering::Less => a,
-            std::cmp::Ordering::Greater => b,
-            // Equally busy (all idle, at low load): either, so that calls
-            // still spread.
-            std::cmp::Ordering::Equal if rng.bool() => a,
-            std::cmp::Ordering::Equal => b,
-        }),
+        [Some(a), Some(b)] => {
+            let (load_a, load_b) = (a.load(), b.load());
+            Some(if load_b > load_a * COMPARABLE {
+                a
+            } else if load_a > load_b * COMPARABLE {
+                b
+            } else if rng.bool() {
+                // Comparable (all idle at low load, say): either, so that
+                // calls still spread.
+                a
+            } else {
+                b
+            })
+        }
         [Some(only), None] => Some(only),
         _ => avoided,
     }
@@ -61,7 +92,7 @@ mod tests {
     struct Fake {
         name: &'static str,
         ready: bool,
-        in_flight: usize,
+        load: f64,
     }
 
     impl Candidate for Fake {
@@ -69,17 +100,22 @@ mod tests {
             self.ready
         }
 
-        fn in_flight(&self) -> usize {
-            self.in_flight
+        fn load(&self) -> f64 {
+            self.load
         }
     }
 
+    /// A ready endpoint with `in_flight` calls open and 1 ms of latency.
     fn ready(name: &'static str, in_flight: usize) -> Fake {
-        Fake { name, ready: true, in_flight }
+        slow(name, in_flight, 1.0)
+    }
+
+    fn slow(name: &'static str, in_flight: usize, latency_ms: f64) -> Fake {
+        Fake { name, ready: true, load: latency_ms * (in_flight + 1) as f64 }
     }
 
     fn not_ready(name: &'static str) -> Fake {
-        Fake { name, ready: false, in_flight: 0 }
+        Fake { name, ready: false, load: 0.0 }
     }
 
     /// The names picked in `rounds` picks, with a fixed seed.
@@ -147,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_retry_avoids_the_endpoint_it_failed_on_while_another_is_ready() {
-        let endpoints = [ready("failed", 0), ready("b", 3), ready("c", 4)];
+        let endpoints = [ready("failed", 0), ready("b", 3), ready("c", 9)];
 
         let picks = picks(&endpoints, Some("failed"), 100);
 
@@ -160,5 +196,29 @@ mod tests {
         let endpoints = [ready("failed", 0), not_ready("b")];
 
         assert_eq!(picks(&endpoints, Some("failed"), 10), vec!["failed"; 10]);
+    }
+
+    #[test]
+    fn a_replica_that_answers_slowly_loses_to_an_idle_fast_one_though_it_has_no_call_open() {
+        let endpoints = [slow("slow", 0, 200.0), ready("fast", 1)];
+
+        assert_eq!(picks(&endpoints, None, 100), vec!["fast"; 100]);
+    }
+
+    #[test]
+    fn replicas_whose_latency_differs_by_less_than_half_share_calls() {
+        let endpoints = [slow("a", 0, 0.25), slow("b", 0, 0.35)];
+
+        let picks = picks(&endpoints, None, 1000);
+
+        assert!(count(&picks, "b") > 400, "b: {} of 1000", count(&picks, "b"));
+    }
+
+    #[test]
+    fn when_every_ready_endpoint_is_avoided_the_least_loaded_of_them_is_picked() {
+        let endpoints = [ready("busy", 5), ready("idle", 0), not_ready("c")];
+
+        let mut rng = fastrand::Rng::with_seed(1);
+        assert_eq!(p2c(&endpoints, |_| true, &mut rng).map(|c| c.name), Some("idle"));
     }
 }
