@@ -97,7 +97,7 @@ async fn say_hello_returns_504_when_service1_is_slower_than_the_deadline() {
 }
 
 #[tokio::test]
-async fn say_hello_sends_the_configured_deadline_as_grpc_timeout() {
+async fn say_hello_sends_each_attempt_its_own_deadline_as_grpc_timeout() {
     let fake = FakeService1::start(Behaviour::Reply).await;
     let service2 = spawn_service2(fake.addr).await;
 
@@ -105,9 +105,55 @@ async fn say_hello_sends_the_configured_deadline_as_grpc_timeout() {
 
     let sent = grpc_timeout_micros(&fake.calls()[0].grpc_timeout);
     assert!(
-        (9_000_000..=10_000_000).contains(&sent),
-        "grpc-timeout {sent} µs, the time left of the default 10 s"
+        (900_000..=1_000_000).contains(&sent),
+        "grpc-timeout {sent} µs, the default attempt timeout of 1 s"
     );
+}
+
+#[tokio::test]
+async fn say_hello_sends_the_call_deadline_when_it_is_shorter_than_the_attempt_timeout() {
+    let fake = FakeService1::start(Behaviour::Reply).await;
+    let service2 =
+        spawn_service2_with(fake.addr, &["--service1-timeout", "10s", "--service1-attempt-timeout", "30s"])
+            .await;
+
+    get(&service2.url("/api/v1/say-hello?name=test"), None).await;
+
+    let sent = grpc_timeout_micros(&fake.calls()[0].grpc_timeout);
+    assert!((9_000_000..=10_000_000).contains(&sent), "grpc-timeout {sent} µs, the time left of 10 s");
+}
+
+#[tokio::test]
+async fn say_hello_gives_up_on_a_replica_that_does_not_answer_within_the_attempt_timeout_and_retries_another()
+{
+    let hung = FakeService1::start(Behaviour::Hang).await;
+    let healthy = FakeService1::start(Behaviour::Reply).await;
+    let target = format!("static:///{},{}", hung.addr, healthy.addr);
+    let flags = ["--service1-channel", &target, "--service1-attempt-timeout", "200ms"];
+    let service2 = spawn_service2_with(hung.addr, &flags).await;
+    let url = service2.url("/api/v1/say-hello?name=test");
+
+    // At once, so that selection spreads them over both replicas.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url, None).await })
+        })
+        .collect();
+
+    for call in calls {
+        let reply = call.await.unwrap();
+        assert_eq!((reply.status, reply.body), (200, json!("Hello, TEST!")));
+    }
+    let given_up = hung.calls();
+    assert!(!given_up.is_empty(), "the hung replica got none of the calls");
+    for call in &given_up {
+        let sent = grpc_timeout_micros(&call.grpc_timeout);
+        assert!((100_000..=200_000).contains(&sent), "grpc-timeout {sent} µs, the attempt's 200 ms");
+    }
+    let text = service2.metrics.render();
+    let timeouts = format!("service1_attempt_timeouts_total {}", given_up.len());
+    assert!(text.contains(&timeouts), "{timeouts} in:\n{text}");
 }
 
 #[tokio::test]

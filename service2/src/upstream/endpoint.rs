@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::upstream::{
     discovery::Refresh,
-    latency::PeakEwma,
+    latency::{PeakEwma, Typical},
     outlier::{Change, Ejections, Standing},
     selection::Candidate,
     Address, UpstreamMetrics,
@@ -55,7 +55,7 @@ const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// ...doubling up to this.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// Added to every latency estimate, so that calls in flight still count
-/// on a replica that has not answered yet (estimate 0).
+/// before any call has ended.
 const LATENCY_FLOOR_NANOS: f64 = 1_000.0;
 
 /// How to open a connection to a replica.
@@ -106,6 +106,8 @@ pub struct Reports {
     pub ejections: Arc<Ejections>,
     /// Ejections and returns are counted here.
     pub metrics: Arc<UpstreamMetrics>,
+    /// Every replica's latency together, for those not measured yet.
+    pub typical: Arc<Typical>,
 }
 
 /// Why a connection could not be made.
@@ -352,7 +354,7 @@ impl Endpoint {
     fn set_ready(&self, connection: Connection) {
         // Latency measured on the old connection says little about the new
         // one (a replica that froze and resumed answers fast again).
-        self.latency.reset(Instant::now());
+        self.latency.reset();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let mut current = self.lock();
         *current = Some((connection, generation));
@@ -384,8 +386,11 @@ impl Candidate for Arc<Endpoint> {
     }
 
     fn load(&self) -> f64 {
+        let now = Instant::now();
         let in_flight = self.in_flight.load(Ordering::Relaxed) as f64;
-        (self.latency.estimate(Instant::now()) + LATENCY_FLOOR_NANOS) * (in_flight + 1.0)
+        let latency =
+            self.latency.estimate(now).or_else(|| self.reports.typical.estimate(now)).unwrap_or(0.0);
+        (latency + LATENCY_FLOOR_NANOS) * (in_flight + 1.0)
     }
 }
 
@@ -615,7 +620,9 @@ impl Drop for Lease {
         // time counts whichever it was, so a replica that does not answer
         // looks as slow as the attempt timeout that gave up on it.
         let now = Instant::now();
-        endpoint.latency.observe(now.saturating_duration_since(self.leased_at), now);
+        let latency = now.saturating_duration_since(self.leased_at);
+        endpoint.latency.observe(latency, now);
+        endpoint.reports.typical.observe(latency, now);
     }
 }
 
@@ -1191,7 +1198,7 @@ mod tests {
 
         drop(lease);
 
-        let estimate = slow.latency.estimate(Instant::now());
+        let estimate = slow.latency.estimate(Instant::now()).unwrap();
         assert_eq!(estimate, 200e6, "the call's 200 ms, in nanoseconds");
         assert!(slow.load() > 1000.0 * idle_load, "{} against {idle_load} before", slow.load());
     }

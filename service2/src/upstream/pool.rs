@@ -59,6 +59,7 @@ impl Pool {
             refresh,
             ejections: Arc::new(Ejections::new(ejection)),
             metrics: metrics.clone(),
+            typical: Default::default(),
         };
         let inner = Arc::new(Inner { endpoints: Default::default(), dialer, reports, metrics, stop });
         Self { inner }
