@@ -2,6 +2,7 @@
 //! `TEST_LOG=1` prints the services' log lines.
 
 mod call_slots;
+mod gray_failure;
 mod grpc;
 mod health;
 mod hostile_h2;

@@ -29,6 +29,11 @@ fn ip(last: u8) -> IpAddr {
 impl Cluster {
     /// Three replicas, all in DNS; `drain_delay` for their SIGTERM.
     async fn start(drain_delay: &str) -> Self {
+        Self::start_with(drain_delay, &[]).await
+    }
+
+    /// The same, with `extra` flags for service2.
+    async fn start_with(drain_delay: &str, extra: &[&str]) -> Self {
         let pki = Pki::new();
         let dns = TestDns::start(1).await;
         let port = free_port(ip(2));
@@ -39,6 +44,7 @@ impl Cluster {
         let mut flags: Vec<&str> =
             vec!["--service1-channel", &target, "--service1-resolve-interval", "200ms"];
         flags.extend(tls.iter().map(String::as_str));
+        flags.extend(extra);
         let service2 = spawn_service2_with("127.0.0.1:1".parse().unwrap(), &flags).await;
         Self { pki, dns, port, replicas, service2 }
     }
@@ -61,6 +67,20 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.served()
+    }
+
+    /// Waits (at most `seconds`) until service2's metrics show `line`.
+    async fn wait_for_metric(&self, line: &str, seconds: u64) {
+        for _ in 0..seconds * 100 {
+            if self.service2.metrics.render().lines().any(|l| l == line) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "service2's metrics did not show {line} within {seconds} s:\n{}",
+            self.service2.metrics.render()
+        );
     }
 
     /// Waits until service2 has asked DNS twice more: by then it has seen
@@ -228,4 +248,34 @@ async fn a_single_empty_dns_answer_does_not_drop_every_replica_but_two_in_a_row_
     cluster.dns.set(NAME, &[]);
     cluster.wait_for_reresolution().await;
     assert_eq!(client.get(cluster.url()).send().await.unwrap().status(), 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_replica_fails_no_request_delays_none_past_2_s_and_is_ejected_until_it_answers_again() {
+    // Defaults but for the ejection's length, so that it ends within the test.
+    let cluster = Cluster::start_with("0s", &["--service1-eject-time", "1s"]).await;
+    let load = Load::start(cluster.url(), 4, 50_000);
+    load.wait_for_successes(100).await;
+
+    cluster.replicas[0].freeze();
+    cluster.wait_for_metric(r#"service1_ejections_total{reason="unresponsive"} 1"#, 10).await;
+    load.wait_for_successes(200).await;
+    cluster.replicas[0].resume();
+    cluster.wait_for_metric("service1_ejection_returns_total 1", 20).await;
+    load.wait_for_successes(100).await;
+    let longest = load.longest();
+    let (ok, failures) = load.stop().await;
+
+    eprintln!("frozen replica: {ok} requests, {} failed, longest {longest:?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {failures:?}",
+        failures.len(),
+        ok as usize + failures.len()
+    );
+    // The attempt timeout (1 s) plus one backoff (at most 200 ms), with room
+    // for a busy machine.
+    assert!(longest < Duration::from_secs(2), "the longest request took {longest:?}");
+    let served_after = cluster.replicas[0].calls_served();
+    assert!(served_after > 0, "the resumed replica serves calls again");
 }

@@ -119,6 +119,24 @@ impl Replica {
         }
     }
 
+    /// SIGSTOP: the process stops answering, but the kernel keeps its
+    /// sockets open and still completes TCP handshakes for it, as with a
+    /// hung process or a frozen node.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Replica::freeze`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a running process");
+        let status = Command::new("kill").args([signal, &child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {signal} of the process on {}", self.ip);
+    }
+
     /// SIGTERM, then waits (at most 15 s) for the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
@@ -145,6 +163,8 @@ impl Drop for Replica {
 pub struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
+    /// The longest request so far, in microseconds.
+    longest: Arc<AtomicU64>,
     failures: Arc<Mutex<Vec<String>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -154,18 +174,23 @@ impl Load {
     pub fn start(url: String, workers: usize, max_per_worker: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
+        let longest = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
         let workers = (0..workers)
             .map(|_| {
                 let (stop, ok, failures, client, url) =
                     (stop.clone(), ok.clone(), failures.clone(), client.clone(), url.clone());
+                let longest = longest.clone();
                 tokio::spawn(async move {
                     for _ in 0..max_per_worker {
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
-                        match client.get(&url).send().await {
+                        let started = std::time::Instant::now();
+                        let reply = client.get(&url).send().await;
+                        longest.fetch_max(started.elapsed().as_micros() as u64, Ordering::SeqCst);
+                        match reply {
                             Ok(r) if r.status() == 200 => {
                                 ok.fetch_add(1, Ordering::SeqCst);
                             }
@@ -179,11 +204,16 @@ impl Load {
                 })
             })
             .collect();
-        Self { stop, ok, failures, workers }
+        Self { stop, ok, longest, failures, workers }
     }
 
     pub fn succeeded(&self) -> u64 {
         self.ok.load(Ordering::SeqCst)
+    }
+
+    /// The longest any request has taken so far.
+    pub fn longest(&self) -> Duration {
+        Duration::from_micros(self.longest.load(Ordering::SeqCst))
     }
 
     /// Waits (at most 10 s) until `more` further requests have succeeded,

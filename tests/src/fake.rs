@@ -35,6 +35,8 @@ pub enum Behaviour {
     Fail(Code),
     /// Never answers; the caller's deadline must end the call.
     Hang,
+    /// Answers like the real one, this much later.
+    Delay(Duration),
     /// Sends on `arrived`, then answers once `release` has a permit.
     Hold { arrived: mpsc::UnboundedSender<()>, release: Arc<Semaphore> },
 }
@@ -135,6 +137,7 @@ impl Service1 for Handler {
             Behaviour::Reply => {}
             Behaviour::Fail(code) => return Err(Status::new(*code, "fake failure at 10.1.2.3:50051")),
             Behaviour::Hang => std::future::pending::<()>().await,
+            Behaviour::Delay(delay) => tokio::time::sleep(*delay).await,
             Behaviour::Hold { arrived, release } => {
                 let _ = arrived.send(());
                 if let Ok(permit) = release.acquire().await {
