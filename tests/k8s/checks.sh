@@ -278,6 +278,7 @@ run_all_checks() {
       scale) run_check "g. scale service1 to 5, then 1: service2 follows within 30 s, no failed request" check_scale ;;
       existing_secret) run_check "h. tls.mode=existingSecret with certgen's certificates" check_existing_secret ;;
       network_policy) ;; # j: the runner's, since it needs a policy controller
+      freeze_pod | drop_packets) ;; # m, n: gray-failure.sh's run_gray_failure_checks
       monitoring) ;;     # l: the runner's, since it runs Prometheus in the cluster's namespace
       *)
         echo "unknown check $check"

@@ -7,43 +7,53 @@
 #                                    ids PREFIX-1..COUNT; prints "sent N failed M"
 #   load.sh until URL STOP_FILE      GETs back to back (two at a time) until
 #                                    STOP_FILE exists, at most 10 minutes;
-#                                    prints "sent N failed M" and, for each
-#                                    failure, the status and time
+#                                    prints "sent N failed M longest S" and,
+#                                    for each failure, the status and time
 set -uo pipefail
 
 mode=${1:?mode} url=${2:?url}
 
+# one ID: "STATUS MICROSECONDS" of one GET.
 one() {
-  curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -H "X-Request-ID: $1" "$url" || echo 000
+  local out code seconds
+  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 10 -H "X-Request-ID: $1" "$url") || true
+  code=${out%% *} seconds=${out##* }
+  [[ $code =~ ^[0-9]{3}$ && $seconds =~ ^[0-9]+\.[0-9]{6}$ ]] || {
+    echo "000 10000000"
+    return
+  }
+  echo "$code $((10#${seconds/./}))"
 }
 
 case $mode in
   calls)
     prefix=${3:?prefix} count=${4:?count} failed=0
     for ((i = 1; i <= count; i++)); do
-      code=$(one "$prefix-$i")
+      read -r code _ < <(one "$prefix-$i")
       [[ $code == 200 ]] || failed=$((failed + 1))
     done
     echo "sent $count failed $failed"
     ;;
   until)
-    stop=${3:?stop file} sent=0 failed=0 deadline=$((SECONDS + 600)) failures=()
+    stop=${3:?stop file} sent=0 failed=0 longest=0 deadline=$((SECONDS + 600)) failures=()
     while [[ ! -e $stop ]] && ((SECONDS < deadline)); do
       # Two calls at once, so the load is steady rather than one at a time.
-      codes=$({
+      results=$({
         one "load-$sent-a" &
         one "load-$sent-b"
         wait
       })
-      for code in $codes; do
+      while read -r code micros; do
         sent=$((sent + 1))
+        ((micros > longest)) && longest=$micros
         if [[ $code != 200 ]]; then
           failed=$((failed + 1))
           failures+=("$code@${SECONDS}s")
         fi
-      done
+      done <<<"$results"
     done
-    echo "sent $sent failed $failed ${failures[*]:0:10}"
+    printf 'sent %d failed %d longest %d.%03ds %s\n' "$sent" "$failed" $((longest / 1000000)) \
+      $((longest / 1000 % 1000)) "${failures[*]:0:10}"
     ;;
   *)
     echo "usage: load.sh calls URL PREFIX COUNT | until URL STOP_FILE" >&2

@@ -98,8 +98,11 @@ source tests/k8s/checks.sh
 source tests/k8s/network-policy.sh
 # shellcheck source=tests/k8s/monitoring.sh
 source tests/k8s/monitoring.sh
+# shellcheck source=tests/k8s/gray-failure.sh
+source tests/k8s/gray-failure.sh
 
 run_all_checks
+run_gray_failure_checks
 if [[ -z ${CHECKS:-} || " $CHECKS " == *" monitoring "* ]]; then
   run_check "l. monitoring on: a Prometheus configured from the PodMonitor scrapes every pod; every dashboard query gives a number, every alert evaluates" check_monitoring
 fi

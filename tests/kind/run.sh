@@ -88,5 +88,8 @@ PF_PORT=$LOCAL_PORT
 CHECKS_TMP=$tmp
 # shellcheck source=tests/k8s/checks.sh
 source tests/k8s/checks.sh
+# shellcheck source=tests/k8s/gray-failure.sh
+source tests/k8s/gray-failure.sh
 run_all_checks
+run_gray_failure_checks
 checks_summary
