@@ -241,6 +241,18 @@ GRPC_REFLECTION: {{ $c.grpcReflection | quote }}
 SERVICE1_CHANNEL: {{ printf "dns:///%s.%s.svc.%s:%d" (include "grpc-services.service1GrpcName" $root) $root.Release.Namespace $v.clusterDomain (int $v.service1.ports.grpc) | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
 SERVICE1_TIMEOUT: {{ include "grpc-services.seconds" $c.service1TimeoutSeconds | quote }}
+{{- with $c.upstream }}
+{{- if gt (int .ejection.baseSeconds) (int .ejection.maxSeconds) }}
+{{- fail "service2.upstream.ejection.baseSeconds must not exceed service2.upstream.ejection.maxSeconds" }}
+{{- end }}
+SERVICE1_ATTEMPT_TIMEOUT: {{ printf "%dms" (int .attemptTimeoutMilliseconds) | quote }}
+SERVICE1_KEEPALIVE_INTERVAL: {{ printf "%dms" (int .keepaliveIntervalMilliseconds) | quote }}
+SERVICE1_KEEPALIVE_TIMEOUT: {{ printf "%dms" (int .keepaliveTimeoutMilliseconds) | quote }}
+SERVICE1_EJECT_AFTER_FAILURES: {{ int .ejection.consecutiveFailures | quote }}
+SERVICE1_EJECT_TIME: {{ include "grpc-services.seconds" .ejection.baseSeconds | quote }}
+SERVICE1_EJECT_TIME_MAX: {{ include "grpc-services.seconds" .ejection.maxSeconds | quote }}
+SERVICE1_EJECT_MAX_PERCENT: {{ int .ejection.maxPercent | quote }}
+{{- end }}
 {{- if $v.tls.spiffeOnly }}
 TLS_SERVER_IDENTITY: {{ include "grpc-services.spiffeId" (dict "root" $root "component" "service1") | quote }}
 {{- end }}
