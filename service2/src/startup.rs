@@ -86,6 +86,17 @@ impl Application {
         // Discovery feeds the pool; the pool's endpoints ask discovery to
         // look again when they cannot connect.
         let refresh = Refresh::default();
+        if config.service1_attempt_timeout >= config.service1_keepalive_interval * 3 {
+            // A stock server strikes a ping that follows another with
+            // nothing sent in between, and closes the connection on the
+            // third strike: an attempt this long, on a quiet call, can get
+            // that far.
+            tracing::warn!(
+                attempt_timeout = ?config.service1_attempt_timeout,
+                keepalive_interval = ?config.service1_keepalive_interval,
+                "SERVICE1_ATTEMPT_TIMEOUT is 3 keepalive intervals or more: a stock gRPC server that sends nothing during a call that long may close the connection (too_many_pings); raise SERVICE1_KEEPALIVE_INTERVAL with it"
+            );
+        }
         let keepalive = Keepalive {
             interval: config.service1_keepalive_interval,
             timeout: config.service1_keepalive_timeout,
