@@ -6,28 +6,27 @@ use tokio_util::sync::CancellationToken;
 
 /// A token cancelled on the first SIGTERM or SIGINT. Kubernetes sends
 /// SIGTERM to start a graceful shutdown; SIGINT is Ctrl-C in a terminal.
+///
+/// The handlers are installed before this returns, not when the task that
+/// waits for them first runs: on the current-thread runtime that task runs
+/// only once the caller yields, and a SIGTERM before then would kill the
+/// process with the default action, without draining.
 pub fn on_signal() -> CancellationToken {
+    use tokio::signal::unix::{signal, SignalKind};
     let stop = CancellationToken::new();
     let token = stop.clone();
-    tokio::spawn(async move {
-        let signal = signal().await;
-        tracing::info!(signal, "shutdown requested, draining in-flight requests");
-        token.cancel();
-    });
-    stop
-}
-
-async fn signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        // Without handlers the default action (exit) still applies.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    // Without handlers the default action (exit) still applies.
+    if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        tokio::spawn(async move {
+            let signal = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal, "shutdown requested, draining in-flight requests");
+            token.cancel();
+        });
     }
+    stop
 }
 
 /// Runs `serve` until it ends; once `stop` is cancelled, gives it `grace`
