@@ -19,18 +19,34 @@ valid 63-character DNS label.
 {{- end }}
 
 {{/*
+Labels of one object, as YAML: the chart's own labels (with
+app.kubernetes.io/component when "component" is given), then `extra` and
+commonLabels. Merged as maps, and the chart's labels win: a key in
+commonLabels or podLabels can never change a selector label or write a key
+twice. Takes (dict "root" $ "component" "service1" "extra" (dict ...));
+component and extra are optional.
+*/}}
+{{- define "grpc-services.objectLabels" -}}
+{{- $root := .root }}
+{{- $labels := dict
+  "helm.sh/chart" (include "grpc-services.chart" $root)
+  "app.kubernetes.io/name" (include "grpc-services.name" $root)
+  "app.kubernetes.io/instance" $root.Release.Name
+  "app.kubernetes.io/version" (toString $root.Chart.AppVersion)
+  "app.kubernetes.io/managed-by" $root.Release.Service
+  "app.kubernetes.io/part-of" (include "grpc-services.name" $root) }}
+{{- with .component }}
+{{- $_ := set $labels "app.kubernetes.io/component" . }}
+{{- end }}
+{{- $labels = merge $labels (deepCopy (.extra | default dict)) (deepCopy ($root.Values.commonLabels | default dict)) }}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/*
 Labels on every object. Takes the root context.
 */}}
 {{- define "grpc-services.labels" -}}
-helm.sh/chart: {{ include "grpc-services.chart" . }}
-app.kubernetes.io/name: {{ include "grpc-services.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: {{ include "grpc-services.name" . }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
+{{- include "grpc-services.objectLabels" (dict "root" .) }}
 {{- end }}
 
 {{/*
@@ -50,17 +66,15 @@ annotations:
 Selector labels of one component. Takes (dict "root" $ "component" "service1").
 */}}
 {{- define "grpc-services.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "grpc-services.name" .root }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+{{- toYaml (dict "app.kubernetes.io/name" (include "grpc-services.name" .root) "app.kubernetes.io/instance" .root.Release.Name "app.kubernetes.io/component" .component) }}
 {{- end }}
 
 {{/*
-All labels of one component. Takes (dict "root" $ "component" "service1").
+All labels of one component. Takes (dict "root" $ "component" "service1"),
+and optionally "extra" (the pod template's podLabels).
 */}}
 {{- define "grpc-services.componentLabels" -}}
-{{ include "grpc-services.labels" .root }}
-app.kubernetes.io/component: {{ .component }}
+{{- include "grpc-services.objectLabels" . }}
 {{- end }}
 
 {{/*
