@@ -167,3 +167,52 @@ def test_the_chart_renders_as_a_subchart_of_an_umbrella_chart_passing_global(tmp
         sources = chart.render(values={}, name="hello", namespace="demo", is_install=True)
     deployments = [t for p, t in sources.items() if p.endswith("deployment.yaml")]
     assert deployments and "replicas: 4" in deployments[0]
+
+
+# --- issue 22, defect 4: more that the API server or cert-manager refuses ----
+
+REFUSED = {
+    "maxSurge 0 with maxUnavailable 0 (a rollout could never make progress)": (
+        {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}, "rollingUpdate"),
+    "maxSurge 0% with maxUnavailable 0": (
+        {"rollingUpdate": {"maxSurge": "0%", "maxUnavailable": 0}}, "rollingUpdate"),
+    "HPA minReplicas above maxReplicas": (
+        {"service1": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}},
+        "service1.autoscaling.minReplicas"),
+    "the same topology key twice": (
+        {"topologySpread": {"topologyKeys": ["kubernetes.io/hostname", "kubernetes.io/hostname"]}},
+        "/topologySpread/topologyKeys"),
+    "a certificate shorter than 1h": (
+        {"tls": {"mode": "certManager", "certManager": {"duration": "59m", "renewBefore": "10m"}}},
+        "tls.certManager.duration"),
+    "renewBefore shorter than 5m": (
+        {"tls": {"mode": "certManager", "certManager": {"duration": "2h", "renewBefore": "4m59s"}}},
+        "tls.certManager.renewBefore"),
+    "renewBefore not shorter than the duration": (
+        {"tls": {"mode": "certManager", "certManager": {"duration": "2h", "renewBefore": "120m"}}},
+        "tls.certManager.renewBefore"),
+    "a CA certificate shorter than 1h": (
+        {"tls": {"mode": "certManager", "certManager": {"caDuration": "30m"}}}, "tls.certManager.caDuration"),
+    "a PDB that blocks every drain (maxUnavailable 0)": (
+        {"service1": {"pdb": {"maxUnavailable": 0}}}, "/service1/pdb/maxUnavailable"),
+    "a PDB that blocks every drain (maxUnavailable 0%)": (
+        {"service2": {"pdb": {"maxUnavailable": "0%"}}}, "/service2/pdb/maxUnavailable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_values_the_api_server_or_cert_manager_would_refuse_are_refused_at_render(case):
+    values, where = REFUSED[case]
+    with pytest.raises((helm_python.HelmValuesError, helm_python.HelmRenderError)) as info:
+        render(values)
+    assert where in str(info.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+    {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+    {"service1": {"autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 4}}},
+    {"tls": {"mode": "certManager", "certManager": {"duration": "1h", "renewBefore": "5m", "caDuration": "1h30m"}}},
+], ids=["maxSurge 0", "percentages", "min equals max", "the shortest lifetimes"])
+def test_the_limits_themselves_are_accepted(values):
+    assert render(values).objects

@@ -342,3 +342,64 @@ Kubernetes service discovery labels.
 {{- $default := printf "namespace=\"%s\",pod=~\"%s-service[12]-[a-z0-9]+-[a-z0-9]+\"" .Release.Namespace (include "grpc-services.fullname" .) }}
 {{- default $default .Values.monitoring.prometheusRule.selector }}
 {{- end }}
+
+{{/*
+A Go duration ("2160h", "1h30m", "90s") in seconds, as a float written out.
+*/}}
+{{- define "grpc-services.durationSeconds" -}}
+{{- $unit := dict "ns" 0.000000001 "us" 0.000001 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h)" (toString .) -1 }}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" . | float64 }}
+{{- $total = addf $total (mulf $n (index $unit (regexFind "(ns|us|ms|s|m|h)$" .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+Checks that compare two values, which values.schema.json cannot express.
+Each fails the render with the key to change, before the API server or
+cert-manager would refuse the object. Included once, from deployment.yaml.
+*/}}
+{{- define "grpc-services.validate" -}}
+{{- range $component := list "service1" "service2" }}
+{{- $a := (index $.Values $component).autoscaling }}
+{{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d): the API server refuses such an HPA" $component (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- end }}
+{{- end }}
+{{- if eq .Values.tls.mode "certManager" }}
+{{- $cm := .Values.tls.certManager }}
+{{- $duration := include "grpc-services.durationSeconds" $cm.duration | float64 }}
+{{- $renewBefore := include "grpc-services.durationSeconds" $cm.renewBefore | float64 }}
+{{- if lt $duration 3600.0 }}
+{{- fail (printf "tls.certManager.duration %q is under 1h, which cert-manager refuses" $cm.duration) }}
+{{- end }}
+{{- if lt $renewBefore 300.0 }}
+{{- fail (printf "tls.certManager.renewBefore %q is under 5m, which cert-manager refuses" $cm.renewBefore) }}
+{{- end }}
+{{- if ge $renewBefore $duration }}
+{{- fail (printf "tls.certManager.renewBefore %q must be shorter than duration %q (cert-manager refuses it)" $cm.renewBefore $cm.duration) }}
+{{- end }}
+{{- if and (not $cm.issuerRef.name) (not $cm.caSecretName) (lt (include "grpc-services.durationSeconds" $cm.caDuration | float64) 3600.0) }}
+{{- fail (printf "tls.certManager.caDuration %q is under 1h, which cert-manager refuses" $cm.caDuration) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Deployment of this name as it is in the cluster now, as YAML ({} if
+none). `lookup` returns nothing offline (helm template, --dry-run, the chart
+tests); only then is .Values.testExistingDeployments consulted, which the
+tests use to stand in for the cluster. Takes (list $ "deployment-name").
+*/}}
+{{- define "grpc-services.liveDeployment" -}}
+{{- $root := index . 0 }}
+{{- $name := index . 1 }}
+{{- $found := lookup "apps/v1" "Deployment" $root.Release.Namespace $name }}
+{{- if $found }}
+{{- toYaml $found }}
+{{- else }}
+{{- toYaml (index $root.Values.testExistingDeployments $name | default dict) }}
+{{- end }}
+{{- end }}
