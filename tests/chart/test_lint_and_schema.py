@@ -2,8 +2,9 @@
 
 import helm_python
 import pytest
+import yaml
 
-from chart_helpers import CHART, render
+from chart_helpers import CHART, REPO, render
 
 # Severity in helm_python.lint's report: 1 info, 2 warning, 3 error.
 WARNING = 2
@@ -30,6 +31,20 @@ MODES = {
             "tls": {"secretName": "otel-client-tls", "clientCertificate": True},
         },
     },
+}
+
+
+EVERYTHING_ON = yaml.safe_load((REPO / "tests" / "chart" / "values-everything-on.yaml").read_text())
+MODES["everything on (tests/chart/values-everything-on.yaml)"] = EVERYTHING_ON
+MODES["extension points with CRDs: VPA, HPA metrics, OpenShift"] = {
+    "global": {"imageRegistry": "mirror.local", "compatibility": {"openshift": {"adaptSecurityContext": "force"}}},
+    "service1": {"verticalPodAutoscaler": {"enabled": True, "updateMode": "Initial"},
+                 "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]}},
+    "service2": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None,
+                                 "metrics": [{"type": "External", "external": {
+                                     "metric": {"name": "queue"}, "target": {"type": "Value", "value": "5"}}}]}},
+    "monitoring": {"podMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "tls": {"mode": "certManager"},
 }
 
 
@@ -145,8 +160,8 @@ def test_a_numeric_image_tag_from_a_values_file_is_written_whole():
 # --- as a subchart ----------------------------------------------------------
 
 
-def test_global_values_are_accepted_and_ignored(default):
-    rendered = render({"global": {"imageRegistry": "registry.local", "storageClass": "fast"}})
+def test_global_values_the_chart_does_not_use_are_accepted_and_ignored(default):
+    rendered = render({"global": {"storageClass": "fast", "labels": {"team": "a"}}})
     assert [o["metadata"]["name"] for o in rendered.objects if o["kind"] != "Secret"] == [
         o["metadata"]["name"] for o in default.objects if o["kind"] != "Secret"]
 

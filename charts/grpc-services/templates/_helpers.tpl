@@ -81,16 +81,89 @@ and optionally "extra" (the pod template's podLabels).
 The image reference. image.tag may be a number (`--set image.tag=1234567`
 parses as one, and a values file's number reaches the template as a float):
 a whole number is written without a decimal point or exponent.
+global.imageRegistry, else image.registry, replaces the registry part of
+image.repository (its first component when that has a dot or a colon or is
+localhost, as container runtimes read it), or is put in front of it.
 */}}
 {{- define "grpc-services.image" -}}
 {{- $tag := .Values.image.tag }}
 {{- if or (kindIs "float64" $tag) (kindIs "int64" $tag) (kindIs "int" $tag) }}
 {{- $tag = int64 $tag | toString }}
 {{- end }}
+{{- $repository := .Values.image.repository }}
+{{- $registry := default .Values.image.registry (dig "imageRegistry" "" (.Values.global | default dict)) }}
+{{- if $registry }}
+{{- $parts := splitList "/" $repository }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repository = rest $parts | join "/" }}
+{{- end }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion $tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion $tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+imagePullSecrets of every pod: global.imagePullSecrets, then
+imagePullSecrets, each a name or {name: ...}, without repeats. An
+`imagePullSecrets:` block, or nothing.
+*/}}
+{{- define "grpc-services.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat (dig "imagePullSecrets" list (.Values.global | default dict)) .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+{{- $names = append $names . }}
+{{- else }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- end }}
+{{- with $names | uniq | compact }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether security contexts are adapted to OpenShift
+(global.compatibility.openshift.adaptSecurityContext): "true" or "".
+auto: when the API server serves security.openshift.io/v1 (offline, where
+.Capabilities knows no such API, .Values.testApiVersions stands in).
+*/}}
+{{- define "grpc-services.openshiftAdapt" -}}
+{{- $mode := dig "compatibility" "openshift" "adaptSecurityContext" "auto" (.Values.global | default dict) }}
+{{- $openshift := or (.Capabilities.APIVersions.Has "security.openshift.io/v1") (has "security.openshift.io/v1" .Values.testApiVersions) }}
+{{- if or (eq $mode "force") (and (eq $mode "auto") $openshift) }}true{{ end }}
+{{- end }}
+
+{{/*
+A security context (podSecurityContext or containerSecurityContext) as YAML.
+On OpenShift (see grpc-services.openshiftAdapt) the fixed runAsUser,
+runAsGroup and fsGroup are left out: the restricted SCC assigns each
+namespace its own range and refuses others. Takes (dict "root" $ "context" ...).
+*/}}
+{{- define "grpc-services.securityContext" -}}
+{{- $sc := deepCopy (.context | default dict) }}
+{{- if include "grpc-services.openshiftAdapt" .root }}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" }}
+{{- end }}
+{{- toYaml $sc }}
+{{- end }}
+
+{{/*
+A value that may hold template text (a list or map from values), rendered
+with tpl, as YAML. Takes (dict "root" $ "value" ...).
+*/}}
+{{- define "grpc-services.tplValue" -}}
+{{- if kindIs "string" .value }}
+{{- tpl .value .root }}
+{{- else }}
+{{- tpl (toYaml .value) .root }}
 {{- end }}
 {{- end }}
 
@@ -366,6 +439,15 @@ cert-manager would refuse the object. Included once, from deployment.yaml.
 {{- $a := (index $.Values $component).autoscaling }}
 {{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) }}
 {{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d): the API server refuses such an HPA" $component (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- end }}
+{{- $c := index $.Values $component }}
+{{- $derived := include "grpc-services.terminationGracePeriodSeconds" $ | int }}
+{{- if and $c.terminationGracePeriodSeconds (lt (int $c.terminationGracePeriodSeconds) $derived) }}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%d) is shorter than drainDelaySeconds + shutdownGraceSeconds + terminationGraceMarginSeconds (%d): the kubelet would kill a draining pod" $component (int $c.terminationGracePeriodSeconds) $derived) }}
+{{- end }}
+{{- $vpa := $c.verticalPodAutoscaler }}
+{{- if and $vpa.enabled (ne $vpa.updateMode "Off") $a.enabled (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage) }}
+{{- fail (printf "%s.verticalPodAutoscaler.updateMode %s with an HPA on CPU or memory: the two would fight over the same pods. Use updateMode Off, or HPA metrics other than CPU and memory" $component $vpa.updateMode) }}
 {{- end }}
 {{- end }}
 {{- if eq .Values.tls.mode "certManager" }}
