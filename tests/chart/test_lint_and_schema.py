@@ -63,7 +63,7 @@ def test_chart_declares_the_kubernetes_versions_with_native_grpc_probes():
         meta = chart.metadata
     assert meta["apiVersion"] == "v2"
     assert meta["name"] == "grpc-services"
-    assert meta["version"] == "0.1.0"
+    assert meta["version"] == "0.2.0"
     assert meta["appVersion"] == "0.1.0"
     assert meta["kubeVersion"] == ">=1.27.0-0"
 
@@ -174,7 +174,7 @@ def test_the_chart_renders_as_a_subchart_of_an_umbrella_chart_passing_global(tmp
     shutil.copytree(CHART, umbrella / "charts" / "grpc-services")
     (umbrella / "Chart.yaml").write_text(
         "apiVersion: v2\nname: platform\nversion: 1.0.0\n"
-        "dependencies:\n  - name: grpc-services\n    version: 0.1.0\n")
+        "dependencies:\n  - name: grpc-services\n    version: 0.2.0\n")
     (umbrella / "values.yaml").write_text(
         "global:\n  imageRegistry: registry.local\n  labels: {team: a}\n"
         "grpc-services:\n  service1:\n    replicas: 4\n")
