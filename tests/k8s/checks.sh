@@ -279,6 +279,7 @@ run_all_checks() {
       existing_secret) run_check "h. tls.mode=existingSecret with certgen's certificates" check_existing_secret ;;
       network_policy) ;; # j: the runner's, since it needs a policy controller
       monitoring) ;;     # l: the runner's, since it runs Prometheus in the cluster's namespace
+      everything_on) ;;  # m: the runner's (tests/k8s/everything-on.sh)
       *)
         echo "unknown check $check"
         return 1
