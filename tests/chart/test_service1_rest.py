@@ -52,3 +52,10 @@ def test_the_chart_readme_security_section_says_so():
     text = (CHART / "README.md").read_text()
     section = text.split("\n## Security", 1)[1].split("\n## ", 1)[0]
     assert "service1.http.enabled" in section and "service1HttpFrom" in section
+
+
+def test_notes_say_service1_rest_is_open_to_the_cluster_only_while_it_is(default):
+    assert "service1's REST API (hello-service1, GET /api/v1/name) is" in default.notes
+    assert "service1.http.enabled=false" in default.notes
+    for values in (NO_REST, {"networkPolicy": {"enabled": True}}):
+        assert "GET /api/v1/name" not in render(values).notes
