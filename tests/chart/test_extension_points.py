@@ -108,8 +108,10 @@ def test_a_load_balancer_takes_source_ranges():
     ({"type": "NodePort", "loadBalancerSourceRanges": ["10.0.0.0/8"]}, "loadBalancerSourceRanges"),
 ])
 def test_service_settings_the_api_server_refuses_for_the_type_are_refused(service, where):
-    with pytest.raises(helm_python.HelmValuesError, match=where):
+    with pytest.raises(helm_python.HelmValuesError, match=where) as info:
         render({"service2": {"service": service}})
+    # refused for the combination with the type, not as an unknown key
+    assert "additional properties" not in str(info.value)
 
 
 def test_the_headless_grpc_service_takes_annotations_and_an_ip_family_policy():
