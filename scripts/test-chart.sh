@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Offline tests of the Helm chart in charts/grpc-services (no cluster, no helm
 # binary): Helm's engine comes as a Python wheel (helm-python-sdk), the
-# Kubernetes schemas with kubernetes-validate. Needs python3 and PyPI only.
+# Kubernetes schemas with kubernetes-validate. Needs python3 and PyPI, and Go
+# with its module proxy once, for the test that builds helm-docs
+# (tests/chart/helm-docs-tool) and checks the chart README's values table.
 #
 # Creates .venv at the repository root when missing, installs
 # tests/chart/requirements.txt only when that file changed since the last

@@ -16,6 +16,29 @@ from typing import Any
 import helm_python
 import yaml
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key written twice in one mapping.
+
+    PyYAML (like the API server's decoder in some versions) keeps the last
+    of two equal keys without a word; a template that writes a label twice
+    would then pass unnoticed.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} written twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_all(text: str) -> list[Any]:
+    return [doc for doc in yaml.load_all(text, Loader=UniqueKeyLoader) if doc]
+
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "grpc-services"
 RELEASE = "hello"
@@ -98,9 +121,7 @@ def render(
         if path.endswith("NOTES.txt"):
             notes = text
             continue
-        for doc in yaml.safe_load_all(text):
-            if doc:
-                objects.append(doc)
+        objects.extend(load_all(text))
     fullname = (values or {}).get("fullnameOverride") or name
     return Rendered(objects=objects, notes=notes, fullname=fullname, sources=sources)
 

@@ -11,8 +11,9 @@ monitoring.coreos.com/v1 the chart uses, written out below.
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
-from chart_helpers import render
+from chart_helpers import REPO, render
 
 # 1.27 is the chart's floor (native gRPC probes GA); 1.37 the newest bundled.
 KUBE_VERSIONS = ["1.27.0", "1.29.0", "1.31.0", "1.37.0"]
@@ -157,6 +158,34 @@ GATEWAY_API = {
     }),
 }
 
+_quantities = {"type": "object", "additionalProperties": {"type": ["string", "number"]}}
+# The subset of autoscaling.k8s.io/v1 (the VPA's CRD) the chart uses.
+VPA = {
+    "VerticalPodAutoscaler": _kind({
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["targetRef"],
+        "properties": {
+            "targetRef": {"type": "object", "additionalProperties": False, "required": ["kind", "name"],
+                          "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                                         "name": {"type": "string"}}},
+            "updatePolicy": {"type": "object", "additionalProperties": False, "properties": {
+                "updateMode": {"enum": ["Off", "Initial", "Recreate", "Auto"]}}},
+            "resourcePolicy": {"type": "object", "additionalProperties": False, "properties": {
+                "containerPolicies": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "containerName": {"type": "string"},
+                        "mode": {"enum": ["Auto", "Off"]},
+                        "controlledResources": {"type": "array", "items": {"enum": ["cpu", "memory"]}},
+                        "controlledValues": {"enum": ["RequestsAndLimits", "RequestsOnly"]},
+                        "minAllowed": _quantities,
+                        "maxAllowed": _quantities,
+                    }}}}},
+        },
+    }),
+}
+
 CASES = {
     "defaults (generate)": {},
     "certManager": {"tls": {"mode": "certManager"}},
@@ -212,6 +241,26 @@ CASES = {
 }
 
 
+EVERYTHING_ON = REPO / "tests" / "chart" / "values-everything-on.yaml"
+CASES["everything on (tests/chart/values-everything-on.yaml)"] = yaml.safe_load(EVERYTHING_ON.read_text())
+CASES["extension points, OpenShift, VPA Auto, custom HPA metrics"] = {
+    "global": {"imageRegistry": "mirror.local", "imagePullSecrets": ["mirror"],
+               "compatibility": {"openshift": {"adaptSecurityContext": "force"}}},
+    "service1": {"verticalPodAutoscaler": {"enabled": True, "updateMode": "Auto", "minAllowed": {"cpu": "10m"}},
+                 "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"],
+                             "externalTrafficPolicy": "Local", "annotations": {"lb": "internal"}},
+                 "lifecycle": {"preStop": {"exec": {"command": ["/bin/true"]}}},
+                 "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}, "runtimeClassName": "gvisor"},
+    "service2": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None,
+                                 "metrics": [{"type": "Pods", "pods": {"metric": {"name": "rps"},
+                                              "target": {"type": "AverageValue", "averageValue": "10"}}}],
+                                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}},
+                 "extraEnvFrom": [{"configMapRef": {"name": "more"}}]},
+    "helmTest": {"nodeSelector": {"pool": "tests"}, "priorityClassName": "low",
+                 "tolerations": [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]},
+}
+
+
 def _check(obj, version):
     if obj["apiVersion"] == "cert-manager.io/v1":
         jsonschema.validate(obj, CERT_MANAGER[obj["kind"]])
@@ -219,6 +268,8 @@ def _check(obj, version):
         jsonschema.validate(obj, PROMETHEUS_OPERATOR[obj["kind"]])
     elif obj["apiVersion"] == "gateway.networking.k8s.io/v1":
         jsonschema.validate(obj, GATEWAY_API[obj["kind"]])
+    elif obj["apiVersion"] == "autoscaling.k8s.io/v1":
+        jsonschema.validate(obj, VPA[obj["kind"]])
     else:
         kubernetes_validate.validate(obj, version, strict=True)
 

@@ -2,8 +2,9 @@
 
 import helm_python
 import pytest
+import yaml
 
-from chart_helpers import CHART, render
+from chart_helpers import CHART, REPO, render
 
 # Severity in helm_python.lint's report: 1 info, 2 warning, 3 error.
 WARNING = 2
@@ -33,6 +34,20 @@ MODES = {
 }
 
 
+EVERYTHING_ON = yaml.safe_load((REPO / "tests" / "chart" / "values-everything-on.yaml").read_text())
+MODES["everything on (tests/chart/values-everything-on.yaml)"] = EVERYTHING_ON
+MODES["extension points with CRDs: VPA, HPA metrics, OpenShift"] = {
+    "global": {"imageRegistry": "mirror.local", "compatibility": {"openshift": {"adaptSecurityContext": "force"}}},
+    "service1": {"verticalPodAutoscaler": {"enabled": True, "updateMode": "Initial"},
+                 "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]}},
+    "service2": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None,
+                                 "metrics": [{"type": "External", "external": {
+                                     "metric": {"name": "queue"}, "target": {"type": "Value", "value": "5"}}}]}},
+    "monitoring": {"podMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "tls": {"mode": "certManager"},
+}
+
+
 @pytest.mark.parametrize("kube_version", ["v1.27.0", "v1.31.0"])
 @pytest.mark.parametrize("case", sorted(MODES))
 def test_helm_lint_strict_reports_no_warning_or_error(case, kube_version):
@@ -48,7 +63,7 @@ def test_chart_declares_the_kubernetes_versions_with_native_grpc_probes():
         meta = chart.metadata
     assert meta["apiVersion"] == "v2"
     assert meta["name"] == "grpc-services"
-    assert meta["version"] == "0.1.0"
+    assert meta["version"] == "0.2.0"
     assert meta["appVersion"] == "0.1.0"
     assert meta["kubeVersion"] == ">=1.27.0-0"
 
@@ -145,8 +160,8 @@ def test_a_numeric_image_tag_from_a_values_file_is_written_whole():
 # --- as a subchart ----------------------------------------------------------
 
 
-def test_global_values_are_accepted_and_ignored(default):
-    rendered = render({"global": {"imageRegistry": "registry.local", "storageClass": "fast"}})
+def test_global_values_the_chart_does_not_use_are_accepted_and_ignored(default):
+    rendered = render({"global": {"storageClass": "fast", "labels": {"team": "a"}}})
     assert [o["metadata"]["name"] for o in rendered.objects if o["kind"] != "Secret"] == [
         o["metadata"]["name"] for o in default.objects if o["kind"] != "Secret"]
 
@@ -159,7 +174,7 @@ def test_the_chart_renders_as_a_subchart_of_an_umbrella_chart_passing_global(tmp
     shutil.copytree(CHART, umbrella / "charts" / "grpc-services")
     (umbrella / "Chart.yaml").write_text(
         "apiVersion: v2\nname: platform\nversion: 1.0.0\n"
-        "dependencies:\n  - name: grpc-services\n    version: 0.1.0\n")
+        "dependencies:\n  - name: grpc-services\n    version: 0.2.0\n")
     (umbrella / "values.yaml").write_text(
         "global:\n  imageRegistry: registry.local\n  labels: {team: a}\n"
         "grpc-services:\n  service1:\n    replicas: 4\n")
@@ -167,3 +182,52 @@ def test_the_chart_renders_as_a_subchart_of_an_umbrella_chart_passing_global(tmp
         sources = chart.render(values={}, name="hello", namespace="demo", is_install=True)
     deployments = [t for p, t in sources.items() if p.endswith("deployment.yaml")]
     assert deployments and "replicas: 4" in deployments[0]
+
+
+# --- issue 22, defect 4: more that the API server or cert-manager refuses ----
+
+REFUSED = {
+    "maxSurge 0 with maxUnavailable 0 (a rollout could never make progress)": (
+        {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}, "rollingUpdate"),
+    "maxSurge 0% with maxUnavailable 0": (
+        {"rollingUpdate": {"maxSurge": "0%", "maxUnavailable": 0}}, "rollingUpdate"),
+    "HPA minReplicas above maxReplicas": (
+        {"service1": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}},
+        "service1.autoscaling.minReplicas"),
+    "the same topology key twice": (
+        {"topologySpread": {"topologyKeys": ["kubernetes.io/hostname", "kubernetes.io/hostname"]}},
+        "/topologySpread/topologyKeys"),
+    "a certificate shorter than 1h": (
+        {"tls": {"mode": "certManager", "certManager": {"duration": "59m", "renewBefore": "10m"}}},
+        "tls.certManager.duration"),
+    "renewBefore shorter than 5m": (
+        {"tls": {"mode": "certManager", "certManager": {"duration": "2h", "renewBefore": "4m59s"}}},
+        "tls.certManager.renewBefore"),
+    "renewBefore not shorter than the duration": (
+        {"tls": {"mode": "certManager", "certManager": {"duration": "2h", "renewBefore": "120m"}}},
+        "tls.certManager.renewBefore"),
+    "a CA certificate shorter than 1h": (
+        {"tls": {"mode": "certManager", "certManager": {"caDuration": "30m"}}}, "tls.certManager.caDuration"),
+    "a PDB that blocks every drain (maxUnavailable 0)": (
+        {"service1": {"pdb": {"maxUnavailable": 0}}}, "/service1/pdb/maxUnavailable"),
+    "a PDB that blocks every drain (maxUnavailable 0%)": (
+        {"service2": {"pdb": {"maxUnavailable": "0%"}}}, "/service2/pdb/maxUnavailable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_values_the_api_server_or_cert_manager_would_refuse_are_refused_at_render(case):
+    values, where = REFUSED[case]
+    with pytest.raises((helm_python.HelmValuesError, helm_python.HelmRenderError)) as info:
+        render(values)
+    assert where in str(info.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+    {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+    {"service1": {"autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 4}}},
+    {"tls": {"mode": "certManager", "certManager": {"duration": "1h", "renewBefore": "5m", "caDuration": "1h30m"}}},
+], ids=["maxSurge 0", "percentages", "min equals max", "the shortest lifetimes"])
+def test_the_limits_themselves_are_accepted(values):
+    assert render(values).objects

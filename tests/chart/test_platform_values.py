@@ -139,3 +139,32 @@ def test_common_annotations_are_on_every_object_and_its_own_annotations_win():
     for component in ("service1", "service2"):
         pod = rendered.deployment(component)["spec"]["template"]["metadata"]
         assert "owner" not in pod.get("annotations", {})
+
+
+def test_chart_yaml_has_maintainers_and_artifact_hub_metadata():
+    import yaml
+    with helm_python.Chart.load(CHART) as chart:
+        meta = chart.metadata
+    assert meta["maintainers"] and all(m["name"] for m in meta["maintainers"])
+    annotations = meta["annotations"]
+    assert annotations["artifacthub.io/license"] == "MIT"
+    links = yaml.safe_load(annotations["artifacthub.io/links"])
+    assert all(link["url"].startswith("https://") for link in links)
+    (image,) = yaml.safe_load(annotations["artifacthub.io/images"])
+    assert image["image"] == f"ghcr.io/example/grpc-services:{meta['appVersion']}"
+    changes = yaml.safe_load(annotations["artifacthub.io/changes"])
+    assert {c["kind"] for c in changes} <= {"added", "changed", "deprecated", "removed", "fixed", "security"}
+
+
+def test_the_kubernetes_version_of_the_cluster_test_is_within_kube_version():
+    """kubeVersion claims what is proven: its floor is the oldest API schema
+    the chart tests check, and the live cluster test's version is inside it."""
+    from chart_helpers import REPO
+    with helm_python.Chart.load(CHART) as chart:
+        kube_version = chart.metadata["kubeVersion"]
+    assert kube_version == ">=1.27.0-0"
+    live = (REPO / "tests" / "k8s" / "tools" / "K8S_VERSION").read_text().strip()
+    major, minor, _ = (int(x) for x in live.lstrip("v").split("."))
+    assert (major, minor) >= (1, 27), live
+    report = helm_python.lint(CHART, {}, strict=True, kube_version=live)
+    assert report["errors"] == [] and report["messages"] == []

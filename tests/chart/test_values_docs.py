@@ -1,6 +1,9 @@
-"""Every setting is explained where users look: values.yaml and the chart README."""
+"""Every setting is explained where users look: values.yaml and the chart
+README, whose values table helm-docs generates from values.yaml's `# --`
+comments (tests/chart/helm-docs-tool/helm-docs.sh), so it cannot drift."""
 
 import re
+import subprocess
 
 import yaml
 
@@ -53,3 +56,17 @@ def test_the_readme_table_documents_no_value_that_does_not_exist():
         parts = leaf.split(".")
         paths |= {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
     assert readme_table_keys() - paths == set()
+
+
+def test_the_readme_values_table_is_what_helm_docs_makes_from_values_yaml():
+    """Fails when values.yaml or README.md.gotmpl changed and README.md was
+    not regenerated. Builds helm-docs from its Go module the first time."""
+    script = CHART.parents[1] / "tests" / "chart" / "helm-docs-tool" / "helm-docs.sh"
+    result = subprocess.run([script, "--check"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_every_row_of_the_values_table_says_what_the_value_does():
+    rows = re.findall(r"^\| `([A-Za-z0-9_.]+)` \|[^|]*\|[^|]*\| (.*) \|$", (CHART / "README.md").read_text(), flags=re.M)
+    assert len(rows) > 100
+    assert [key for key, meaning in rows if not meaning.strip()] == []

@@ -280,6 +280,7 @@ run_all_checks() {
       network_policy) ;; # j: the runner's, since it needs a policy controller
       freeze_pod | drop_packets) ;; # m, n: gray-failure.sh's run_gray_failure_checks
       monitoring) ;;     # l: the runner's, since it runs Prometheus in the cluster's namespace
+      everything_on) ;;  # m: the runner's (tests/k8s/everything-on.sh)
       *)
         echo "unknown check $check"
         return 1

@@ -18,8 +18,8 @@
 #
 # Env: IMAGE (localhost/grpc-services:test), SKIP_BUILD=1 (test IMAGE as it
 # is), KEEP_CLUSTER=1, CHECKS (a space-separated subset of the check names in
-# tests/k8s/checks.sh's run_all_checks, monitoring and network_policy, to
-# run fewer).
+# tests/k8s/checks.sh's run_all_checks, monitoring, network_policy and
+# everything_on, to run fewer).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -98,10 +98,15 @@ source tests/k8s/checks.sh
 source tests/k8s/network-policy.sh
 # shellcheck source=tests/k8s/monitoring.sh
 source tests/k8s/monitoring.sh
+# shellcheck source=tests/k8s/everything-on.sh
+source tests/k8s/everything-on.sh
 # shellcheck source=tests/k8s/gray-failure.sh
 source tests/k8s/gray-failure.sh
 
 run_all_checks
+if [[ -z ${CHECKS:-} || " $CHECKS " == *" everything_on "* ]]; then
+  run_check "o. tests/chart/values-everything-on.yaml: init container, sidecar, extraObjects volumes; say-hello through service2's NodePort; helm test" check_everything_on
+fi
 run_gray_failure_checks
 if [[ -z ${CHECKS:-} || " $CHECKS " == *" monitoring "* ]]; then
   run_check "l. monitoring on: a Prometheus configured from the PodMonitor scrapes every pod; every dashboard query gives a number, every alert evaluates" check_monitoring

@@ -129,11 +129,13 @@ def has_data(result):
 def dashboard_queries(dashboard, namespace):
     """[(what, promql)] for every query of the chart's Grafana dashboard
     (the JSON), with Grafana's variables set to what they would stand for:
-    `namespace` (a regex), a 1 minute rate window."""
+    `namespace` (a regex), `job` as its "All" value (.*), a 1 minute rate
+    window."""
     queries = []
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            promql = target["expr"].replace("$__rate_interval", "1m").replace("$namespace", namespace)
+            promql = (target["expr"].replace("$__rate_interval", "1m").replace("$namespace", namespace)
+                      .replace("$job", ".*"))
             queries.append((f"dashboard: {panel['title']} ({target['refId']})", promql))
     return queries
 

@@ -19,18 +19,34 @@ valid 63-character DNS label.
 {{- end }}
 
 {{/*
+Labels of one object, as YAML: the chart's own labels (with
+app.kubernetes.io/component when "component" is given), then `extra` and
+commonLabels. Merged as maps, and the chart's labels win: a key in
+commonLabels or podLabels can never change a selector label or write a key
+twice. Takes (dict "root" $ "component" "service1" "extra" (dict ...));
+component and extra are optional.
+*/}}
+{{- define "grpc-services.objectLabels" -}}
+{{- $root := .root }}
+{{- $labels := dict
+  "helm.sh/chart" (include "grpc-services.chart" $root)
+  "app.kubernetes.io/name" (include "grpc-services.name" $root)
+  "app.kubernetes.io/instance" $root.Release.Name
+  "app.kubernetes.io/version" (toString $root.Chart.AppVersion)
+  "app.kubernetes.io/managed-by" $root.Release.Service
+  "app.kubernetes.io/part-of" (include "grpc-services.name" $root) }}
+{{- with .component }}
+{{- $_ := set $labels "app.kubernetes.io/component" . }}
+{{- end }}
+{{- $labels = merge $labels (deepCopy (.extra | default dict)) (deepCopy ($root.Values.commonLabels | default dict)) }}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/*
 Labels on every object. Takes the root context.
 */}}
 {{- define "grpc-services.labels" -}}
-helm.sh/chart: {{ include "grpc-services.chart" . }}
-app.kubernetes.io/name: {{ include "grpc-services.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: {{ include "grpc-services.name" . }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
+{{- include "grpc-services.objectLabels" (dict "root" .) }}
 {{- end }}
 
 {{/*
@@ -50,33 +66,104 @@ annotations:
 Selector labels of one component. Takes (dict "root" $ "component" "service1").
 */}}
 {{- define "grpc-services.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "grpc-services.name" .root }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+{{- toYaml (dict "app.kubernetes.io/name" (include "grpc-services.name" .root) "app.kubernetes.io/instance" .root.Release.Name "app.kubernetes.io/component" .component) }}
 {{- end }}
 
 {{/*
-All labels of one component. Takes (dict "root" $ "component" "service1").
+All labels of one component. Takes (dict "root" $ "component" "service1"),
+and optionally "extra" (the pod template's podLabels).
 */}}
 {{- define "grpc-services.componentLabels" -}}
-{{ include "grpc-services.labels" .root }}
-app.kubernetes.io/component: {{ .component }}
+{{- include "grpc-services.objectLabels" . }}
 {{- end }}
 
 {{/*
 The image reference. image.tag may be a number (`--set image.tag=1234567`
 parses as one, and a values file's number reaches the template as a float):
 a whole number is written without a decimal point or exponent.
+global.imageRegistry, else image.registry, replaces the registry part of
+image.repository (its first component when that has a dot or a colon or is
+localhost, as container runtimes read it), or is put in front of it.
 */}}
 {{- define "grpc-services.image" -}}
 {{- $tag := .Values.image.tag }}
 {{- if or (kindIs "float64" $tag) (kindIs "int64" $tag) (kindIs "int" $tag) }}
 {{- $tag = int64 $tag | toString }}
 {{- end }}
+{{- $repository := .Values.image.repository }}
+{{- $registry := default .Values.image.registry (dig "imageRegistry" "" (.Values.global | default dict)) }}
+{{- if $registry }}
+{{- $parts := splitList "/" $repository }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repository = rest $parts | join "/" }}
+{{- end }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion $tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion $tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+imagePullSecrets of every pod: global.imagePullSecrets, then
+imagePullSecrets, each a name or {name: ...}, without repeats. An
+`imagePullSecrets:` block, or nothing.
+*/}}
+{{- define "grpc-services.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat (dig "imagePullSecrets" list (.Values.global | default dict)) .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+{{- $names = append $names . }}
+{{- else }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- end }}
+{{- with $names | uniq | compact }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether security contexts are adapted to OpenShift
+(global.compatibility.openshift.adaptSecurityContext): "true" or "".
+auto: when the API server serves security.openshift.io/v1 (offline, where
+.Capabilities knows no such API, .Values.testApiVersions stands in).
+*/}}
+{{- define "grpc-services.openshiftAdapt" -}}
+{{- $mode := dig "compatibility" "openshift" "adaptSecurityContext" "auto" (.Values.global | default dict) }}
+{{- $openshift := or (.Capabilities.APIVersions.Has "security.openshift.io/v1") (has "security.openshift.io/v1" .Values.testApiVersions) }}
+{{- if or (eq $mode "force") (and (eq $mode "auto") $openshift) }}true{{ end }}
+{{- end }}
+
+{{/*
+A security context (podSecurityContext or containerSecurityContext) as YAML.
+On OpenShift (see grpc-services.openshiftAdapt) the fixed runAsUser,
+runAsGroup and fsGroup are left out: the restricted SCC assigns each
+namespace its own range and refuses others. Takes (dict "root" $ "context" ...).
+*/}}
+{{- define "grpc-services.securityContext" -}}
+{{- $sc := deepCopy (.context | default dict) }}
+{{- if include "grpc-services.openshiftAdapt" .root }}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" }}
+{{- end }}
+{{- toYaml $sc }}
+{{- end }}
+
+{{/*
+A value that may hold template text (a list or map from values), rendered
+with tpl, as YAML. Takes (dict "root" $ "value" ...).
+*/}}
+{{- define "grpc-services.tplValue" -}}
+{{- if kindIs "string" .value }}
+{{- tpl .value .root }}
+{{- else }}
+{{- tpl (toYaml .value) .root }}
 {{- end }}
 {{- end }}
 
@@ -339,4 +426,74 @@ Kubernetes service discovery labels.
 {{- define "grpc-services.seriesSelector" -}}
 {{- $default := printf "namespace=\"%s\",pod=~\"%s-service[12]-[a-z0-9]+-[a-z0-9]+\"" .Release.Namespace (include "grpc-services.fullname" .) }}
 {{- default $default .Values.monitoring.prometheusRule.selector }}
+{{- end }}
+
+{{/*
+A Go duration ("2160h", "1h30m", "90s") in seconds, as a float written out.
+*/}}
+{{- define "grpc-services.durationSeconds" -}}
+{{- $unit := dict "ns" 0.000000001 "us" 0.000001 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h)" (toString .) -1 }}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" . | float64 }}
+{{- $total = addf $total (mulf $n (index $unit (regexFind "(ns|us|ms|s|m|h)$" .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+Checks that compare two values, which values.schema.json cannot express.
+Each fails the render with the key to change, before the API server or
+cert-manager would refuse the object. Included once, from deployment.yaml.
+*/}}
+{{- define "grpc-services.validate" -}}
+{{- range $component := list "service1" "service2" }}
+{{- $a := (index $.Values $component).autoscaling }}
+{{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d): the API server refuses such an HPA" $component (int $a.minReplicas) (int $a.maxReplicas)) }}
+{{- end }}
+{{- $c := index $.Values $component }}
+{{- $derived := include "grpc-services.terminationGracePeriodSeconds" $ | int }}
+{{- if and $c.terminationGracePeriodSeconds (lt (int $c.terminationGracePeriodSeconds) $derived) }}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%d) is shorter than drainDelaySeconds + shutdownGraceSeconds + terminationGraceMarginSeconds (%d): the kubelet would kill a draining pod" $component (int $c.terminationGracePeriodSeconds) $derived) }}
+{{- end }}
+{{- $vpa := $c.verticalPodAutoscaler }}
+{{- if and $vpa.enabled (ne $vpa.updateMode "Off") $a.enabled (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage) }}
+{{- fail (printf "%s.verticalPodAutoscaler.updateMode %s with an HPA on CPU or memory: the two would fight over the same pods. Use updateMode Off, or HPA metrics other than CPU and memory" $component $vpa.updateMode) }}
+{{- end }}
+{{- end }}
+{{- if eq .Values.tls.mode "certManager" }}
+{{- $cm := .Values.tls.certManager }}
+{{- $duration := include "grpc-services.durationSeconds" $cm.duration | float64 }}
+{{- $renewBefore := include "grpc-services.durationSeconds" $cm.renewBefore | float64 }}
+{{- if lt $duration 3600.0 }}
+{{- fail (printf "tls.certManager.duration %q is under 1h, which cert-manager refuses" $cm.duration) }}
+{{- end }}
+{{- if lt $renewBefore 300.0 }}
+{{- fail (printf "tls.certManager.renewBefore %q is under 5m, which cert-manager refuses" $cm.renewBefore) }}
+{{- end }}
+{{- if ge $renewBefore $duration }}
+{{- fail (printf "tls.certManager.renewBefore %q must be shorter than duration %q (cert-manager refuses it)" $cm.renewBefore $cm.duration) }}
+{{- end }}
+{{- if and (not $cm.issuerRef.name) (not $cm.caSecretName) (lt (include "grpc-services.durationSeconds" $cm.caDuration | float64) 3600.0) }}
+{{- fail (printf "tls.certManager.caDuration %q is under 1h, which cert-manager refuses" $cm.caDuration) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Deployment of this name as it is in the cluster now, as YAML ({} if
+none). `lookup` returns nothing offline (helm template, --dry-run, the chart
+tests); only then is .Values.testExistingDeployments consulted, which the
+tests use to stand in for the cluster. Takes (list $ "deployment-name").
+*/}}
+{{- define "grpc-services.liveDeployment" -}}
+{{- $root := index . 0 }}
+{{- $name := index . 1 }}
+{{- $found := lookup "apps/v1" "Deployment" $root.Release.Namespace $name }}
+{{- if $found }}
+{{- toYaml $found }}
+{{- else }}
+{{- toYaml (index $root.Values.testExistingDeployments $name | default dict) }}
+{{- end }}
 {{- end }}
