@@ -1,5 +1,7 @@
 //! service1 decides who may call it: the client certificate must name an
-//! identity (DNS or URI SAN) listed in `TLS_ALLOWED_CLIENTS`.
+//! identity listed in `TLS_ALLOWED_CLIENTS`, as a SAN of the entry's type
+//! (a URI SAN for `spiffe://…`, a DNS SAN otherwise; see
+//! `serving::tls::Identity`).
 
 use std::{
     collections::HashSet,
@@ -9,18 +11,21 @@ use std::{
     task::{Context, Poll},
 };
 
-use serving::{grpc::Refused, tls::server::PeerInfo};
+use serving::{
+    grpc::Refused,
+    tls::{server::PeerInfo, Identity, Logged},
+};
 use tower::{Layer, Service};
 
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
     /// `None` when TLS is off: there are no identities to check.
-    allowed: Option<Arc<HashSet<String>>>,
+    allowed: Option<Arc<HashSet<Identity>>>,
 }
 
 impl AuthorizeLayer {
     pub fn new(allowed: Option<&[String]>) -> Self {
-        let allowed = allowed.map(|list| Arc::new(list.iter().map(|c| c.trim().to_owned()).collect()));
+        let allowed = allowed.map(|list| Arc::new(list.iter().map(|c| Identity::from_entry(c)).collect()));
         Self { allowed }
     }
 }
@@ -36,7 +41,7 @@ impl<S> Layer<S> for AuthorizeLayer {
 #[derive(Debug, Clone)]
 pub struct Authorize<S> {
     inner: S,
-    allowed: Option<Arc<HashSet<String>>>,
+    allowed: Option<Arc<HashSet<Identity>>>,
 }
 
 // === impl Authorize ===
@@ -70,7 +75,7 @@ where
         }
         tracing::warn!(
             peer = ?peer.map(|p| p.remote_addr),
-            identities = ?identities,
+            identities = %Logged(identities),
             "caller's certificate is valid but its identity is not in TLS_ALLOWED_CLIENTS"
         );
         let denied = tonic::Status::permission_denied("this client is not allowed to call service1");

@@ -26,7 +26,7 @@ use observability::{
 };
 use wire::{request_id, RequestId};
 
-use crate::tls::server::PeerInfo;
+use crate::tls::{server::PeerInfo, Identity, Logged};
 
 mod messages;
 
@@ -439,12 +439,12 @@ pub struct Limits<S> {
 /// the standard library's SipHash that was about 2,500 instructions per
 /// call; foldhash, seeded per map, takes a fraction of it. The keys come
 /// from certificates our CA signed, not from what a client makes up.
-type Held = HashMap<Arc<[String]>, usize, foldhash::fast::RandomState>;
+type Held = HashMap<Arc<[Identity]>, usize, foldhash::fast::RandomState>;
 
 /// One call's share of its identity's slots, given back when dropped.
 struct IdentitySlot {
     held: Arc<Mutex<Held>>,
-    identity: Arc<[String]>,
+    identity: Arc<[Identity]>,
 }
 
 impl Drop for IdentitySlot {
@@ -464,7 +464,7 @@ impl Drop for IdentitySlot {
 impl LimitsLayer {
     /// A slot for one more call of `identity`, unless it holds its share.
     /// Without TLS there are no identities, and only the total applies.
-    fn identity_slot(&self, identity: Option<&Arc<[String]>>) -> Result<Option<IdentitySlot>, ()> {
+    fn identity_slot(&self, identity: Option<&Arc<[Identity]>>) -> Result<Option<IdentitySlot>, ()> {
         let Some(identity) = identity.filter(|i| !i.is_empty()) else { return Ok(None) };
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(identity.clone()).or_insert(0);
@@ -500,7 +500,8 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let identity = request.extensions().get::<PeerInfo>().map(|p| &p.identities);
         let Ok(identity_slot) = self.limits.identity_slot(identity) else {
-            tracing::warn!(identities = ?identity, "shedding load: this client holds its share of the call slots");
+            let identities = Logged(identity.map_or(&[][..], |i| &i[..]));
+            tracing::warn!(identities = %identities, "shedding load: this client holds its share of the call slots");
             return shed("this client has too many calls in flight, try again shortly");
         };
         let Ok(permit) = self.limits.permits.clone().try_acquire_owned() else {

@@ -125,7 +125,62 @@ async fn a_valid_certificate_whose_identity_is_not_allowed_gets_permission_denie
     assert_eq!(status.code(), Code::PermissionDenied);
     let lines = logs().wait_for(&id, |l| l["message"] == "grpc call served").await;
     let refusal = lines.iter().find(|l| l["level"] == "WARN").expect("a warning with the caller's identity");
-    assert_eq!(refusal["identities"], "[\"intruder\"]");
+    assert_eq!(refusal["identities"], "DNS:intruder");
+}
+
+/// A client certificate of `pki`'s CA with these SANs, written as `name`,
+/// calling a service1 that allows only `allowed`: the status it gets.
+async fn call_with_sans(name: &str, dns: &[&str], uris: &[&str], allowed: &str) -> Code {
+    let pki = Pki::new();
+    let mut spec = LeafSpec::client(name);
+    spec.dns_names.extend(dns.iter().map(|d| d.to_string()));
+    spec.uris.extend(uris.iter().map(|u| u.to_string()));
+    pki.write_leaf(name, &pki.issue(spec));
+    let mut flags = pki.args("service1");
+    flags.extend(["--tls-allowed-clients".into(), allowed.into()]);
+    let service1 = spawn_service1(&strs(&flags)).await;
+    let mut client = grpc_client(service1.grpc_addr, &pki, name).await;
+    let request = wire::proto::ProcessNameRequest { name: "x".into() };
+    match client.process_name(request).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test]
+async fn a_dns_san_spelled_like_an_allowed_spiffe_id_does_not_pass_a_spiffe_allow_list() {
+    let spiffe = "spiffe://cluster.local/ns/default/sa/service2";
+
+    assert_eq!(call_with_sans("impostor", &[spiffe], &[], spiffe).await, Code::PermissionDenied);
+    assert_eq!(call_with_sans("genuine", &[], &[spiffe], spiffe).await, Code::Ok);
+}
+
+#[tokio::test]
+async fn a_uri_san_spelled_like_an_allowed_dns_name_does_not_pass_a_dns_allow_list() {
+    assert_eq!(call_with_sans("impostor", &[], &["service2"], "service2").await, Code::PermissionDenied);
+    assert_eq!(call_with_sans("genuine", &["service2"], &[], "service2").await, Code::Ok);
+}
+
+#[tokio::test]
+async fn a_refused_certificate_with_hundreds_of_sans_logs_a_bounded_line() {
+    let pki = Pki::new();
+    let mut spec = LeafSpec::client("noisy");
+    spec.dns_names.extend((0..600).map(|i| format!("name-{i:0>50}.example")));
+    pki.write_leaf("noisy", &pki.issue(spec));
+    let service1 = spawn_service1(&strs(&pki.args("service1"))).await;
+    let mut client = grpc_client(service1.grpc_addr, &pki, "noisy").await;
+    let id = crate::unique_id("noisy");
+    let mut request = tonic::Request::new(wire::proto::ProcessNameRequest { name: "x".into() });
+    request.metadata_mut().insert("request_id", id.parse().unwrap());
+
+    assert_eq!(client.process_name(request).await.unwrap_err().code(), Code::PermissionDenied);
+
+    let lines = logs().wait_for(&id, |l| l["message"] == "grpc call served").await;
+    let refusal = lines.iter().find(|l| l["level"] == "WARN").expect("the refusal");
+    let identities = refusal["identities"].as_str().unwrap();
+    assert!(identities.starts_with("DNS:noisy, DNS:name-"), "{identities}");
+    assert!(identities.ends_with("(+597 more)"), "{identities}");
+    assert!(refusal.to_string().len() < 2048, "{} bytes", refusal.to_string().len());
 }
 
 #[tokio::test]

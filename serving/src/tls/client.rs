@@ -100,10 +100,12 @@ impl tower::Service<Uri> for Connector {
     }
 }
 
-/// The server's certificate must name `identity`.
+/// The server's certificate must name `identity`, as a SAN of its type (a
+/// URI SAN for `spiffe://…`, else a DNS SAN).
 fn check_identity(stream: &TlsStream<TcpStream>, identity: &str) -> io::Result<()> {
+    let wanted = super::Identity::from_entry(identity);
     let names = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(super::identities);
-    if names.unwrap_or_default().iter().any(|name| name == identity) {
+    if names.unwrap_or_default().contains(&wanted) {
         return Ok(());
     }
     Err(io::Error::new(

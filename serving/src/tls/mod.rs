@@ -9,6 +9,7 @@
 //! behind `with_root_certificates`).
 
 pub mod client;
+mod identity;
 pub mod server;
 
 use std::{
@@ -26,7 +27,7 @@ use rustls::{
     CertificateError, ClientConfig, RootCertStore, ServerConfig,
 };
 use tokio_util::sync::CancellationToken;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A DNS name or IP address a server certificate must cover.
 pub use rustls::pki_types::ServerName;
@@ -38,6 +39,8 @@ const ALPN_H2: &[u8] = b"h2";
 static VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 pub use settings::TlsFiles;
+
+pub use self::identity::{identities, Identity, Logged};
 
 /// Loads the TLS material `args` names with `load` (a server or client
 /// reloader), or warns loudly and returns `None` when TLS is off.
@@ -237,25 +240,6 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The identities a certificate names: its DNS and URI SANs.
-pub fn identities(cert: &CertificateDer<'_>) -> Vec<String> {
-    let Ok((_, parsed)) = X509Certificate::from_der(cert) else {
-        return Vec::new();
-    };
-    let Ok(Some(sans)) = parsed.subject_alternative_name() else {
-        return Vec::new();
-    };
-    sans.value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-            GeneralName::URI(uri) => Some((*uri).to_owned()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// What the reloader knows, for logs, health and metrics.
@@ -529,12 +513,15 @@ mod tests {
     }
 
     #[test]
-    fn identities_are_the_dns_and_uri_sans() {
+    fn identities_are_the_dns_and_uri_sans_each_with_its_type() {
         let ca = Authority::new("ca").unwrap();
         let leaf =
             ca.issue(&LeafSpec::client("service2").with_uri("spiffe://cluster.local/ns/x/sa/y")).unwrap();
         let der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
 
-        assert_eq!(identities(&der), ["service2", "spiffe://cluster.local/ns/x/sa/y"]);
+        assert_eq!(
+            identities(&der),
+            [Identity::Dns("service2".into()), Identity::Uri("spiffe://cluster.local/ns/x/sa/y".into())]
+        );
     }
 }

@@ -20,7 +20,7 @@ use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tokio_util::{either::Either, sync::CancellationToken};
 use tonic::transport::server::Connected;
 
-use super::{identities, ServerReloader};
+use super::{identities, Identity, Logged, ServerReloader};
 use crate::h2_guard::{H2Guard, PingPolicy, StreamTally};
 
 /// Who is on the other end of a connection; handlers and layers find it in
@@ -29,7 +29,7 @@ use crate::h2_guard::{H2Guard, PingPolicy, StreamTally};
 pub struct PeerInfo {
     pub remote_addr: SocketAddr,
     /// DNS and URI SANs of the client certificate; empty without TLS.
-    pub identities: Arc<[String]>,
+    pub identities: Arc<[Identity]>,
     /// The connection's served streams, which the service counts (see
     /// [`crate::h2_guard`]).
     pub streams: StreamTally,
@@ -102,7 +102,7 @@ pub fn incoming(
                         tracing::info!(
                             peer = %remote_addr,
                             local = ?local,
-                            identities = ?peer.identities,
+                            identities = %Logged(&peer.identities),
                             "TLS connection accepted"
                         );
                         let io = limits.cap(Either::Left(Box::new(stream)), &peer.streams);
