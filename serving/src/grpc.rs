@@ -99,10 +99,11 @@ where
             peer.streams.served();
         }
         let id = RequestId::from_headers(request.headers(), request_id::METADATA_KEY);
-        // The path as sent goes into the access line and span attributes
-        // (HTTP/2's header list limit, 16 KiB, bounds it); metrics and the
-        // span name only get a method the server serves.
-        let method = request.uri().path().to_owned();
+        // The path as sent, cut to LOGGED_PATH_BYTES, goes into the access
+        // line and span attributes (a client can send, and HPACK-index, a
+        // path of kilobytes); metrics and the span name only get a method
+        // the server serves.
+        let method = logged_path(request.uri().path());
         let parts = method.strip_prefix('/').and_then(|p| p.split_once('/'));
         let known = self.layer.methods.iter().find(|(m, _)| parts == Some((m.service, m.method)));
         let series = known.map_or(&self.layer.unknown, |(_, series)| series).clone();
@@ -279,6 +280,23 @@ impl Drop for AccessLine {
             ),
         }
     }
+}
+
+/// Bytes of a gRPC path an access line or span shows; every method served
+/// is far shorter.
+const LOGGED_PATH_BYTES: usize = 128;
+
+/// `path`, cut to [`LOGGED_PATH_BYTES`] at a character boundary, with `…`
+/// when cut.
+fn logged_path(path: &str) -> String {
+    if path.len() <= LOGGED_PATH_BYTES {
+        return path.to_owned();
+    }
+    let mut end = LOGGED_PATH_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
 }
 
 /// The codes OpenTelemetry's conventions count as server errors; the
@@ -593,6 +611,17 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[test]
+    fn a_long_path_is_cut_for_the_access_line_at_a_character_boundary() {
+        let long = format!("/{}", "é".repeat(2000));
+
+        let logged = logged_path(&long);
+
+        assert!(logged.len() <= LOGGED_PATH_BYTES + "…".len(), "{} bytes", logged.len());
+        assert!(logged.ends_with('…'));
+        assert_eq!(logged_path("/app.grpc.Service1/ProcessName"), "/app.grpc.Service1/ProcessName");
+    }
 
     #[test]
     fn health_methods_are_named_as_tonic_health_serves_them() {

@@ -136,10 +136,10 @@ where
         // Observe.
         let start = Instant::now();
         let id = RequestId::from_headers(request.headers(), request_id::HEADER.as_str());
-        // The method as sent goes into the access line (hyper bounds it by
-        // HTTP_MAX_HEADER_BYTES); metrics and span names get a closed set.
-        let method = request.method().clone();
-        let method_label = metrics::method_label(&method);
+        // The method comes from a closed set everywhere, the access line
+        // included: a client can send (and HPACK-index) a method of
+        // thousands of characters, which would multiply every line it costs.
+        let method_label = metrics::method_label(request.method());
         // The route template, never the raw path: it is bounded and safe to log.
         let route = request.extensions().get::<MatchedPath>().cloned();
         let span = {
@@ -187,7 +187,6 @@ where
             served,
             span,
             start,
-            method,
             method_label,
             route,
             header_value: Some(header_value),
@@ -249,7 +248,6 @@ pin_project_lite::pin_project! {
         served: Served<F>,
         span: tracing::Span,
         start: Instant,
-        method: http::Method,
         method_label: &'static str,
         route: Option<MatchedPath>,
         header_value: Option<http::HeaderValue>,
@@ -313,7 +311,7 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Observed<F> {
         }
         this.metrics.record_http(this.method_label, route_name, status, elapsed.as_secs_f64());
         tracing::info!(
-            method = this.method.as_str(),
+            method = *this.method_label,
             route = route_name,
             status,
             response_bytes = response.body().size_hint().exact(),

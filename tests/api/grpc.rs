@@ -66,3 +66,25 @@ async fn an_oversized_grpc_message_gets_resource_exhausted() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_eq!(fits.unwrap(), "X".repeat(50));
 }
+
+#[tokio::test]
+async fn a_call_to_a_path_of_kilobytes_gets_an_access_line_with_the_path_cut_short() {
+    let service1 = spawn_service1(&[]).await;
+    let addr = service1.grpc_addr;
+    let mut h2 = system_tests::raw_h2::connect_mtls(addr, Pki::shared(), "service2").await;
+    let id = unique_id("long-path");
+    let path = format!("/app.grpc.Service1/{}", "x".repeat(3800));
+    let mut request = system_tests::raw_h2::grpc_request(addr, &path);
+    request.headers_mut().insert("request_id", id.parse().unwrap());
+
+    let (response, mut body) = h2.send.send_request(request, false).expect("sent");
+    body.send_data(bytes::Bytes::from_static(system_tests::raw_h2::EMPTY_MESSAGE), true).expect("sent");
+    let response = response.await.expect("an answer");
+    assert_eq!(response.status(), 200);
+
+    let lines = logs().wait_for(&id, |l| l["message"] == "grpc call served").await;
+    let access = lines.iter().find(|l| l["message"] == "grpc call served").unwrap();
+    let method = access["method"].as_str().unwrap();
+    assert!(method.starts_with("/app.grpc.Service1/xxx") && method.ends_with('…'), "{method}");
+    assert!(access.to_string().len() < 1024, "{} bytes", access.to_string().len());
+}

@@ -1,6 +1,6 @@
 use system_tests::{logs, spawn_service1, spawn_service2, spawn_service2_with, Behaviour, FakeService1};
 
-use crate::{get, unique_id};
+use crate::{get, get_with, unique_id};
 
 #[tokio::test]
 async fn the_callers_request_id_is_echoed_and_sent_to_service1() {
@@ -65,4 +65,22 @@ async fn both_services_log_the_request_id_of_a_say_hello_call() {
     assert_eq!(http["status"], 200);
     assert_eq!(http["response_bytes"], 14);
     assert!(http["duration_ms"].is_number());
+}
+
+#[tokio::test]
+async fn a_method_of_thousands_of_characters_is_logged_as_other() {
+    let service1 = spawn_service1(&[]).await;
+    let service2 = spawn_service2(service1.grpc_addr).await;
+    let id = unique_id("long-method");
+    let method = reqwest::Method::from_bytes("X".repeat(3900).as_bytes()).unwrap();
+
+    let reply =
+        get_with(reqwest::Client::new().request(method, service2.url("/api/v1/say-hello?name=x")), Some(&id))
+            .await;
+
+    assert_eq!(reply.status, 405);
+    let lines = logs().wait_for(&id, |l| l["message"] == "http request served").await;
+    let access = lines.iter().find(|l| l["message"] == "http request served").unwrap();
+    assert_eq!(access["method"], "other");
+    assert!(access.to_string().len() < 1024, "{} bytes", access.to_string().len());
 }
