@@ -132,12 +132,14 @@ class Phases:
         self.doc["gray"] = {"frozen": asyncio.run(gray.frozen(self.services, url, self.oha,
                                                               self.cfg))}
         gray.resume_all(self.services)
+        self.doc["gray"]["frozen"]["service2_log"] = gray.replica_events(self.services[-1].logfile)
         self.finish(name)
         name = "gray-slow"
         self.services, url, relay, targets = gray.start(self.certs, self.logroot / name,
                                                         self.cfg, self.relays, slow=True)
         self.doc["gray"]["slow"] = asyncio.run(gray.slow(self.services, url, self.oha, self.cfg,
                                                          relay, targets[-1]))
+        self.doc["gray"]["slow"]["service2_log"] = gray.replica_events(self.services[-1].logfile)
         self.finish(name)
         self.stop_relays()
 

@@ -22,6 +22,7 @@ caller before it stops the processes).
 """
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -101,6 +102,41 @@ def resume_all(services):
     """SIGCONT to every process (a no-op on one that is not stopped)."""
     for s in services:
         signal_process(s, signal.SIGCONT)
+
+
+# ------------------------------------------------------------ service2's log
+
+EVENT_PREFIXES = ("service1 replica", "connected to service1", "connection to service1",
+                  "cannot connect to service1")
+MAX_EVENTS = 40
+
+
+def replica_events(logfile):
+    """service2's log lines about its replicas (connections, ejections,
+    probation), the first MAX_EVENTS of them, and how many there were of each."""
+    events, counts = [], {}
+    try:
+        with open(logfile, "rb") as f:
+            for raw in f:
+                if b"service1" not in raw:
+                    continue
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                msg = str(line.get("message", ""))
+                if not msg.startswith(EVENT_PREFIXES):
+                    continue
+                key = msg.split(":")[0].split(";")[0]
+                counts[key] = counts.get(key, 0) + 1
+                if len(events) < MAX_EVENTS:
+                    events.append({k: line.get(k) for k in ("timestamp", "message", "endpoint",
+                                                            "reason", "ejected_for_ms",
+                                                            "ejections_in_a_row", "error")
+                                   if line.get(k) is not None})
+    except OSError:
+        pass
+    return {"counts": counts, "first": events}
 
 
 # ---------------------------------------------------------------- metrics
