@@ -177,6 +177,18 @@ def calls_by_endpoint(m):
     return out
 
 
+def calls_between(samples, t_from, t_to):
+    """Attempts per endpoint between the last reading at or before `t_from`
+    and the last at or before `t_to` (None without two such readings)."""
+    if t_to is None:
+        return None
+    first = [r for r in samples if r["t"] <= t_from]
+    last = [r for r in samples if r["t"] <= t_to]
+    if not first or not last or last[-1] is first[-1]:
+        return None
+    return delta(calls_by_endpoint(last[-1]["m"]), calls_by_endpoint(first[-1]["m"]))
+
+
 def delta(after, before):
     return {k: int(v - (before or {}).get(k, 0.0)) for k, v in (after or {}).items()}
 
@@ -242,6 +254,7 @@ async def frozen(services, url, oha, cfg):
         out = [await load(oha, url, GRAY_WARMUP_S, cfg, t0, "before")]
         log(f"gray: SIGSTOP {victim.label} (pid {victim.pid}) for {cfg['gray_freeze_s']:g} s")
         marks["stopped_s"] = time.monotonic() - t0
+        marks["stopped_unix"] = time.time()
         signal_process(victim, signal.SIGSTOP)
         resume = asyncio.create_task(resume_at(victim, t0 + marks["stopped_s"]
                                                + cfg["gray_freeze_s"], marks, t0))
@@ -285,19 +298,16 @@ def frozen_figures(runs, poller, before, after, marks, victim, cfg):
     ready = [total(r["m"], "service1_endpoints_ready") for r in poller.samples
              if r["t"] >= stopped and (resumed is None or r["t"] <= resumed)]
     victim_endpoint = f"{victim.addr}:"
-    calls = {r["window"]: None for r in runs}
     samples = poller.samples
-    for r in runs:
-        inside = [s["m"] for s in samples if r["start_s"] <= s["t"] <= r["end_s"]]
-        if len(inside) >= 2:
-            d = delta(calls_by_endpoint(inside[-1]), calls_by_endpoint(inside[0]))
-            calls[r["window"]] = d
+    calls = {r["window"]: calls_between(samples, r["start_s"], r["end_s"]) for r in runs}
+    # From the last reading before SIGSTOP: the calls in flight then count.
+    calls["while frozen"] = calls_between(samples, stopped, resumed)
     metrics_delta = {k: v for k, v in delta(after, before).items()
                      if not k.startswith("service1_endpoints_") and v}
     return {
         "freeze_s": cfg["gray_freeze_s"], "victim": victim.label, "victim_pid": victim.pid,
         "victim_endpoint_prefix": victim_endpoint,
-        "stopped_s": round(stopped, 2),
+        "stopped_s": round(stopped, 2), "stopped_unix": marks["stopped_unix"],
         "resumed_s": round(resumed, 2) if resumed is not None else None,
         "windows": runs,
         "requests": sum(r["completed"] for r in runs),

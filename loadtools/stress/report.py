@@ -1,5 +1,7 @@
 """stress.md: the checks with PASS/FAIL, then the figures of each phase."""
 
+from datetime import datetime, timezone
+
 from loadtools.common import fmt
 from loadtools.stress.checks import ejection_reasons
 from loadtools.stress.limits import GRAY_REPLICAS, GRAY_WARMUP_S, REPLICAS
@@ -227,7 +229,7 @@ def frozen_lines(fr, cfg):
            f"{fr['victim']} SIGSTOPped at {fr['stopped_s']:.1f} s for {fr['freeze_s']:g} s, "
            f"SIGCONTed at {fmt(fr['resumed_s'], 1)} s:", ""] + WINDOW_HEAD
     out += [window_row(r) for r in fr["windows"]]
-    calls = fr["calls_by_window"].get("frozen") or {}
+    calls = fr["calls_by_window"].get("while frozen") or {}
     to_victim = sum(v for k, v in calls.items() if k.startswith(fr["victim_endpoint_prefix"]))
     m = fr["metrics_delta"]
     out += ["", f"In all {fr['requests']:,} requests, {fr['errors']:,} errors, the longest "
@@ -236,11 +238,43 @@ def frozen_lines(fr, cfg):
             + (", ".join(f"{k}: {v}" for k, v in ejection_reasons(m).items()) or "none")
             + f"), taken back {fmt(fr['returned_after_resume_s'], 2)} s after SIGCONT; replicas "
             f"ready while frozen, at the fewest: {fmt(fr['ready_min_while_frozen'], 0)}; attempts "
-            f"sent to the frozen replica while frozen: {to_victim:,}; over the phase "
+            f"on the frozen replica from just before SIGSTOP to SIGCONT (those in flight at "
+            f"SIGSTOP included): {to_victim:,}; over the phase "
             + ", ".join(f"`{k}` {v:,}" for k, v in sorted(m.items())
                         if not k.startswith("service1_calls_total"))
             + "."]
-    return out
+    return out + log_timeline(fr)
+
+
+def log_timeline(fr):
+    """service2's log about the frozen replica, in seconds after SIGSTOP
+    (failed reconnections counted, not listed)."""
+    events = (fr.get("service2_log") or {}).get("first", [])
+    out, failed = [], 0
+    for e in events:
+        if not str(e.get("endpoint", "")).startswith(fr["victim_endpoint_prefix"]):
+            continue
+        msg = e["message"]
+        if msg.startswith("cannot connect"):
+            failed += 1
+            continue
+        if msg.endswith("replica added") or not e.get("timestamp"):
+            continue
+        try:
+            t = datetime.strptime(e["timestamp"][:26], "%Y-%m-%dT%H:%M:%S.%f")
+        except ValueError:
+            continue
+        at = t.replace(tzinfo=timezone.utc).timestamp() - fr["stopped_unix"]
+        if at < 0:
+            continue
+        what = msg.split(":")[0].split(";")[0].removeprefix("service1 replica ")
+        if e.get("reason"):
+            what += f" ({e['reason']}, {e.get('ejected_for_ms', 0) / 1000:g} s)"
+        out.append(f"+{at:.2f} s {what}")
+    if not out:
+        return []
+    return ["", "service2's log, seconds after SIGSTOP: " + "; ".join(out)
+            + f" (failed reconnections in between: {failed})."]
 
 
 def slow_lines(sl, cfg):
