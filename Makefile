@@ -52,7 +52,7 @@ bench: ## Load benchmark on a release build (writes results/latest; bench/README
 profile: ## Where a request's CPU goes: perf (kernel vs user, top symbols) and strace (syscalls per request), ours and the baseline (root; bench/README.md)
 	CARGO=$(CARGO) python3 -m loadtools.profile
 
-stress: ## Overload, exhaustion and soak check: 2,000 connections, slowloris, idle h2, Watch floods, 10-min soak (stress/README.md)
+stress: ## Overload, exhaustion, soak and gray-failure check: 2,000 connections, slowloris, idle h2, Watch floods, 10-min soak, frozen/slow replica (STRESS_PHASES=gray: only that; stress/README.md)
 	CARGO=$(CARGO) python3 -m loadtools.stress
 
 fuzz: ## Run each fuzz target for FUZZ_SECONDS (default 60) on stable; installs cargo-fuzz if missing

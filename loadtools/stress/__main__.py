@@ -21,12 +21,19 @@
    calls on every admin port, probes every second, then SIGTERM.
 5. A soak on fresh processes (STRESS_SOAK_SECONDS, 600 s; soak.py): oha at
    500 req/s over 20 connections; RSS every 10 s; flat RSS and zero errors.
-6. results/stress-<UTC>/stress.json and stress.md, a printed summary, and a
+6. Gray failure on fresh processes, service1 x3 (gray.py): oha in a closed
+   loop while one replica is frozen (SIGSTOP, STRESS_GRAY_FREEZE_SECONDS)
+   and resumed; then, on fresh processes again, while one answers 200 ms
+   late through a relay (relay.py). Zero errors, no request over 2 s, the
+   frozen replica ejected and taken back, the slow one avoided.
+7. results/stress-<UTC>/stress.json and stress.md, a printed summary, and a
    last line `stress: N passed, N failed`.
 
-Python 3 standard library and oha only. Loopback only. Every loop and every
-wait is bounded in count and time; every process started is stopped (by
-pid: SIGTERM, then SIGKILL after a bounded wait) before exit.
+STRESS_PHASES (e.g. `gray`; default all: storm,exhaust,soak,gray) runs
+only those phases. Python 3 standard library and oha only. Loopback only.
+Every loop and every wait is bounded in count and time; every process
+started is stopped (by pid: SIGTERM, then SIGKILL after a bounded wait)
+before exit.
 
 Exit status: 0 every check passed; 1 a check failed; 2 setup failed (build,
 load generator, a service that does not start, bad settings); 130
@@ -45,9 +52,10 @@ from loadtools.common import logger, run_main, settings_doc, stop_on_signals, ut
 from loadtools.loadgen import check_timeout_flags, ensure_oha
 from loadtools.procfs import loadavg, proc_sample, proc_start_ticks
 from loadtools.services import count_and_gzip, start_topology, stop_all
-from loadtools.stress import exhaust
+from loadtools.stress import exhaust, gray
 from loadtools.stress.checks import summarize
-from loadtools.stress.limits import CUTOFF_SLACK_S, HEADER_READ_TIMEOUT_S, REPLICAS
+from loadtools.stress.limits import (CUTOFF_SLACK_S, GRAY_REPLICAS, GRAY_WARMUP_S,
+                                     HEADER_READ_TIMEOUT_S, REPLICAS)
 from loadtools.stress.recovery import recover
 from loadtools.stress.report import markdown
 from loadtools.stress.settings import raise_fd_limit, settings
@@ -85,6 +93,7 @@ class Phases:
     def __init__(self, doc, certs, logroot, oha, cfg):
         self.doc, self.certs, self.logroot, self.oha, self.cfg = doc, certs, logroot, oha, cfg
         self.services = []
+        self.relays = []  # the gray phase's relay, stopped with the processes
 
     def start(self, name, phase):
         self.services, url = start(self.certs, self.logroot / name, self.cfg, phase)
@@ -115,22 +124,64 @@ class Phases:
         self.doc["soak"] = asyncio.run(soak_async(self.services, url, self.oha, self.cfg))
         self.finish("soak")
 
+    def gray(self):
+        """On fresh processes, twice: a frozen replica, then a slow one."""
+        name = "gray-frozen"
+        self.services, url, _, _ = gray.start(self.certs, self.logroot / name, self.cfg,
+                                              self.relays, slow=False)
+        self.doc["gray"] = {"frozen": asyncio.run(gray.frozen(self.services, url, self.oha,
+                                                              self.cfg))}
+        gray.resume_all(self.services)
+        self.doc["gray"]["frozen"]["service2_log"] = gray.replica_events(self.services[-1].logfile)
+        self.finish(name)
+        name = "gray-slow"
+        self.services, url, relay, targets = gray.start(self.certs, self.logroot / name,
+                                                        self.cfg, self.relays, slow=True)
+        self.doc["gray"]["slow"] = asyncio.run(gray.slow(self.services, url, self.oha, self.cfg,
+                                                         relay, targets[-1]))
+        self.doc["gray"]["slow"]["service2_log"] = gray.replica_events(self.services[-1].logfile)
+        self.finish(name)
+        self.stop_relays()
+
+    def stop_relays(self):
+        for r in self.relays:
+            r.stop()
+        self.relays = []
+
     def run(self):
+        phases = self.cfg["phases"]
         try:
-            self.storm_and_recovery()
-            if self.cfg["exhaust_s"]:
+            if "storm" in phases:
+                self.storm_and_recovery()
+            if "exhaust" in phases and self.cfg["exhaust_s"]:
                 self.exhaustion()
-            self.soak()
+            if "soak" in phases:
+                self.soak()
+            if "gray" in phases:
+                self.gray()
         finally:
             if self.services:
+                gray.resume_all(self.services)  # a stopped process cannot act on SIGTERM
                 stop_all(self.services)
+            self.stop_relays()
+
+
+def expected_seconds(cfg):
+    """Roughly how long the phases asked for take, start-ups included."""
+    phases = cfg["phases"]
+    return (("storm" in phases) * (cfg["storm_s"] + 20)
+            + ("exhaust" in phases) * (cfg["exhaust_s"] + 10 if cfg["exhaust_s"] else 0)
+            + ("soak" in phases) * (cfg["soak_s"] + 10)
+            + ("gray" in phases) * (2 * GRAY_WARMUP_S + cfg["gray_freeze_s"] + 2 * cfg["gray_s"]
+                                    + 20))
 
 
 def new_doc(stamp, machine, fd_info, cfg):
     return {"timestamp": stamp, "machine": machine, "fd_limit": fd_info,
             "settings": settings_doc(cfg, ("cargo", "oha", "name")),
             "constants": {"header_read_timeout_s": HEADER_READ_TIMEOUT_S,
-                          "cutoff_slack_s": CUTOFF_SLACK_S, "replicas": REPLICAS},
+                          "cutoff_slack_s": CUTOFF_SLACK_S, "replicas": REPLICAS,
+                          "gray_replicas": GRAY_REPLICAS, "gray_warmup_s": GRAY_WARMUP_S},
             "processes": {}}
 
 
@@ -166,7 +217,8 @@ def main():
     outdir = cfg["results_dir"] / f"stress-{stamp}"
     outdir.mkdir(parents=True, exist_ok=False)
     doc = new_doc(stamp, machine_info(oha_version), fd_info, cfg)
-    log(f"results in {outdir}; about {cfg['storm_s'] + cfg['exhaust_s'] + cfg['soak_s'] + 40:.0f} s")
+    log(f"results in {outdir}; phases {', '.join(cfg['phases'])}; about "
+        f"{expected_seconds(cfg):.0f} s")
     certs = Path(tempfile.mkdtemp(prefix="stress-certs-"))
     try:
         make_certs(certs)

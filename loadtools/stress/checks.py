@@ -3,8 +3,8 @@ as {phase, check, measured, limit, pass}, in the order stress.md lists them."""
 
 from loadtools.common import fmt
 from loadtools.procfs import series_of
-from loadtools.stress.limits import (CUTOFF_SLACK_S, FLOOD_ERROR_PCT, HEADER_READ_TIMEOUT_S,
-                                     HEALTH_MAX_WATCHES, IDLE_SLACK_S, IDLE_TIMEOUT_S,
+from loadtools.stress.limits import (CUTOFF_SLACK_S, FLOOD_ERROR_PCT, GRAY_LONGEST_S,
+                                     HEADER_READ_TIMEOUT_S, HEALTH_MAX_WATCHES, IDLE_SLACK_S, IDLE_TIMEOUT_S,
                                      SHUTDOWN_GRACE_S, SHUTDOWN_LIMIT_S)
 
 
@@ -38,17 +38,21 @@ def slope_mib_per_hour(points):
 def summarize(doc, cfg):
     """Adds each phase's figures to `doc`; returns the checks."""
     checks = Checks()
-    storm_memory_checks(doc, cfg, checks)
-    good_client_checks(doc["storm"]["good"], cfg, checks)
-    flood_checks(doc["storm"]["flood"], checks)
-    slowloris_checks(doc["storm"], cfg, checks)
-    if cfg["oversized"]:
-        oversized_checks(doc["storm"]["oversized"], cfg, checks)
-    recovery_checks(doc["recovery"], cfg, checks)
+    if doc.get("storm") is not None:
+        storm_memory_checks(doc, cfg, checks)
+        good_client_checks(doc["storm"]["good"], cfg, checks)
+        flood_checks(doc["storm"]["flood"], checks)
+        slowloris_checks(doc["storm"], cfg, checks)
+        if cfg["oversized"]:
+            oversized_checks(doc["storm"]["oversized"], cfg, checks)
+    if doc.get("recovery") is not None:
+        recovery_checks(doc["recovery"], cfg, checks)
     if doc.get("exhaust") is not None:
         exhaustion_checks(doc["exhaust"], cfg, checks)
     if doc.get("soak") is not None:
         soak_checks(doc, cfg, checks)
+    if doc.get("gray") is not None:
+        gray_checks(doc["gray"], cfg, checks)
     return list(checks)
 
 
@@ -347,3 +351,60 @@ def soak_checks(doc, cfg, checks):
                    start is not None and n_after >= 2
                    and end <= start + cfg["soak_tolerance_mib"], "soak")
     soak_doc["rss"] = flat
+
+
+# -------------------------------------------------------------------- gray
+
+
+def gray_checks(g, cfg, checks):
+    fr = g.get("frozen")
+    if fr is not None:
+        frozen_checks(fr, cfg, checks)
+    sl = g.get("slow")
+    if sl is not None:
+        slow_checks(sl, cfg, checks)
+
+
+def ejection_reasons(metrics):
+    """{reason: count} from `service1_ejections_total{reason="…"}` series."""
+    return {k.split('reason="')[1].split('"')[0]: v for k, v in metrics.items()
+            if k.startswith("service1_ejections_total{") and 'reason="' in k}
+
+
+def frozen_checks(fr, cfg, checks):
+    tried = fr["requests"] + sum(sum(r["connection_errors"].values()) for r in fr["windows"])
+    checks.add(f"gray: a replica frozen {fr['freeze_s']:g} s (SIGSTOP) at full load: zero errors "
+               "(non-200 + connection errors)", f"{fr['errors']:,} of {tried:,}", "0",
+               fr["errors"] == 0 and fr["requests"] > 0, "gray")
+    worst = max(fr["windows"], key=lambda r: r["latency_ms"]["max"])
+    checks.add("gray: frozen replica: the longest request", f"{fmt(fr['longest_ms'] / 1000, 2)} s "
+               f"({worst['window']})", f"< {GRAY_LONGEST_S:g} s",
+               fr["longest_ms"] < GRAY_LONGEST_S * 1000, "gray")
+    ej = fr["ejected_after_stop_s"]
+    reasons = ", ".join(f"{k}: {v}" for k, v in ejection_reasons(fr["metrics_delta"]).items())
+    checks.add("gray: frozen replica ejected by service2 (service1_ejections_total)",
+               f"{fmt(ej, 2)} s after SIGSTOP ({reasons})" if ej is not None else "not ejected",
+               f"while frozen (≤ {fr['freeze_s']:g} s)",
+               ej is not None and ej <= fr["freeze_s"], "gray")
+    back = fr["returned_after_resume_s"]
+    checks.add("gray: frozen replica taken back after SIGCONT (service1_ejection_returns_total)",
+               f"{fmt(back, 2)} s after SIGCONT" if back is not None else "not taken back",
+               f"within the after-window ({cfg['gray_s']:g} s)", back is not None, "gray")
+
+
+def slow_checks(sl, cfg, checks):
+    healthy, slowed = sl["windows"]
+    tried = slowed["completed"] + sum(slowed["connection_errors"].values())
+    checks.add(f"gray: a replica {sl['delay_ms']:g} ms slow at full load: zero errors",
+               f"{slowed['errors']:,} of {tried:,}", "0",
+               slowed["errors"] == 0 and slowed["completed"] > 0, "gray")
+    p99 = slowed["latency_ms"]["p99"]
+    checks.add("gray: slow replica: say-hello p99",
+               f"{fmt(p99, 1)} ms (healthy control: {fmt(healthy['latency_ms']['p99'], 1)} ms)",
+               f"≤ {cfg['gray_p99_ms']:g} ms", p99 is not None and p99 <= cfg["gray_p99_ms"],
+               "gray")
+    c = slowed["calls"]
+    checks.add("gray: slow replica: its share of the calls (service1_calls_total)",
+               f"{fmt(c['slow_pct'], 3)} % ({c['slow']:,} of {c['total']:,})",
+               f"≤ {cfg['gray_slow_share_pct']:g} %",
+               c["slow_pct"] is not None and c["slow_pct"] <= cfg["gray_slow_share_pct"], "gray")

@@ -24,3 +24,14 @@ FLOOD_ERROR_PCT = 0.01
 CUTOFF_SLACK_S = 5.0
 
 REPLICAS = 2  # service1 processes (127.0.0.2, .3) behind service2
+
+# The gray-failure phase (gray.py): three replicas, so that one can be frozen
+# or slow while two serve (SERVICE1_EJECT_MAX_PERCENT, 50 %, allows one
+# ejected), and the slow one's relay on an address of its own.
+GRAY_REPLICAS = 3  # service1 processes (127.0.0.2-.4)
+RELAY_ADDR = "127.0.0.5"
+GRAY_WARMUP_S = 10.0  # oha before the freeze, and the healthy control before the slow window
+# With the defaults (SERVICE1_ATTEMPT_TIMEOUT 1 s, a retry backoff of at
+# most 200 ms) no request may take longer than this while a replica is frozen
+# (issue 30: "with the defaults none takes over 2 s").
+GRAY_LONGEST_S = 2.0

@@ -1,7 +1,10 @@
 """stress.md: the checks with PASS/FAIL, then the figures of each phase."""
 
+from datetime import datetime, timezone
+
 from loadtools.common import fmt
-from loadtools.stress.limits import REPLICAS
+from loadtools.stress.checks import ejection_reasons
+from loadtools.stress.limits import GRAY_REPLICAS, GRAY_WARMUP_S, REPLICAS
 
 
 def counts(d, sort=True):
@@ -21,9 +24,12 @@ def header(doc):
            f"inherited by the services and oha"]
     if fd.get("warning"):
         out.append(f"- **WARNING: {fd['warning']}**")
+    phases = doc["settings"].get("phases", [])
+    out.append(f"- Phases: {', '.join(phases)}")
     out.append(f"- Services as shipped (release, mTLS, `LOG_FORMAT=json` to files, default limits; "
                f"`DRAIN_DELAY=0s`): service1 ×{REPLICAS} on 127.0.0.2–.{1 + REPLICAS}, service2 on "
-               f"127.0.0.1 (`static:///`). The soak runs on fresh processes.")
+               f"127.0.0.1 (`static:///`); exhaustion, soak and gray each on fresh processes"
+               f" (gray: service1 ×{GRAY_REPLICAS}, 127.0.0.2–.{1 + GRAY_REPLICAS}).")
     return out
 
 
@@ -203,13 +209,111 @@ def soak_section(soak, cfg):
     return out
 
 
+# -------------------------------------------------------------------- gray
+
+
+def window_row(r):
+    lat = r["latency_ms"]
+    errs = r["errors"]
+    return (f"| {r['window']} | {r['seconds']:g} | {r['completed']:,} | {r['rps']:,.0f} | {errs:,} "
+            f"| {fmt(lat['p50'], 1)} | {fmt(lat['p99'], 1)} | {fmt(lat['p99.9'], 1)} "
+            f"| {fmt(lat['max'], 0)} |")
+
+
+WINDOW_HEAD = ["| window | s | requests | req/s | errors | p50 ms | p99 ms | p99.9 ms | longest ms |",
+               "|---|---|---|---|---|---|---|---|---|"]
+
+
+def frozen_lines(fr, cfg):
+    out = ["", f"**Frozen replica**: oha closed loop, {cfg['gray_connections']} connections; "
+           f"{fr['victim']} SIGSTOPped at {fr['stopped_s']:.1f} s for {fr['freeze_s']:g} s, "
+           f"SIGCONTed at {fmt(fr['resumed_s'], 1)} s:", ""] + WINDOW_HEAD
+    out += [window_row(r) for r in fr["windows"]]
+    calls = fr["calls_by_window"].get("while frozen") or {}
+    to_victim = sum(v for k, v in calls.items() if k.startswith(fr["victim_endpoint_prefix"]))
+    m = fr["metrics_delta"]
+    out += ["", f"In all {fr['requests']:,} requests, {fr['errors']:,} errors, the longest "
+            f"{fmt(fr['longest_ms'], 0)} ms. service2 (`/metrics`, read every 0.25 s): ejected "
+            f"{fmt(fr['ejected_after_stop_s'], 2)} s after SIGSTOP ("
+            + (", ".join(f"{k}: {v}" for k, v in ejection_reasons(m).items()) or "none")
+            + f"), taken back {fmt(fr['returned_after_resume_s'], 2)} s after SIGCONT; replicas "
+            f"ready while frozen, at the fewest: {fmt(fr['ready_min_while_frozen'], 0)}; attempts "
+            f"on the frozen replica from just before SIGSTOP to SIGCONT (those in flight at "
+            f"SIGSTOP included): {to_victim:,}; over the phase "
+            + ", ".join(f"`{k}` {v:,}" for k, v in sorted(m.items())
+                        if not k.startswith("service1_calls_total"))
+            + "."]
+    return out + log_timeline(fr)
+
+
+def log_timeline(fr):
+    """service2's log about the frozen replica, in seconds after SIGSTOP
+    (failed reconnections counted, not listed)."""
+    events = (fr.get("service2_log") or {}).get("first", [])
+    out, failed = [], 0
+    for e in events:
+        if not str(e.get("endpoint", "")).startswith(fr["victim_endpoint_prefix"]):
+            continue
+        msg = e["message"]
+        if msg.startswith("cannot connect"):
+            failed += 1
+            continue
+        if msg.endswith("replica added") or not e.get("timestamp"):
+            continue
+        try:
+            t = datetime.strptime(e["timestamp"][:26], "%Y-%m-%dT%H:%M:%S.%f")
+        except ValueError:
+            continue
+        at = t.replace(tzinfo=timezone.utc).timestamp() - fr["stopped_unix"]
+        if at < 0:
+            continue
+        what = msg.split(":")[0].split(";")[0].removeprefix("service1 replica ")
+        if e.get("reason"):
+            what += f" ({e['reason']}, {e.get('ejected_for_ms', 0) / 1000:g} s)"
+        out.append(f"+{at:.2f} s {what}")
+    if not out:
+        return []
+    return ["", "service2's log, seconds after SIGSTOP: " + "; ".join(out)
+            + f" (failed reconnections in between: {failed})."]
+
+
+def slow_lines(sl, cfg):
+    out = ["", f"**Slow replica**: {sl['slow_replica']} behind a relay that holds each of its "
+           f"chunks to service2 for {sl['delay_ms']:g} ms from the second window on; oha closed "
+           f"loop, {cfg['gray_connections']} connections:", ""]
+    out += ["| window | s | requests | req/s | errors | p50 ms | p99 ms | p99.9 ms | longest ms "
+            "| calls to the slow replica |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sl["windows"]:
+        c = r["calls"]
+        out.append(window_row(r) + f" {c['slow']:,} of {c['total']:,} ({fmt(c['slow_pct'], 3)} %) |")
+    rl = sl["relay"]
+    out += ["", f"Relay: {rl['connections']} connection(s), {rl['chunks_down_delayed']:,} chunks "
+            f"delayed of {rl['chunks_down']:,} to service2."]
+    return out
+
+
+def gray_section(g, cfg):
+    out = ["", f"## Gray failure (fresh processes, service1 ×{GRAY_REPLICAS}; the first "
+           f"{GRAY_WARMUP_S:g} s a healthy warm-up)"]
+    if g.get("frozen") is not None:
+        out += frozen_lines(g["frozen"], cfg)
+    if g.get("slow") is not None:
+        out += slow_lines(g["slow"], cfg)
+    return out
+
+
 def markdown(doc, cfg):
-    out = header(doc) + checks_table(doc["checks"]) + storm_section(doc, cfg)
-    out += recovery_section(doc["recovery"])
+    out = header(doc) + checks_table(doc["checks"])
+    if doc.get("storm") is not None:
+        out += storm_section(doc, cfg)
+    if doc.get("recovery") is not None:
+        out += recovery_section(doc["recovery"])
     if doc.get("exhaust") is not None:
         out += exhaust_section(doc["exhaust"])
     if doc.get("soak") is not None:
         out += soak_section(doc["soak"], cfg)
+    if doc.get("gray") is not None:
+        out += gray_section(doc["gray"], cfg)
     out += ["", "Raw figures, every sample and every slowloris connection: "
             "[stress.json](stress.json). Service logs: `logs/` (gzip)."]
     return "\n".join(out) + "\n"

@@ -34,7 +34,29 @@ def phase_knobs():
         "good_rate": env_float("STRESS_GOOD_RATE", 50.0, 1.0, 1000.0),
         "good_attempts": env_int("STRESS_GOOD_ATTEMPTS", 3, 1, 10),
         "good_deadline_s": env_float("STRESS_GOOD_DEADLINE", 10.0, 1.0, 60.0),
+        "phases": env_phases(),
+        # The gray-failure phase (gray.py).
+        "gray_s": env_seconds("STRESS_GRAY_SECONDS", 30.0, lo=20.0, hi=3600.0),
+        "gray_freeze_s": env_seconds("STRESS_GRAY_FREEZE_SECONDS", 20.0, lo=5.0, hi=600.0),
+        "gray_connections": env_int("STRESS_GRAY_CONNECTIONS", 50, 1, 2000),
+        "gray_slow_ms": env_float("STRESS_GRAY_SLOW_MS", 200.0, 10.0, 5000.0),
     }
+
+
+PHASES = ("storm", "exhaust", "soak", "gray")
+
+
+def env_phases():
+    """STRESS_PHASES: the phases to run, comma-separated, in their fixed
+    order (`storm` includes recovery); default all."""
+    raw = os.environ.get("STRESS_PHASES", "").strip()
+    if not raw:
+        return list(PHASES)
+    asked = [p.strip() for p in raw.split(",") if p.strip()]
+    unknown = [p for p in asked if p not in PHASES]
+    if unknown or not asked:
+        raise SetupError(f"STRESS_PHASES={raw!r}: a comma-separated list of {', '.join(PHASES)}")
+    return [p for p in PHASES if p in asked]
 
 
 def target_knobs():
@@ -46,6 +68,8 @@ def target_knobs():
         "soak_rate": env_int("STRESS_SOAK_RATE", 500, 1, 100000),
         "soak_concurrency": env_int("STRESS_SOAK_CONCURRENCY", 20, 1, 1000),
         "soak_tolerance_mib": env_float("STRESS_SOAK_RSS_TOLERANCE_MIB", 5.0, 0.0, 1024.0),
+        "gray_p99_ms": env_float("STRESS_GRAY_P99_MS", 100.0, 1.0, 60000.0),
+        "gray_slow_share_pct": env_float("STRESS_GRAY_SLOW_SHARE_PCT", 1.0, 0.0, 100.0),
         "recovery_timeout_s": env_seconds("STRESS_RECOVERY_TIMEOUT", 30.0, lo=1.0, hi=600.0),
         "ready_timeout_s": env_seconds("STRESS_READY_TIMEOUT", 30.0, lo=1.0, hi=600.0),
         "results_dir": Path(os.environ.get("STRESS_RESULTS_DIR", str(REPO / "results"))),
