@@ -21,6 +21,12 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
 
+    /// Serve the plaintext REST API (GET /api/v1/name, the original's) on
+    /// PORT; false binds no REST port at all, so only the mTLS gRPC port
+    /// and the admin port are open.
+    #[arg(long, env = "REST_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rest_enabled: bool,
+
     /// gRPC port (app.grpc.Service1).
     #[arg(long, env = "GRPC_PORT", default_value_t = 50051)]
     pub grpc_port: u16,

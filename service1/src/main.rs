@@ -16,7 +16,9 @@ async fn serve(config: Config) -> ExitCode {
     let stop = serving::shutdown::on_signal();
     let result = match Application::build(config, obs).await {
         Ok(app) => {
-            tracing::info!(rest = %app.rest_addr(), grpc = %app.grpc_addr(), admin = %app.admin_addr(), "service1 listening");
+            let rest =
+                app.rest_addr().map_or_else(|| "off (REST_ENABLED=false)".to_owned(), |a| a.to_string());
+            tracing::info!(rest, grpc = %app.grpc_addr(), admin = %app.admin_addr(), "service1 listening");
             app.run_until_stopped(stop).await
         }
         Err(error) => Err(error),

@@ -22,7 +22,8 @@ use wire::proto::service1_server::Service1Server;
 /// in the config gives a free port, which the `*_addr` methods report.
 pub struct Application {
     config: Config,
-    rest: TcpListener,
+    /// `None` with REST_ENABLED=false.
+    rest: Option<TcpListener>,
     grpc: TcpListener,
     admin: TcpListener,
     tls: Option<Arc<ServerReloader>>,
@@ -38,7 +39,8 @@ impl Application {
         let name = config.server_name().map_err(io::Error::other)?;
         let tls = tls::load(&config.common.tls, |files| ServerReloader::server(files, name))?;
         let listen = &config.common.listen;
-        let rest = serving::http::bind_port(listen, config.port)?;
+        let rest =
+            if config.rest_enabled { Some(serving::http::bind_port(listen, config.port)?) } else { None };
         let grpc = serving::http::bind_port(listen, config.grpc_port)?;
         let admin = serving::http::bind_port(listen, config.admin_port)?;
         if let Some(tls) = &tls {
@@ -47,8 +49,9 @@ impl Application {
         Ok(Self { config, rest, grpc, admin, tls, obs })
     }
 
-    pub fn rest_addr(&self) -> SocketAddr {
-        self.rest.local_addr().expect("a bound listener has an address")
+    /// The REST port's address; `None` with REST_ENABLED=false.
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        self.rest.as_ref().map(|rest| rest.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -79,7 +82,15 @@ impl Application {
         let limits = &config.common.http;
         let obs = &self.obs;
         let router = rest::router(max_name_bytes, limits, obs);
-        let rest = serving::http::serve(self.rest, router, limits, &obs.metrics, listeners.clone());
+        let rest = {
+            let listeners = listeners.clone();
+            async move {
+                match self.rest {
+                    Some(rest) => serving::http::serve(rest, router, limits, &obs.metrics, listeners).await,
+                    None => Ok(()),
+                }
+            }
+        };
         let admin = health.serve(self.admin, limits, &config.common.admin, obs, listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
         let incoming = tls::server::incoming(

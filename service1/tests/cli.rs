@@ -105,3 +105,22 @@ fn a_certificate_not_issued_by_tls_ca_stops_service1_with_one_clear_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("service1.crt: not issued by a CA in"), "{stderr}");
 }
+
+#[test]
+fn with_rest_enabled_false_service1_binds_no_rest_port() {
+    let (_dir, tls) = process::dev_certs("service1");
+    // A port free now; service1 would bind it if REST were on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let local: Vec<(&str, &str)> = LOCAL
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "PORT")
+        .chain([("PORT", port.as_str()), ("REST_ENABLED", "false")])
+        .collect();
+    let child = process::start_until(BIN, &process::env(&local, &tls), "service1 listening");
+
+    let refused = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()));
+
+    assert!(refused.is_err(), "something answers on the REST port");
+    assert_eq!(process::terminate(child).code(), Some(0));
+}

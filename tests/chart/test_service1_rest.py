@@ -12,12 +12,15 @@ def http_rules(policy):
 
 
 def test_service1_rest_is_on_by_default_as_the_original_api(default):
+    assert default.config("service1")["REST_ENABLED"] == "true"
     assert default.get("Service", "hello-service1")["spec"]["ports"][0]["targetPort"] == "http"
     assert "http" in {p["name"] for p in default.container("service1")["ports"]}
 
 
 def test_turning_service1_rest_off_removes_its_port_and_service():
     rendered = render(NO_REST)
+    # service1 binds no REST port at all, so its pod IP has none either
+    assert rendered.config("service1")["REST_ENABLED"] == "false"
     assert rendered.find("Service", "hello-service1") is None
     assert "http" not in {p["name"] for p in rendered.container("service1")["ports"]}
     # the gRPC Service and service2's REST Service stay

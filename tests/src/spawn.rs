@@ -77,7 +77,8 @@ pub async fn spawn_service1(extra: &[&str]) -> Service1 {
     let obs = Observability::default();
     let metrics = obs.metrics.clone();
     let app = service1::Application::build(config, obs).await.expect("service1 binds");
-    let (rest_addr, grpc_addr, admin_addr) = (app.rest_addr(), app.grpc_addr(), app.admin_addr());
+    let rest_addr = app.rest_addr().expect("tests serve REST");
+    let (grpc_addr, admin_addr) = (app.grpc_addr(), app.admin_addr());
     let running = Running::start(|stop| app.run_until_stopped(stop));
     Service1 { rest_addr, grpc_addr, admin_addr, metrics, running }
 }

@@ -315,6 +315,7 @@ OTEL_EXPORTER_OTLP_CLIENT_KEY: "/etc/otel-tls/tls.key"
 {{- end }}
 {{- if eq .component "service1" }}
 GRPC_PORT: {{ int $c.ports.grpc | quote }}
+REST_ENABLED: {{ $c.http.enabled | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
 {{- $service2Ids := list "service2" (include "grpc-services.service2SpiffeId" $root) }}
 {{- if $v.tls.spiffeOnly }}
