@@ -107,6 +107,11 @@ pub struct Config {
     /// Longest a TLS handshake may take before the connection is dropped.
     #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub tls_handshake_timeout: Duration,
+
+    /// Most certificates a client may present, its own included; a longer
+    /// chain is refused before any of it is verified.
+    #[arg(long, env = "TLS_MAX_CLIENT_CHAIN", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub tls_max_client_chain: u8,
 }
 
 impl Validate for Config {

@@ -37,7 +37,10 @@ impl Application {
     /// serves is recorded in `obs`.
     pub async fn build(config: Config, obs: Observability) -> io::Result<Self> {
         let name = config.server_name().map_err(io::Error::other)?;
-        let tls = tls::load(&config.common.tls, |files| ServerReloader::server(files, name))?;
+        let max_chain = usize::from(config.tls_max_client_chain);
+        let tls = tls::load(&config.common.tls, |files| {
+            ServerReloader::server_with_chain_cap(files, name, max_chain)
+        })?;
         let listen = &config.common.listen;
         let rest =
             if config.rest_enabled { Some(serving::http::bind_port(listen, config.port)?) } else { None };

@@ -86,6 +86,25 @@ async fn an_expired_client_certificate_fails_the_handshake() {
 }
 
 #[tokio::test]
+async fn a_client_presenting_more_certificates_than_the_cap_is_refused_before_they_are_verified() {
+    let pki = Pki::shared();
+    let service1 = spawn_service1(&["--tls-max-client-chain", "4"]).await;
+    let leaf = pki.issue(LeafSpec::client("service2"));
+    // Fake intermediates named like a CA, which nobody needs a CA key to make.
+    let bait: String = (0..10).map(|_| Authority::new("grpc-services test CA").unwrap().cert_pem()).collect();
+    let chain = format!("{}{bait}", leaf.cert_pem);
+
+    let refused = handshake(service1.grpc_addr, client_config(pki, Some((&chain, &leaf.key_pem)))).await;
+    let honest =
+        handshake(service1.grpc_addr, client_config(pki, Some((&leaf.cert_pem, &leaf.key_pem)))).await;
+
+    assert!(!refused.accepted);
+    let error = handshake_failure_logged_for(refused.local_addr).await;
+    assert!(error.contains("presented 11 certificates, more than TLS_MAX_CLIENT_CHAIN (4)"), "{error}");
+    assert!(honest.accepted);
+}
+
+#[tokio::test]
 async fn a_not_yet_valid_client_certificate_fails_the_handshake() {
     let pki = Pki::shared();
     let service1 = spawn_service1(&[]).await;

@@ -8,6 +8,7 @@
 //! are rustls's own (`WebPkiClientVerifier`, and `WebPkiServerVerifier`
 //! behind `with_root_certificates`).
 
+mod chain;
 pub mod client;
 mod identity;
 pub mod server;
@@ -199,12 +200,14 @@ impl Material {
         })
     }
 
-    /// A server config that requires a client certificate chained to the CA.
-    pub fn server_config(&self) -> Result<ServerConfig, TlsError> {
+    /// A server config that requires a client certificate chained to the
+    /// CA, in a chain of at most `max_client_chain` certificates.
+    pub fn server_config(&self, max_client_chain: usize) -> Result<ServerConfig, TlsError> {
         let provider = provider();
         let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone())
             .build()
             .map_err(|e| TlsError::Config(format!("client verifier: {e}")))?;
+        let verifier = Arc::new(chain::ShortChains { inner: verifier, max: max_client_chain });
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(VERSIONS)
             .map_err(|e| TlsError::Config(e.to_string()))?
@@ -262,7 +265,7 @@ pub struct TlsStatus {
 pub struct Reloader<C> {
     files: TlsFiles,
     role: Role,
-    build: fn(&Material) -> Result<C, TlsError>,
+    build: Build<C>,
     current: ArcSwap<C>,
     state: Mutex<ReloadState>,
 }
@@ -275,6 +278,12 @@ struct ReloadState {
     status: TlsStatus,
 }
 
+/// Makes a config from the material on disk.
+type Build<C> = Box<dyn Fn(&Material) -> Result<C, TlsError> + Send + Sync>;
+
+/// Certificates a client may present (TLS_MAX_CLIENT_CHAIN's default).
+pub const MAX_CLIENT_CHAIN: usize = 4;
+
 pub type ServerReloader = Reloader<ServerConfig>;
 pub type ClientReloader = Reloader<ClientConfig>;
 
@@ -282,24 +291,32 @@ pub type ClientReloader = Reloader<ClientConfig>;
 
 impl Reloader<ServerConfig> {
     /// A server's material; its certificate must cover `name` when given
-    /// (see [`Role::Server`]).
+    /// (see [`Role::Server`]); clients may present [`MAX_CLIENT_CHAIN`]
+    /// certificates.
     pub fn server(files: TlsFiles, name: Option<ServerName<'static>>) -> Result<Arc<Self>, TlsError> {
-        Self::load(files, Role::Server { name }, Material::server_config)
+        Self::server_with_chain_cap(files, name, MAX_CLIENT_CHAIN)
+    }
+
+    /// The same, with clients presenting at most `max_client_chain`
+    /// certificates, leaf included.
+    pub fn server_with_chain_cap(
+        files: TlsFiles,
+        name: Option<ServerName<'static>>,
+        max_client_chain: usize,
+    ) -> Result<Arc<Self>, TlsError> {
+        let build = Box::new(move |material: &Material| material.server_config(max_client_chain));
+        Self::load(files, Role::Server { name }, build)
     }
 }
 
 impl Reloader<ClientConfig> {
     pub fn client(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
-        Self::load(files, Role::Client, Material::client_config)
+        Self::load(files, Role::Client, Box::new(Material::client_config))
     }
 }
 
 impl<C: Send + Sync + 'static> Reloader<C> {
-    fn load(
-        files: TlsFiles,
-        role: Role,
-        build: fn(&Material) -> Result<C, TlsError>,
-    ) -> Result<Arc<Self>, TlsError> {
+    fn load(files: TlsFiles, role: Role, build: Build<C>) -> Result<Arc<Self>, TlsError> {
         let contents = [read(&files.cert)?, read(&files.key)?, read(&files.ca)?];
         let material = Material::parse(&files, &role, &contents[0], &contents[1], &contents[2])?;
         let config = build(&material)?;
