@@ -452,7 +452,8 @@ impl TraceSettings {
         // Every variable is checked, even when export is off, so that a
         // bad value is found before the day export is switched on.
         let disabled = vars.get(SDK_DISABLED).map(boolean).transpose()?.unwrap_or(false);
-        let exporter = vars.get(TRACES_EXPORTER).map(|f| traces_exporter(f, &mut ignored)).transpose()?;
+        let exporter =
+            vars.get(TRACES_EXPORTER).map(|f| traces_exporter(f, &mut ignored)).transpose()?.flatten();
         let otlp = otlp(&vars, exporter == Some(Exporter::Otlp), &mut ignored)?;
         let export = match (disabled, exporter, otlp) {
             (true, _, _) => Export::Off(Off::SdkDisabled),
@@ -504,7 +505,8 @@ fn names<'a>(found: Found<'a>, known: &[&str]) -> Result<Vec<String>, ConfigErro
 /// until it was deprecated; SDKs still know it).
 const TRACES_EXPORTERS: [&str; 6] = ["otlp", "none", "zipkin", "console", "logging", "jaeger"];
 
-fn traces_exporter(found: Found<'_>, ignored: &mut Vec<Ignored>) -> Result<Exporter, ConfigError> {
+/// `None` for a list with no names in it (`,`), which is as good as unset.
+fn traces_exporter(found: Found<'_>, ignored: &mut Vec<Ignored>) -> Result<Option<Exporter>, ConfigError> {
     let names = names(found, &TRACES_EXPORTERS)?;
     let others: Vec<&str> =
         names.iter().map(String::as_str).filter(|n| !matches!(*n, "otlp" | "none")).collect();
@@ -512,14 +514,14 @@ fn traces_exporter(found: Found<'_>, ignored: &mut Vec<Ignored>) -> Result<Expor
         let reason = format!("{} ignored: not built in, spans leave only over OTLP", others.join(", "));
         ignored.push(Ignored { variable: found.name.into(), value: found.value.into(), reason });
     }
-    Ok(if names.iter().any(|n| n == "otlp") {
-        Exporter::Otlp
+    Ok(if names.is_empty() {
+        None
+    } else if names.iter().any(|n| n == "otlp") {
+        Some(Exporter::Otlp)
     } else if names.iter().any(|n| n == "none") {
-        Exporter::None
-    } else if names.is_empty() {
-        Exporter::None
+        Some(Exporter::None)
     } else {
-        Exporter::NotBuiltIn
+        Some(Exporter::NotBuiltIn)
     })
 }
 
