@@ -365,12 +365,20 @@ async fn with_the_operator_s_injected_environment_a_trace_arrives_with_baggage_c
 
     assert_eq!(status, 200);
     let spans = collector
-        .wait_for("service1's span of the trace", |spans| {
-            spans.iter().any(|s| s.trace_id() == TRACE_ID && s.service == "service1")
+        .wait_for("service1's server span and service2's client span", |spans| {
+            let of = |service: &str, kind: i32| {
+                spans.iter().any(|s| s.trace_id() == TRACE_ID && s.service == service && s.span.kind == kind)
+            };
+            of("service1", 2) && of("service2", 3)
         })
         .await;
     let trace: Vec<_> = spans.into_iter().filter(|s| s.trace_id() == TRACE_ID).collect();
     let server = one(&trace, "service1 server span", |s| s.service == "service1" && s.span.kind == 2);
+    // service2's client span carries the ObjectId service1 assigned.
+    let client = one(&trace, "client span", |s| s.service == "service2" && s.span.kind == 3);
+    let object_id = client.attribute("app.object_id").expect("the ObjectId service1 sent");
+    assert!(object_id.len() == 24 && object_id.bytes().all(|b| b.is_ascii_hexdigit()), "{object_id}");
+    assert_eq!(client.attribute("baggage.tenant").as_deref(), Some("acme"));
     // The baggage crossed the gRPC hop: service1 read it from its metadata.
     assert_eq!(server.attribute("baggage.tenant").as_deref(), Some("acme"), "{server:#?}");
     assert_eq!(server.attribute("baggage.plan").as_deref(), Some("gold tier"));
