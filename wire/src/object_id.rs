@@ -200,6 +200,14 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn in_a_grpc_handler_a_wrong_length_is_invalid_argument_saying_why() {
+        let status = tonic::Status::from(ObjectId::try_from(&message(&[1; 5])).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "an ObjectId is 12 bytes, got 5");
+    }
+
     #[test]
     fn a_missing_field_is_an_error_only_where_it_is_required() {
         assert_eq!(required(None), Err(ObjectIdError::Missing));
