@@ -22,12 +22,15 @@ certs: ## Write the development CA and certificates in certs/dev, unless a usabl
 $(DEV_CERTS):
 	$(CARGO) run --quiet -p certgen -- --out certs/dev
 
-test: ## Run every test that needs only Rust and python3
+test: ## Run every test that needs Rust, python3 with venv, and PyPI and crates.io to download from
+	# Before the long build: python3 must be able to make the tests' venv.
+	scripts/check-python.sh
 	# The cluster tests start service1 binaries as real processes.
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 	scripts/test-chart.sh
 	scripts/test-interop.sh
+	scripts/test-quickstart.sh
 
 test-chart: ## Only the Helm chart tests (offline; makes .venv on first use)
 	scripts/test-chart.sh

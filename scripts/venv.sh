@@ -7,6 +7,8 @@ ensure_venv() {
     local requirements=$1 venv=.venv
     local stamp="$venv/.$(basename "$(dirname "$requirements")")-requirements.sha256"
     if [[ ! -x "$venv/bin/python" ]]; then
+        # One line saying what to install, rather than venv's traceback.
+        scripts/check-python.sh
         python3 -m venv "$venv"
     fi
     local wanted

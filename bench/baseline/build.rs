@@ -1,7 +1,8 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "../../protos/service1/app/grpc/service1.proto";
     println!("cargo:rerun-if-changed={proto}");
-    let descriptors = protox::compile([proto], ["../../protos/service1"])?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    // service1.proto imports bson/object_id.proto (ProcessNameResponse.id).
+    let descriptors = protox::compile([proto], ["../../protos/service1", "../../protos/bson"])?;
+    tonic_prost_build::configure().include_file("protos.rs").compile_fds(descriptors)?;
     Ok(())
 }

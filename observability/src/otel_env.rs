@@ -1,13 +1,17 @@
-//! The OpenTelemetry environment variables that shape trace export, read
-//! once into plain data ([`TraceSettings`]).
+//! The OpenTelemetry environment variables that shape trace export and
+//! propagation, read once into plain data ([`TraceSettings`]).
 //!
-//! Every variable of the families that concern traces is either honoured or
-//! refused with an error naming it: `OTEL_EXPORTER_OTLP_*` (except the
-//! metrics, logs and profiles ones), `OTEL_TRACES_*`, `OTEL_BSP_*` and the
-//! span limits. A name in those families that is not a setting (a typo such
-//! as `OTEL_EXPORTER_OTLP_ENDPIONT`) is refused too. The SDK would read most
-//! of these itself and drop a value it cannot parse without a word; here
-//! they are parsed, checked, and handed to it explicitly.
+//! What an OpenTelemetry Operator or a platform team injects into every pod
+//! must start the services. So each value the specification defines for a
+//! variable is either honoured, or accepted and listed in
+//! [`TraceSettings::ignored`] (logged as one WARN line at start, saying why);
+//! only a value that is malformed, or that no SDK knows, is refused with an
+//! error naming the variable. A name in the trace families
+//! (`OTEL_EXPORTER_OTLP_*` except the metrics, logs and profiles ones,
+//! `OTEL_TRACES_*`, `OTEL_BSP_*` and the span limits) that is not a setting
+//! (a typo such as `OTEL_EXPORTER_OTLP_ENDPIONT`) is refused too. The SDK
+//! would read most of these itself and drop a value it cannot parse without
+//! a word; here they are parsed, checked, and handed to it explicitly.
 //!
 //! Where the specification says a setting has a per-signal form
 //! (`OTEL_EXPORTER_OTLP_TRACES_X`), that form wins over the generic one
@@ -66,6 +70,36 @@ pub struct TraceSettings {
     pub sampler: Sampler,
     pub batch: Batch,
     pub limits: Limits,
+    pub propagation: Propagation,
+    /// Values the specification defines that these services accept and do
+    /// not act on: each is one WARN line at start.
+    pub ignored: Vec<Ignored>,
+}
+
+/// Which W3C headers cross the HTTP edge and the gRPC hop
+/// (`OTEL_PROPAGATORS`; the specification's default is both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Propagation {
+    /// `traceparent` and `tracestate`.
+    pub trace_context: bool,
+    /// `baggage`.
+    pub baggage: bool,
+}
+
+/// A value accepted without effect, and why. Its `reason` starts by saying
+/// what is ignored: the whole value (`ignored: ...`) or part of a list
+/// (`b3 ignored: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub variable: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}: {}", self.variable, self.value, self.reason)
+    }
 }
 
 /// Whether spans leave the process, and how.
@@ -84,6 +118,9 @@ pub enum Off {
     ExporterNone,
     /// Neither an endpoint nor `OTEL_TRACES_EXPORTER=otlp`: our default.
     NoEndpoint,
+    /// `OTEL_TRACES_EXPORTER` names only exporters that are not built in
+    /// (zipkin, console...).
+    NoBuiltInExporter,
 }
 
 impl fmt::Display for Off {
@@ -92,6 +129,9 @@ impl fmt::Display for Off {
             Off::SdkDisabled => "OTEL_SDK_DISABLED=true",
             Off::ExporterNone => "OTEL_TRACES_EXPORTER=none",
             Off::NoEndpoint => "no OTLP endpoint is set",
+            Off::NoBuiltInExporter => {
+                "OTEL_TRACES_EXPORTER names no exporter these services have (only otlp)"
+            }
         })
     }
 }
@@ -293,14 +333,32 @@ const FAMILIES: [&str; 7] = [
 ];
 
 /// Other signals' exporter settings: not read, since only traces leave by
-/// OTLP (and `OTEL_METRICS_EXPORTER`/`OTEL_LOGS_EXPORTER` refuse anything
-/// but `none`).
+/// OTLP; each one set is a WARN line ([`IGNORED_FAMILIES`]).
 const OTHER_SIGNALS: [&str; 3] =
     ["OTEL_EXPORTER_OTLP_METRICS_", "OTEL_EXPORTER_OTLP_LOGS_", "OTEL_EXPORTER_OTLP_PROFILES_"];
 
-/// Known, and refused: the Rust SDK cannot truncate attribute values.
-const UNSUPPORTED: [&str; 2] =
-    ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"];
+const METRICS_NOT_PUSHED: &str =
+    "ignored: metrics are not pushed, Prometheus scrapes them from the admin port's /metrics";
+const LOGS_ON_STDOUT: &str =
+    "ignored: logs are not sent over OTLP, they are JSON lines on stdout (with trace ids) for the node's log collector";
+
+/// Variables the specification defines for what these services do
+/// otherwise: each one set is accepted with a WARN line saying why it has
+/// no effect. (Prefix, reason.)
+const IGNORED_FAMILIES: [(&str, &str); 12] = [
+    ("OTEL_EXPORTER_OTLP_METRICS_", METRICS_NOT_PUSHED),
+    ("OTEL_METRIC_EXPORT_", METRICS_NOT_PUSHED),
+    ("OTEL_METRICS_EXEMPLAR_FILTER", METRICS_NOT_PUSHED),
+    ("OTEL_EXPORTER_PROMETHEUS_", "ignored: /metrics is served on the admin port (ADMIN_PORT)"),
+    ("OTEL_EXPORTER_OTLP_LOGS_", LOGS_ON_STDOUT),
+    ("OTEL_BLRP_", LOGS_ON_STDOUT),
+    ("OTEL_EXPORTER_OTLP_PROFILES_", "ignored: no profiles are exported"),
+    ("OTEL_EXPORTER_ZIPKIN_", "ignored: spans leave only over OTLP"),
+    ("OTEL_EXPORTER_JAEGER_", "ignored: spans leave only over OTLP"),
+    ("OTEL_LOG_LEVEL", "ignored: RUST_LOG sets what these services log"),
+    ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "ignored: the Rust SDK does not truncate attribute values"),
+    ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "ignored: the Rust SDK does not truncate attribute values"),
+];
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
@@ -326,8 +384,9 @@ impl Vars {
         self.get(pair.traces).or_else(|| self.get(pair.generic))
     }
 
-    /// Refuses a name in a trace family that is not a setting.
-    fn check_names(&self) -> Result<(), ConfigError> {
+    /// Refuses a name in a trace family that is not a setting, and lists the
+    /// variables of other concerns that are set, with why they do nothing.
+    fn check_names(&self, ignored: &mut Vec<Ignored>) -> Result<(), ConfigError> {
         let known = |name: &str| {
             SINGLE.contains(&name) || OTLP_PAIRS.iter().any(|p| p.traces == name || p.generic == name)
         };
@@ -335,12 +394,14 @@ impl Vars {
         names.sort();
         for name in names {
             let value = self.0[name].as_str();
-            let found = |name| Found { name, value };
-            if let Some(name) = UNSUPPORTED.iter().find(|u| *u == name) {
-                return Err(ConfigError::new(
-                    found(name),
-                    "not supported: the Rust SDK does not truncate values",
-                ));
+            let family = IGNORED_FAMILIES.iter().find(|(prefix, _)| name.starts_with(prefix));
+            if let Some((_, reason)) = family.filter(|_| !value.trim().is_empty()) {
+                ignored.push(Ignored {
+                    variable: name.clone(),
+                    value: shown(name, value),
+                    reason: (*reason).into(),
+                });
+                continue;
             }
             let in_family = FAMILIES.iter().any(|f| name.starts_with(f));
             let other_signal = OTHER_SIGNALS.iter().any(|f| name.starts_with(f));
@@ -384,35 +445,31 @@ impl TraceSettings {
         V: Into<String>,
     {
         let vars = Vars(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
-        vars.check_names()?;
-        for name in [METRICS_EXPORTER, LOGS_EXPORTER] {
-            if let Some(found) = vars.get(name) {
-                if !found.value.eq_ignore_ascii_case("none") {
-                    let reason =
-                        "only none: metrics are served for Prometheus on the admin port's /metrics, \
-                                  logs are JSON lines on stdout";
-                    return Err(ConfigError::new(found, reason));
-                }
-            }
-        }
-        propagators(&vars)?;
+        let mut ignored = Vec::new();
+        vars.check_names(&mut ignored)?;
+        other_exporters(&vars, &mut ignored)?;
+        let propagation = propagators(&vars, &mut ignored)?;
         // Every variable is checked, even when export is off, so that a
         // bad value is found before the day export is switched on.
         let disabled = vars.get(SDK_DISABLED).map(boolean).transpose()?.unwrap_or(false);
-        let exporter = vars.get(TRACES_EXPORTER).map(traces_exporter).transpose()?;
-        let otlp = otlp(&vars, exporter == Some(Exporter::Otlp))?;
+        let exporter =
+            vars.get(TRACES_EXPORTER).map(|f| traces_exporter(f, &mut ignored)).transpose()?.flatten();
+        let otlp = otlp(&vars, exporter == Some(Exporter::Otlp), &mut ignored)?;
         let export = match (disabled, exporter, otlp) {
             (true, _, _) => Export::Off(Off::SdkDisabled),
             (false, Some(Exporter::None), _) => Export::Off(Off::ExporterNone),
+            (false, Some(Exporter::NotBuiltIn), _) => Export::Off(Off::NoBuiltInExporter),
             (false, _, Some(otlp)) => Export::Otlp(Box::new(otlp)),
             (false, _, None) => Export::Off(Off::NoEndpoint),
         };
         Ok(Self {
             export,
             resource: resource(&vars, service)?,
-            sampler: sampler(&vars)?,
+            sampler: sampler(&vars, &mut ignored)?,
             batch: batch(&vars)?,
             limits: limits(&vars)?,
+            propagation,
+            ignored,
         })
     }
 }
@@ -421,38 +478,133 @@ impl TraceSettings {
 enum Exporter {
     Otlp,
     None,
+    /// Only exporters the specification names that are not built in.
+    NotBuiltIn,
 }
 
-fn traces_exporter(found: Found<'_>) -> Result<Exporter, ConfigError> {
-    match found.value.to_ascii_lowercase().as_str() {
-        "otlp" => Ok(Exporter::Otlp),
-        "none" => Ok(Exporter::None),
-        other if other.contains(',') => Err(ConfigError::new(found, "one exporter only: otlp or none")),
-        _ => Err(ConfigError::new(found, "not supported; use otlp or none")),
+/// A comma-separated list of the specification's names, lower-cased and
+/// without empty entries. `none` must stand alone (as the Java SDK's
+/// autoconfiguration insists); a name no SDK knows is refused.
+fn names<'a>(found: Found<'a>, known: &[&str]) -> Result<Vec<String>, ConfigError> {
+    let names: Vec<String> =
+        found.value.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect();
+    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        let reason = format!(
+            "{unknown} is not a value of this variable; the specification's are {}",
+            known.join(", ")
+        );
+        return Err(ConfigError::new(found, reason));
     }
+    if names.len() > 1 && names.iter().any(|n| n == "none") {
+        return Err(ConfigError::new(found, "none must stand alone"));
+    }
+    Ok(names)
 }
 
-fn propagators(vars: &Vars) -> Result<(), ConfigError> {
-    let Some(found) = vars.get(PROPAGATORS) else { return Ok(()) };
-    let all_tracecontext =
-        found.value.split(',').map(str::trim).all(|p| p.eq_ignore_ascii_case("tracecontext"));
-    if all_tracecontext {
-        Ok(())
+/// The specification's values of `OTEL_TRACES_EXPORTER` (jaeger was one
+/// until it was deprecated; SDKs still know it).
+const TRACES_EXPORTERS: [&str; 6] = ["otlp", "none", "zipkin", "console", "logging", "jaeger"];
+
+/// `None` for a list with no names in it (`,`), which is as good as unset.
+fn traces_exporter(found: Found<'_>, ignored: &mut Vec<Ignored>) -> Result<Option<Exporter>, ConfigError> {
+    let names = names(found, &TRACES_EXPORTERS)?;
+    let others: Vec<&str> =
+        names.iter().map(String::as_str).filter(|n| !matches!(*n, "otlp" | "none")).collect();
+    if !others.is_empty() {
+        let reason = format!("{} ignored: not built in, spans leave only over OTLP", others.join(", "));
+        ignored.push(Ignored { variable: found.name.into(), value: found.value.into(), reason });
+    }
+    Ok(if names.is_empty() {
+        None
+    } else if names.iter().any(|n| n == "otlp") {
+        Some(Exporter::Otlp)
+    } else if names.iter().any(|n| n == "none") {
+        Some(Exporter::None)
     } else {
-        Err(ConfigError::new(found, "only tracecontext (W3C traceparent) is propagated"))
+        Some(Exporter::NotBuiltIn)
+    })
+}
+
+/// `OTEL_METRICS_EXPORTER` and `OTEL_LOGS_EXPORTER`: these services serve
+/// metrics for Prometheus and write logs to stdout, whatever they say.
+fn other_exporters(vars: &Vars, ignored: &mut Vec<Ignored>) -> Result<(), ConfigError> {
+    if let Some(found) = vars.get(METRICS_EXPORTER) {
+        let names = names(found, &["otlp", "prometheus", "console", "logging", "none"])?;
+        // prometheus is what they do; none asks for nothing to be pushed.
+        if names.iter().any(|n| matches!(n.as_str(), "otlp" | "console" | "logging")) {
+            let reason = METRICS_NOT_PUSHED.into();
+            ignored.push(Ignored { variable: found.name.into(), value: found.value.into(), reason });
+        }
+    }
+    if let Some(found) = vars.get(LOGS_EXPORTER) {
+        let names = names(found, &["otlp", "console", "logging", "none"])?;
+        // console and logging are what they do (stdout); none asks for
+        // nothing to be exported by an SDK.
+        if names.iter().any(|n| n == "otlp") {
+            let reason = LOGS_ON_STDOUT.into();
+            ignored.push(Ignored { variable: found.name.into(), value: found.value.into(), reason });
+        }
+    }
+    Ok(())
+}
+
+/// The specification's values of `OTEL_PROPAGATORS`.
+const PROPAGATOR_NAMES: [&str; 8] =
+    ["tracecontext", "baggage", "b3", "b3multi", "jaeger", "xray", "ottrace", "none"];
+
+fn propagators(vars: &Vars, ignored: &mut Vec<Ignored>) -> Result<Propagation, ConfigError> {
+    let Some(found) = vars.get(PROPAGATORS) else {
+        return Ok(Propagation { trace_context: true, baggage: true });
+    };
+    let names = names(found, &PROPAGATOR_NAMES)?;
+    let has = |name: &str| names.iter().any(|n| n == name);
+    let propagation = Propagation { trace_context: has("tracecontext"), baggage: has("baggage") };
+    let others: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !matches!(*n, "tracecontext" | "baggage" | "none"))
+        .collect();
+    if !others.is_empty() {
+        let carried = match (propagation.trace_context, propagation.baggage) {
+            (true, true) => "W3C traceparent and baggage are",
+            (true, false) => "W3C traceparent alone is",
+            (false, true) => "W3C baggage alone is",
+            (false, false) => "nothing is",
+        };
+        let reason = format!("{} ignored: not built in; {carried} read and written", others.join(", "));
+        ignored.push(Ignored { variable: found.name.into(), value: found.value.into(), reason });
+    }
+    Ok(propagation)
+}
+
+/// A value for a WARN line: never a header value (credentials).
+fn shown(name: &str, value: &str) -> String {
+    if name.contains("HEADERS") {
+        "(not shown)".into()
+    } else {
+        value.trim().into()
     }
 }
 
 /// The OTLP settings, whether or not they are used: `None` when no
 /// endpoint is set and `otlp` was not asked for explicitly.
-fn otlp(vars: &Vars, explicit: bool) -> Result<Option<Otlp>, ConfigError> {
+fn otlp(vars: &Vars, explicit: bool, ignored: &mut Vec<Ignored>) -> Result<Option<Otlp>, ConfigError> {
     let protocol = match vars.get_pair(PROTOCOL) {
         None => Protocol::Grpc,
         Some(found) => match found.value.to_ascii_lowercase().as_str() {
             "grpc" => Protocol::Grpc,
             "http/protobuf" => Protocol::HttpProtobuf,
-            "http/json" => return Err(ConfigError::new(found, "not supported; use grpc or http/protobuf")),
-            _ => return Err(ConfigError::new(found, "unknown protocol; use grpc or http/protobuf")),
+            "http/json" => {
+                let reason =
+                    "ignored: OTLP/JSON is not built in; spans are posted as http/protobuf to the same \
+                              endpoint, which an OTLP/HTTP receiver takes as well"
+                        .into();
+                ignored.push(Ignored { variable: found.name.into(), value: found.value.into(), reason });
+                Protocol::HttpProtobuf
+            }
+            _ => {
+                return Err(ConfigError::new(found, "unknown protocol; use grpc, http/protobuf or http/json"))
+            }
         },
     };
     let insecure = vars.get_pair(INSECURE).map(boolean).transpose()?.unwrap_or(false);
@@ -632,9 +784,24 @@ fn resource(vars: &Vars, service: &str) -> Result<ResourceSettings, ConfigError>
     Ok(ResourceSettings { service_name, attributes })
 }
 
-fn sampler(vars: &Vars) -> Result<Sampler, ConfigError> {
+fn sampler(vars: &Vars, ignored: &mut Vec<Ignored>) -> Result<Sampler, ConfigError> {
     let name =
         vars.get(TRACES_SAMPLER).map_or("parentbased_always_on".to_owned(), |f| f.value.to_ascii_lowercase());
+    if matches!(name.as_str(), "jaeger_remote" | "parentbased_jaeger_remote" | "xray") {
+        // Samplers that take their rules from a remote service, which the
+        // Rust SDK does not ship: the specification's default instead, and
+        // OTEL_TRACES_SAMPLER_ARG (that service's address) is theirs.
+        let found = vars.get(TRACES_SAMPLER).expect("set");
+        let reason = format!(
+            "ignored: {name} is not built in; the specification's default, parentbased_always_on, samples instead"
+        );
+        ignored.push(Ignored { variable: found.name.into(), value: found.value.into(), reason });
+        if let Some(arg) = vars.get(TRACES_SAMPLER_ARG) {
+            let reason = format!("ignored: it configures {name}, which is not built in");
+            ignored.push(Ignored { variable: arg.name.into(), value: arg.value.into(), reason });
+        }
+        return Ok(Sampler { parent_based: true, root: RootSampler::AlwaysOn });
+    }
     let (parent_based, fixed) = match name.as_str() {
         "always_on" => (false, Some(RootSampler::AlwaysOn)),
         "always_off" => (false, Some(RootSampler::AlwaysOff)),
@@ -650,10 +817,12 @@ fn sampler(vars: &Vars) -> Result<Sampler, ConfigError> {
     };
     let root = match (fixed, vars.get(TRACES_SAMPLER_ARG)) {
         (Some(root), None) => root,
-        (Some(_), Some(arg)) => {
-            let reason =
-                format!("only the traceidratio samplers take an argument, and the sampler is {name}");
-            return Err(ConfigError::new(arg, reason));
+        (Some(root), Some(arg)) => {
+            let reason = format!(
+                "ignored: only the traceidratio samplers take an argument, and the sampler is {name}"
+            );
+            ignored.push(Ignored { variable: arg.name.into(), value: arg.value.into(), reason });
+            root
         }
         (None, None) => RootSampler::TraceIdRatio(1.0),
         (None, Some(arg)) => match arg.value.parse::<f64>() {

@@ -1,6 +1,9 @@
 //! OpenTelemetry traces, exported over OTLP (gRPC or HTTP/protobuf, plain
 //! or TLS) as the standard `OTEL_*` variables say, and W3C trace context
-//! carried across the HTTP edge and the gRPC hop.
+//! and baggage carried across the HTTP edge and the gRPC hop
+//! (`OTEL_PROPAGATORS`, both by default). Baggage entries also become
+//! attributes of every span of the trace (`baggage.<key>`), so a collector
+//! sees what each service received.
 //!
 //! [`crate::otel_env`] reads the variables (refusing what it cannot
 //! honour), [`crate::otlp_transport`] builds the exporter, and this module
@@ -17,13 +20,14 @@ use std::{
 };
 
 use opentelemetry::{
+    baggage::BaggageExt,
     propagation::{Extractor, Injector, TextMapPropagator},
-    trace::TracerProvider as _,
+    trace::{Span as _, TracerProvider as _},
     Context, KeyValue,
 };
 use opentelemetry_sdk::{
     error::{OTelSdkError, OTelSdkResult},
-    propagation::TraceContextPropagator,
+    propagation::{BaggagePropagator, TraceContextPropagator},
     resource::TelemetryResourceDetector,
     trace::{
         BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
@@ -36,15 +40,23 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::{
     logs::{self as logging, LogFormat, LogGuard},
     metrics::Metrics,
-    otel_env::{self, Export, Otlp, RootSampler, TraceSettings},
+    otel_env::{self, Export, Otlp, Propagation, RootSampler, TraceSettings},
     otlp_transport, InitError,
 };
 
-/// Whether spans are exported, and carrying trace context across hops when
-/// they are. When not, nothing is extracted or injected.
-#[derive(Debug, Clone, Copy, Default)]
+/// Whether spans are exported, and carrying trace context and baggage
+/// across hops when they are (as `OTEL_PROPAGATORS` says). When not,
+/// nothing is extracted or injected.
+#[derive(Debug, Clone, Copy)]
 pub struct Traces {
     exporting: bool,
+    propagation: Propagation,
+}
+
+impl Default for Traces {
+    fn default() -> Self {
+        Self { exporting: false, propagation: Propagation { trace_context: true, baggage: true } }
+    }
 }
 
 /// Logs and traces for the life of the process. `shutdown` (or, failing
@@ -111,7 +123,11 @@ pub fn init(service: Service, format: LogFormat, metrics: &Metrics) -> Result<Te
     let tracer = provider.as_ref().map(|p| p.tracer(service));
     let logs = logging::init(format, tracer)?;
     metrics.report_dropped_log_lines(logs.dropped_lines());
-    let traces = Traces { exporting: provider.is_some() };
+    // Accepted, and without effect: one line each, now that lines are written.
+    for ignored in &settings.ignored {
+        tracing::warn!(variable = %ignored.variable, "{ignored}");
+    }
+    let traces = Traces { exporting: provider.is_some(), propagation: settings.propagation };
     match &settings.export {
         Export::Otlp(otlp) => tracing::info!(
             protocol = %otlp.protocol,
@@ -202,6 +218,8 @@ fn tracer_provider(
         .build();
     let limits = settings.limits;
     Ok(SdkTracerProvider::builder()
+        // First, so that the attributes it adds are on what is queued.
+        .with_span_processor(BaggageAttributes)
         .with_span_processor(BoundedQueue {
             inner: processor,
             queued,
@@ -230,6 +248,32 @@ fn sampler(settings: otel_env::Sampler) -> Sampler {
         Sampler::ParentBased(Box::new(root))
     } else {
         root
+    }
+}
+
+/// Puts each entry of the W3C baggage the span's trace carries on the span,
+/// as the attribute `baggage.<key>`, as the contrib BaggageSpanProcessors of
+/// other SDKs do (with a prefix, so that a caller's baggage cannot stand in
+/// for an attribute these services set). The propagator bounds it: W3C
+/// baggage is at most 8,192 bytes and 180 entries.
+#[derive(Debug)]
+struct BaggageAttributes;
+
+impl SpanProcessor for BaggageAttributes {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        for (key, (value, _metadata)) in cx.baggage().iter() {
+            span.set_attribute(KeyValue::new(format!("baggage.{}", key.as_str()), value.clone()));
+        }
+    }
+
+    fn on_end(&self, _span: SpanData) {}
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
     }
 }
 
@@ -329,21 +373,40 @@ impl Traces {
         self.exporting
     }
 
-    /// Makes `span` continue the trace in `headers` (W3C `traceparent`), if any.
+    /// Makes `span` continue the trace in `headers` (W3C `traceparent`), and
+    /// carry its `baggage`, as far as `OTEL_PROPAGATORS` lets them in.
     pub fn continue_trace(&self, span: &tracing::Span, headers: &http::HeaderMap) {
-        if !self.exporting || !headers.contains_key("traceparent") {
+        let Propagation { trace_context, baggage } = self.propagation;
+        let trace_context = trace_context && headers.contains_key("traceparent");
+        let baggage = baggage && headers.contains_key("baggage");
+        if !self.exporting || !(trace_context || baggage) {
             return;
         }
-        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+        let extractor = HeaderExtractor(headers);
+        let mut parent = Context::new();
+        if trace_context {
+            parent = TraceContextPropagator::new().extract_with_context(&parent, &extractor);
+        }
+        if baggage {
+            parent = BaggagePropagator::new().extract_with_context(&parent, &extractor);
+        }
         let _ = span.set_parent(parent);
     }
 
-    /// Writes `span`'s context into outgoing gRPC metadata (`traceparent`).
+    /// Writes `span`'s context (`traceparent`) and the trace's baggage into
+    /// outgoing gRPC metadata, as far as `OTEL_PROPAGATORS` lets them out.
     pub fn inject(&self, span: &tracing::Span, metadata: &mut tonic::metadata::MetadataMap) {
         if !self.exporting {
             return;
         }
-        TraceContextPropagator::new().inject_context(&span.context(), &mut MetadataInjector(metadata));
+        let cx = span.context();
+        let mut injector = MetadataInjector(metadata);
+        if self.propagation.trace_context {
+            TraceContextPropagator::new().inject_context(&cx, &mut injector);
+        }
+        if self.propagation.baggage {
+            BaggagePropagator::new().inject_context(&cx, &mut injector);
+        }
     }
 }
 

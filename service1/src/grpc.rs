@@ -5,12 +5,18 @@
 //! tell) one gives an empty one, and the only bound is the message size
 //! (`GRPC_MAX_MESSAGE_BYTES`). The original's service2 validates nothing
 //! and relies on that; our REST edges validate for their own callers.
+//!
+//! Each answer also carries, in a field the original does not have
+//! (`ProcessNameResponse.id`, a `bson.ObjectId`), an ObjectId assigned to
+//! that processed name: time-ordered and unique, as MongoDB makes them. The
+//! original's clients skip the unknown field.
 
 use observability::metrics::{GrpcMethod, GrpcType};
 use tonic::{Request, Response, Status};
 use tonic_reflection::server::{v1, v1alpha};
 use wire::{
     names,
+    object_id::ObjectId,
     proto::{
         service1_server::{self, Service1, Service1Server},
         ProcessNameRequest, ProcessNameResponse,
@@ -68,7 +74,11 @@ impl Service1 for NameService {
         &self,
         request: Request<ProcessNameRequest>,
     ) -> Result<Response<ProcessNameResponse>, Status> {
-        Ok(Response::new(ProcessNameResponse { name: names::upper(&request.get_ref().name) }))
+        let id = ObjectId::new();
+        Ok(Response::new(ProcessNameResponse {
+            name: names::upper(&request.get_ref().name),
+            id: Some(id.into()),
+        }))
     }
 }
 

@@ -252,8 +252,8 @@ struct AccessLine {
 impl Drop for AccessLine {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        // No status: the call counts as CANCELED (the client went away),
-        // or DEADLINE_EXCEEDED once its deadline has passed.
+        // No status: the call counts as Canceled (the client went away),
+        // or DeadlineExceeded once its deadline has passed.
         if let (Some(call), Some(code)) = (self.call.take(), self.code) {
             call.handled(code);
         }

@@ -25,6 +25,29 @@ async fn process_name_upper_cases_over_grpc() {
 }
 
 #[tokio::test]
+async fn each_process_name_answer_carries_a_new_time_ordered_object_id() {
+    let service1 = spawn_service1(&[]).await;
+    let mut client = grpc_client(service1.grpc_addr, Pki::shared(), "service2").await;
+    let before = std::time::SystemTime::now();
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let answer =
+            client.process_name(ProcessNameRequest { name: "id".into() }).await.unwrap().into_inner();
+        assert_eq!(answer.name, "ID");
+        ids.push(answer.object_id().expect("12 bytes").expect("an ObjectId"));
+    }
+
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ids, "distinct, in the order they were made");
+    let made = ids[0].timestamp().to_system_time();
+    let second = std::time::Duration::from_secs(1);
+    assert!(made + second >= before && made <= std::time::SystemTime::now(), "{made:?}");
+}
+
+#[tokio::test]
 async fn process_name_answers_empty_and_long_names_like_the_original() {
     // MAX_NAME_BYTES bounds the REST edges only; the gRPC contract is the
     // original's, bounded by the message size.

@@ -32,18 +32,30 @@ def varint(n: int) -> bytes:
 
 
 def decode(data: bytes) -> str:
-    """The name of a ProcessNameResponse (field 1), "" when left out."""
-    if not data:
-        return ""
-    assert data[0] == 0x0A, data[:8]
-    length, shift, i = 0, 0, 1
+    """The name of a ProcessNameResponse (field 1), "" when left out. Other
+    fields are skipped, as protobuf's generated code skips fields it does not
+    know: our service1 adds field 2 (an ObjectId)."""
+    name, i = "", 0
+    while i < len(data):
+        key, i = read_varint(data, i)
+        number, wire_type = key >> 3, key & 7
+        assert wire_type == 2, f"field {number}: wire type {wire_type}"
+        length, i = read_varint(data, i)
+        if number == 1:
+            name = data[i : i + length].decode()
+        i += length
+    return name
+
+
+def read_varint(data: bytes, i: int):
+    value, shift = 0, 0
     while True:
-        length |= (data[i] & 0x7F) << shift
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
         shift += 7
         i += 1
-        if not data[i - 1] & 0x80:
-            break
-    return data[i : i + length].decode()
+        if not byte & 0x80:
+            return value, i
 
 
 class Service:

@@ -14,9 +14,15 @@ we need is stored.
 
 The calls: say-hello five times, and once with a name longer than service1
 takes (GRPC_MAX_MESSAGE_BYTES is cut to 64 here), so service1 answers
-RESOURCE_EXHAUSTED and service2 records the failed call as a client. Every
-dashboard query and what every alert measures must give a number (not
-nothing, not NaN).
+RESOURCE_EXHAUSTED and service2 records the failed call as a client. A
+second service2 (job service2-stalled) points at a loopback socket that
+takes connections and never answers a TLS handshake: its one say-hello
+finds no replica ready within SERVICE1_CONNECT_TIMEOUT (cut to 300 ms), so
+it records a client call ended Unavailable (and answers 503). Both failures
+must show up under the stock go-grpc-prometheus expressions, which spell
+`grpc_code` as grpc-go's Code.String() (`ResourceExhausted`,
+`Unavailable`). Every dashboard query and what every alert measures
+must give a number (not nothing, not NaN).
 Python's standard library, and the chart tests' .venv to render the rules.
 """
 
@@ -24,6 +30,7 @@ import json
 import math
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,12 +59,19 @@ LONG_NAME = "x" * 100
 START_TIMEOUT_S = 30
 
 PROCESS_NAME = {"grpc_type": "unary", "grpc_service": "app.grpc.Service1", "grpc_method": "ProcessName"}
+# grpc-go's codes.Code.String() (codes/code_string.go), what
+# go-grpc-prometheus writes in grpc_code.
 CODES = [
-    "OK", "CANCELED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED",
+    "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+    "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+    "Unauthenticated",
 ]
+# The codes the stock alerts and dashboards call server-side failures:
+# Thanos's *GrpcErrorRate alerts and the grpc mixins' error panels.
+STOCK_FAILURE_CODES = "Unknown|ResourceExhausted|Internal|Unavailable|DataLoss|DeadlineExceeded"
+# How long the stalled service2's call waits for a ready replica.
+STALLED_CONNECT_TIMEOUT = "300ms"
 GRPC_TYPES = {"unary", "client_stream", "server_stream", "bidi_stream"}
 
 
@@ -118,7 +132,17 @@ class Prometheus(PrometheusAPI):
         self._out.close()
 
 
-def start_services(workdir, certs, taken):
+def stalled_listener(taken):
+    """A loopback socket that takes connections (the kernel completes them
+    into its backlog) and never reads: a TLS handshake with it never ends."""
+    port = free_port([HOST], taken)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((HOST, port))
+    sock.listen(64)
+    return sock
+
+
+def start_services(workdir, certs, taken, stalled):
     grpc_port = free_port([HOST], taken)
     s1_port, s1_admin = free_port([HOST], taken), free_port([HOST], taken)
     service1 = Service("service1", DEBUG / "service1", service_env({
@@ -134,6 +158,14 @@ def start_services(workdir, certs, taken):
             **tls_env(certs, "service2"),
         }), HOST, s2_port, s2_admin, workdir / "service2.log"))
         wait_ready(services, 1, START_TIMEOUT_S)
+        s3_port, s3_admin = free_port([HOST], taken), free_port([HOST], taken)
+        services.append(Service("service2-stalled", DEBUG / "service2", service_env({
+            "BIND_ADDR": HOST, "PORT": str(s3_port), "ADMIN_PORT": str(s3_admin),
+            "SERVICE1_CHANNEL": "static:///{}:{}".format(*stalled.getsockname()),
+            "TLS_SERVER_NAME": "service1", "SERVICE1_CONNECT_TIMEOUT": STALLED_CONNECT_TIMEOUT,
+            **tls_env(certs, "service2"),
+        }), HOST, s3_port, s3_admin, workdir / "service2-stalled.log"))
+        wait_ready(services[2:], 0, START_TIMEOUT_S)
     except BaseException:
         stop_all(services)
         raise
@@ -159,10 +191,13 @@ def only(result, labels, expected):
 DASHBOARD = REPO / "charts" / "grpc-services" / "dashboards" / "grpc-services.json"
 
 
-def pod_labels(component):
-    """The labels a PodMonitor's scrape gives a pod of `component`, for the
-    release and namespace the chart's rules are rendered for."""
-    return {"namespace": NAMESPACE, "pod": f"{RELEASE}-{component}-7c9d5b8f4d-q2x7z", "container": component}
+def pod_labels(label):
+    """The labels a PodMonitor's scrape gives the pod of the service
+    labelled `label` (service1, service2, service2-stalled), for the release
+    and namespace the chart's rules are rendered for."""
+    component = label.split("-")[0]
+    pod = "q2x7z" if label == component else "s7a11"
+    return {"namespace": NAMESPACE, "pod": f"{RELEASE}-{component}-7c9d5b8f4d-{pod}", "container": component}
 
 
 def rendered_rules():
@@ -189,15 +224,14 @@ def run_checks(p, rules):
     c = Checks(p, log)
     calls = OK_CALLS + 1
 
-    # The alert of the issue: with canonical codes, only the failed call is
-    # an error; with grpc_code="Ok" every call was.
-    exhausted = p.value('sum(rate(grpc_server_handled_total{grpc_code="RESOURCE_EXHAUSTED"}[1m]))')
+    # Only the failed call is an error (with grpc_code="Ok", every call was).
+    exhausted = p.value('sum(rate(grpc_server_handled_total{grpc_code="ResourceExhausted"}[1m]))')
 
     def errors_by_method(result):
         rows = {(m.get("grpc_service"), m.get("grpc_method")): v for m, v in result}
         failing = rows.pop(("app.grpc.Service1", "ProcessName"), None)
         if failing is None or not failing > 0 or failing != exhausted:
-            return f"ProcessName's error rate is {failing}, expected its RESOURCE_EXHAUSTED rate {exhausted}"
+            return f"ProcessName's error rate is {failing}, expected its ResourceExhausted rate {exhausted}"
         others = {k: v for k, v in rows.items() if v != 0}
         return True if not others else f"other methods have errors: {others}"
 
@@ -209,6 +243,34 @@ def run_checks(p, rules):
             ' / sum(rate(grpc_server_handled_total[1m]))',
             lambda r: True if len(r) == 1 and math.isclose(r[0][1], 1 / calls, rel_tol=1e-6)
             else f"expected {1 / calls:.4f}")
+    # The stock queries, in the form go-grpc-prometheus's README and the
+    # stock alerts write them: the failing calls show up under them.
+    def service1_percentage(result):
+        # Methods nobody called are 0/0, NaN: no number to alert on.
+        rows = {m.get("grpc_service"): v for m, v in result if not math.isnan(v)}
+        expected = {"app.grpc.Service1": 100 / calls}
+        if rows.keys() == expected.keys() and math.isclose(rows["app.grpc.Service1"], 100 / calls, rel_tol=1e-6):
+            return True
+        return f"got {rows}, expected {expected}"
+
+    c.check("stock (go-grpc-prometheus README): unary request error percentage, 1 of 6",
+            'sum(rate(grpc_server_handled_total{grpc_type="unary",grpc_code!="OK"}[1m])) by (grpc_service)'
+            ' / sum(rate(grpc_server_started_total{grpc_type="unary"}[1m])) by (grpc_service) * 100.0',
+            service1_percentage)
+    c.check("stock alert (GrpcErrorRate form): server failures over calls started, 1 of 6",
+            f'sum(rate(grpc_server_handled_total{{grpc_code=~"{STOCK_FAILURE_CODES}"}}[1m]))'
+            ' / sum(rate(grpc_server_started_total[1m])) * 100 > 5',
+            lambda r: True if len(r) == 1 and math.isclose(r[0][1], 100 / calls, rel_tol=1e-6)
+            else f"expected {100 / calls:.3f} %, firing")
+
+    def client_failures(result):
+        got = {(m.get("job"), m.get("grpc_code")) for m, v in result if v > 0}
+        expected = {("service2", "ResourceExhausted"), ("service2-stalled", "Unavailable")}
+        return True if got == expected else f"failing (job, code) {sorted(got)}, expected {sorted(expected)}"
+
+    c.check("stock dashboard (client errors panel): service1's refusal and no replica ready",
+            f'sum(rate(grpc_client_handled_total{{grpc_code=~"{STOCK_FAILURE_CODES}"}}[1m])) by (job, grpc_code)',
+            client_failures)
     c.check("in flight: every call started has been handled",
             "sum(grpc_server_started_total) - sum(grpc_server_handled_total)",
             lambda r: only(r, {}, 0.0))
@@ -216,15 +278,15 @@ def run_checks(p, rules):
             "histogram_quantile(0.99, sum(rate(grpc_server_handling_seconds_bucket[1m])) by (le))",
             lambda r: True if len(r) == 1 and 0 < r[0][1] < 1 else "expected one value in (0, 1)")
     c.check("service2's calls that succeeded, as a gRPC client",
-            'grpc_client_handled_total{grpc_code="OK"}',
+            'grpc_client_handled_total{job="service2",grpc_code="OK"}',
             lambda r: only(r, {**PROCESS_NAME, "job": "service2"}, OK_CALLS))
     c.check("service2's failed call, with service1's code",
-            'grpc_client_handled_total{grpc_code="RESOURCE_EXHAUSTED"}',
+            'grpc_client_handled_total{job="service2",grpc_code="ResourceExhausted"}',
             lambda r: only(r, {**PROCESS_NAME, "job": "service2"}, 1))
     c.check("service1's answers by code",
             'sum(grpc_server_handled_total{grpc_method="ProcessName"}) by (grpc_code) > 0',
             lambda r: True if sorted((m["grpc_code"], v) for m, v in r)
-            == [("OK", OK_CALLS), ("RESOURCE_EXHAUSTED", 1)] else "expected OK 5, RESOURCE_EXHAUSTED 1")
+            == [("OK", OK_CALLS), ("ResourceExhausted", 1)] else "expected OK 5, ResourceExhausted 1")
     for family, expected in [
         ("grpc_server_started_total", calls),
         ("grpc_client_started_total", calls),
@@ -235,14 +297,14 @@ def run_checks(p, rules):
         ("grpc_client_msg_sent_total", calls),
         ("grpc_client_msg_received_total", OK_CALLS),
     ]:
-        c.check(f"{family}: {expected}", f'{family}{{grpc_method="ProcessName"}}',
+        c.check(f"{family}: {expected}", f'{family}{{job=~"service1|service2",grpc_method="ProcessName"}}',
                 lambda r, expected=expected: only(r, PROCESS_NAME, expected))
 
     def codes(result):
         got = sorted(m["grpc_code"] for m, _ in result)
         return True if got == sorted(CODES) else f"codes {got}"
 
-    c.check("grpc_code: the 17 canonical names, in UPPER_SNAKE",
+    c.check("grpc_code: the 17 names of grpc-go's Code.String()",
             "count(grpc_server_handled_total) by (grpc_code)", codes)
 
     def closed(result):
@@ -257,8 +319,8 @@ def run_checks(p, rules):
             "count(grpc_server_started_total) by (grpc_type, grpc_service, grpc_method)", closed)
     check_dashboard(c, json.loads(DASHBOARD.read_text()), NAMESPACE)
     check_rules(c, p, rules)
-    c.check("no series of the old form",
-            'count({__name__=~"grpc_.*", grpc_code=~"Ok|Cancelled"})'
+    c.check("no series of the old forms (tonic's Debug names, UPPER_SNAKE, full paths)",
+            'count({__name__=~"grpc_.*_handled_total", grpc_code!~"OK|([A-Z][a-z]+)+"})'
             ' or count({__name__=~"grpc_.*", grpc_method=~"/.*"})',
             lambda r: True if not r else "old label values are still there")
     return c.failed
@@ -273,13 +335,14 @@ def main():
     version = subprocess.run(["prometheus", "--version"], capture_output=True, text=True).stdout
     log(version.splitlines()[0] if version else "prometheus --version said nothing")
     workdir = Path(tempfile.mkdtemp(prefix="test-prometheus-"))
-    services, prometheus = [], None
+    services, prometheus, stalled = [], None, None
     try:
         certs = workdir / "certs"
         subprocess.run([str(DEBUG / "certgen"), "--out", str(certs)], check=True, stdout=subprocess.DEVNULL)
         taken = set()
-        services = start_services(workdir, certs, taken)
-        service1, service2 = services
+        stalled = stalled_listener(taken)
+        services = start_services(workdir, certs, taken, stalled)
+        service1, service2, service2_stalled = services
         rules = rendered_rules()
         prometheus = Prometheus(
             workdir, {s.label: (f"{s.addr}:{s.admin_port}", pod_labels(s.label)) for s in services},
@@ -287,23 +350,30 @@ def main():
         prometheus.wait_ready()
         # A scrape of each before any call, so every series has its zero
         # stored and rate() sees the calls as increases.
-        prometheus.wait_for('count(up{job=~"service1|service2"} == 1)', 2, "both targets up")
-        for family in ("grpc_server_handled_total", "grpc_client_handled_total"):
-            prometheus.wait_for(f"count({family})", lambda n: n and n > 0, f"{family} at zero")
+        prometheus.wait_for('count(up == 1)', 3, "the three targets up")
+        prometheus.wait_for("count(grpc_server_handled_total)", lambda n: n and n > 0,
+                            "grpc_server_handled_total at zero")
+        prometheus.wait_for("count(count(grpc_client_handled_total) by (job))", 2,
+                            "both service2s' grpc_client_handled_total at zero")
 
         # Phase one makes the say-hello HTTP series (they begin at the first
         # call): an OK and the failing call. Once a scrape stored them,
         # phase two moves them, so rates are numbers and not 0/0.
         statuses = [say_hello(service2, "prom"), say_hello(service2, LONG_NAME)]
-        prometheus.wait_for('count(http_server_requests_total{route="/api/v1/say-hello"})', 2,
+        prometheus.wait_for('count(http_server_requests_total{job="service2",route="/api/v1/say-hello"})', 2,
                             "say-hello's 200 and 503 series scraped")
         statuses += [say_hello(service2, "prom") for _ in range(OK_CALLS - 1)]
         if statuses != [200, 503] + [200] * (OK_CALLS - 1):
             raise AssertionError(f"say-hello answered {statuses}, expected 200, 503, then 200 x{OK_CALLS - 1}")
+        stalled_status = say_hello(service2_stalled, "prom")
+        if stalled_status != 503:
+            raise AssertionError(f"the stalled service2 answered {stalled_status}, expected 503 (no replica ready)")
         calls = OK_CALLS + 1
         prometheus.wait_for("sum(grpc_server_handled_total)", calls, "service1's calls scraped")
-        prometheus.wait_for("sum(grpc_client_handled_total)", calls, "service2's calls scraped")
-        prometheus.wait_for('sum(http_server_requests_total{route="/api/v1/say-hello"})', calls,
+        prometheus.wait_for('sum(grpc_client_handled_total{job="service2"})', calls, "service2's calls scraped")
+        prometheus.wait_for('sum(grpc_client_handled_total{job="service2-stalled"})', 1,
+                            "the stalled service2's call scraped")
+        prometheus.wait_for('sum(http_server_requests_total{job="service2",route="/api/v1/say-hello"})', calls,
                             "service2's say-hello calls scraped")
         prometheus.pin()
 
@@ -326,6 +396,8 @@ def main():
         if prometheus:
             prometheus.stop()
         stop_all(services)
+        if stalled:
+            stalled.close()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 

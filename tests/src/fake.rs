@@ -145,6 +145,7 @@ impl Service1 for Handler {
                 }
             }
         }
-        Ok(Response::new(ProcessNameResponse { name: name.to_uppercase() }))
+        // No ObjectId: as the original service1, which predates the field.
+        Ok(Response::new(ProcessNameResponse { name: name.to_uppercase(), id: None }))
     }
 }

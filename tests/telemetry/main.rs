@@ -291,3 +291,138 @@ async fn metrics_move_as_requests_are_served() {
         assert!(sample(text, "process_open_fds", &[]) > 0.0);
     }
 }
+
+/// The environment the OpenTelemetry Operator's SDK injection gives the
+/// container of `service` (pod `pod`), as its
+/// internal/instrumentation/sdk_test.go writes it, with the kubelet's
+/// `$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)` and `$(..._NODE_NAME)` expanded:
+/// an Instrumentation with propagators tracecontext and baggage, sampler
+/// parentbased_traceidratio 0.25, exporter endpoint `otlp` (the in-test
+/// collector), and `OTEL_METRICS_EXPORTER`/`OTEL_LOGS_EXPORTER` set to otlp
+/// in its `env`, as a platform team sets them for every language.
+fn operator_injected(service: &str, pod: &str, otlp: &str) -> Vec<(&'static str, String)> {
+    let replicaset = pod.rsplit_once('-').map_or(pod, |(rs, _)| rs);
+    let resource = [
+        format!("k8s.container.name={service}"),
+        format!("k8s.deployment.name=hello-{service}"),
+        "k8s.namespace.name=demo".to_owned(),
+        "k8s.node.name=node-a".to_owned(),
+        format!("k8s.pod.name={pod}"),
+        "k8s.pod.uid=6d1a2f4e-0000-4000-8000-000000000001".to_owned(),
+        format!("k8s.replicaset.name={replicaset}"),
+        format!("service.instance.id=demo.{pod}.{service}"),
+        "service.namespace=demo".to_owned(),
+        "service.version=v1@sha256:232a180dbcbcfa7250917507f3827d88a9ae89bb1cdd8fe3ac4db7b764ebb25a"
+            .to_owned(),
+    ];
+    vec![
+        ("OTEL_NODE_IP", "10.0.0.12".to_owned()),
+        ("OTEL_POD_IP", "10.244.1.7".to_owned()),
+        ("OTEL_SERVICE_NAME", service.to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.to_owned()),
+        ("OTEL_RESOURCE_ATTRIBUTES_POD_NAME", pod.to_owned()),
+        ("OTEL_RESOURCE_ATTRIBUTES_NODE_NAME", "node-a".to_owned()),
+        ("OTEL_PROPAGATORS", "tracecontext,baggage".to_owned()),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25".to_owned()),
+        ("OTEL_METRICS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_RESOURCE_ATTRIBUTES", resource.join(",")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_operator_s_injected_environment_a_trace_arrives_with_baggage_carried_to_service1() {
+    let collector = Collector::start().await;
+    let pki = Pki::new();
+    let otlp = format!("http://{}", collector.addr);
+    let port = free_port(ip(2));
+    let mut env = operator_injected("service1", "hello-service1-7d9f8b6c4-x2x7q", &otlp);
+    env.extend([
+        ("BIND_ADDR", ip(2).to_string()),
+        ("GRPC_PORT", port.to_string()),
+        ("PORT", "0".to_owned()),
+        ("DRAIN_DELAY", "0s".to_owned()),
+    ]);
+    let service1 = Replica::spawn("service1", ip(2), &pki, &env);
+    let mut env = operator_injected("service2", "hello-service2-5b7c9d8f6-k8l9m", &otlp);
+    env.extend([
+        ("BIND_ADDR", "127.0.0.1".to_owned()),
+        ("SERVICE1_CHANNEL", format!("static:///{}:{port}", ip(2))),
+        ("PORT", "0".to_owned()),
+        ("DRAIN_DELAY", "0s".to_owned()),
+    ]);
+    let services =
+        Services { service1: vec![service1], service2: Replica::spawn("service2", ip(1), &pki, &env) };
+    // A sampled caller: parentbased_traceidratio follows its decision.
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01");
+
+    let status = call(
+        &services.url("/api/v1/say-hello?name=baggage"),
+        &[("traceparent", &traceparent), ("baggage", "tenant=acme,plan=gold%20tier")],
+    )
+    .await;
+
+    assert_eq!(status, 200);
+    let spans = collector
+        .wait_for("service1's server span and service2's client span", |spans| {
+            let of = |service: &str, kind: i32| {
+                spans.iter().any(|s| s.trace_id() == TRACE_ID && s.service == service && s.span.kind == kind)
+            };
+            of("service1", 2) && of("service2", 3)
+        })
+        .await;
+    let trace: Vec<_> = spans.into_iter().filter(|s| s.trace_id() == TRACE_ID).collect();
+    let server = one(&trace, "service1 server span", |s| s.service == "service1" && s.span.kind == 2);
+    // service2's client span carries the ObjectId service1 assigned.
+    let client = one(&trace, "client span", |s| s.service == "service2" && s.span.kind == 3);
+    let object_id = client.attribute("app.object_id").expect("the ObjectId service1 sent");
+    assert!(object_id.len() == 24 && object_id.bytes().all(|b| b.is_ascii_hexdigit()), "{object_id}");
+    assert_eq!(client.attribute("baggage.tenant").as_deref(), Some("acme"));
+    // The baggage crossed the gRPC hop: service1 read it from its metadata.
+    assert_eq!(server.attribute("baggage.tenant").as_deref(), Some("acme"), "{server:#?}");
+    assert_eq!(server.attribute("baggage.plan").as_deref(), Some("gold tier"));
+    assert_eq!(server.resource_attribute("k8s.pod.name").as_deref(), Some("hello-service1-7d9f8b6c4-x2x7q"));
+    assert_eq!(
+        server.resource_attribute("service.instance.id").as_deref(),
+        Some("demo.hello-service1-7d9f8b6c4-x2x7q.service1")
+    );
+    // Each ignored value is one WARN line saying why, and the service runs.
+    for replica in [&services.service1[0], &services.service2] {
+        let lines = replica.lines();
+        for variable in ["OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"] {
+            let warned: Vec<_> = lines
+                .iter()
+                .filter(|l| {
+                    l.contains(r#""level":"WARN""#) && l.contains(&format!("{variable}=otlp: ignored: "))
+                })
+                .collect();
+            assert_eq!(warned.len(), 1, "{variable}: {lines:#?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_baggage_in_otel_propagators_the_baggage_header_is_not_carried() {
+    let collector = Collector::start().await;
+    let pki = Pki::new();
+    let only_tracecontext = [("OTEL_PROPAGATORS", "tracecontext".to_owned())];
+    let services = start(&pki, &format!("http://{}", collector.addr), 1, &only_tracecontext);
+    let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN_ID}-01");
+
+    let status = call(
+        &services.url("/api/v1/say-hello?name=nobaggage"),
+        &[("traceparent", &traceparent), ("baggage", "tenant=acme")],
+    )
+    .await;
+
+    assert_eq!(status, 200);
+    let spans = collector
+        .wait_for("service1's span of the trace", |spans| {
+            spans.iter().any(|s| s.trace_id() == TRACE_ID && s.service == "service1")
+        })
+        .await;
+    let server = one(&spans, "service1 server span", |s| s.service == "service1" && s.span.kind == 2);
+    assert_eq!(server.parent_span_id().len(), 16, "the trace still continues");
+    assert_eq!(server.attribute("baggage.tenant"), None, "{server:#?}");
+}

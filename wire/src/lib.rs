@@ -9,13 +9,18 @@
 
 pub mod errors;
 pub mod names;
+pub mod object_id;
 pub mod query;
 pub mod request_id;
 
-/// Code generated from `protos/service1/app/grpc/service1.proto`.
+/// Code generated from `protos/service1/app/grpc/service1.proto` and the
+/// `protos/bson/bson/object_id.proto` it imports. `app.grpc` is also here at
+/// the top, as it always was; `bson.ObjectId` is `proto::bson::ObjectId`,
+/// converted to and from `bson::oid::ObjectId` by [`object_id`].
 #[allow(clippy::all)]
 pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/app.grpc.rs"));
+    include!(concat!(env!("OUT_DIR"), "/protos.rs"));
+    pub use app::grpc::*;
 
     /// The encoded `FileDescriptorSet` of the proto, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -23,4 +28,5 @@ pub mod proto {
 }
 
 pub use errors::{ErrorKind, GrpcCode};
+pub use object_id::ObjectId;
 pub use request_id::RequestId;

@@ -248,3 +248,59 @@ proptest! {
         prop_assert_eq!(query::param(Some(&query), "name"), Err(QueryError::BadEncoding));
     }
 }
+
+// === ObjectIds ===
+
+mod object_ids {
+    use proptest::prelude::*;
+    use prost::Message;
+    use wire::{
+        object_id::{self, JsonObjectId, ObjectIdError},
+        proto, ObjectId,
+    };
+
+    proptest! {
+        #![proptest_config(super::config())]
+
+        #[test]
+        fn an_object_id_survives_protobuf_bytes_and_json_unchanged(bytes in any::<[u8; 12]>()) {
+            let id = ObjectId::from_bytes(bytes);
+            // Through the protobuf encoding, as a response carries it.
+            let response = proto::ProcessNameResponse { name: "N".into(), id: Some(id.into()) };
+            let decoded = proto::ProcessNameResponse::decode(response.encode_to_vec().as_slice()).unwrap();
+            prop_assert_eq!(decoded.object_id(), Ok(Some(id)));
+            // Through JSON, both ways of writing it.
+            let hex = id.to_hex();
+            prop_assert_eq!(hex.len(), 24);
+            prop_assert_eq!(&hex, &bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            prop_assert_eq!(object_id::to_json(&id), format!("\"{hex}\""));
+            prop_assert_eq!(object_id::from_json(&object_id::to_json(&id)), Ok(id));
+            prop_assert_eq!(object_id::from_json(&format!(r#"{{"$oid":"{hex}"}}"#)), Ok(id));
+            let json = serde_json::to_string(&JsonObjectId(id)).unwrap();
+            prop_assert_eq!(serde_json::from_str::<JsonObjectId>(&json).unwrap(), JsonObjectId(id));
+        }
+
+        #[test]
+        fn bytes_of_any_other_length_are_refused_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let message = proto::bson::ObjectId { value: bytes.clone() };
+            match ObjectId::try_from(&message) {
+                Ok(id) => prop_assert_eq!(id.bytes().to_vec(), bytes),
+                Err(error) => {
+                    prop_assert_ne!(bytes.len(), 12);
+                    prop_assert_eq!(error, ObjectIdError::WrongLength(bytes.len()));
+                }
+            }
+        }
+
+        #[test]
+        fn a_json_text_is_an_object_id_only_in_one_of_the_two_forms(text in "\\PC{0,40}") {
+            // Never a panic; and when taken, it is a 24-hex-digit string
+            // (bare or under $oid) that writes the same id back.
+            if let Ok(id) = object_id::from_json(&text) {
+                let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let hex = value.as_str().or_else(|| value["$oid"].as_str()).unwrap();
+                prop_assert_eq!(hex.to_ascii_lowercase(), id.to_hex());
+            }
+        }
+    }
+}

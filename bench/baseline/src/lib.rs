@@ -3,7 +3,8 @@
 //! both pairs alike), logging and the runtime.
 
 pub mod proto {
-    tonic::include_proto!("app.grpc");
+    include!(concat!(env!("OUT_DIR"), "/protos.rs"));
+    pub use app::grpc::*;
 }
 
 use std::{future::Future, net::SocketAddr};

@@ -10,9 +10,10 @@
 //!
 //! Labels: `grpc_type` ([`GrpcType`]), `grpc_service` (`app.grpc.Service1`),
 //! `grpc_method` (the bare method name, `ProcessName`), and on the handled
-//! counter `grpc_code`: the canonical code name in UPPER_SNAKE
-//! ([`code_label`]). Every value is a `&'static str` from a [`GrpcMethod`]
-//! the service declares, or [`GrpcMethod::UNKNOWN`].
+//! counter `grpc_code`: the code's name as grpc-go's `Code.String()`
+//! writes it, `OK`, `Canceled`, `DeadlineExceeded`... ([`code_label`]).
+//! Every value is a `&'static str` from a [`GrpcMethod`] the service
+//! declares, or [`GrpcMethod::UNKNOWN`].
 //!
 //! Series for a method are made once, by [`GrpcMetrics::method`] when the
 //! service starts, at zero: `handled` for every code too, as
@@ -100,9 +101,9 @@ struct MethodSeries {
 
 /// One call: counted as started when made, and as handled, with its
 /// latency, by [`GrpcCall::handled`]. One dropped before that ended
-/// without a status: `DEADLINE_EXCEEDED` if its deadline
+/// without a status: `DeadlineExceeded` if its deadline
 /// ([`GrpcCall::with_deadline`]) had passed, since that is what ended it,
-/// else `CANCELED` (the caller went away, or gave up).
+/// else `Canceled` (the caller went away, or gave up).
 #[derive(Debug)]
 #[must_use = "a call is counted as handled when this is used or dropped"]
 pub struct GrpcCall {
@@ -112,31 +113,34 @@ pub struct GrpcCall {
     done: bool,
 }
 
-/// The canonical status code names, indexed by code number, in
-/// UPPER_SNAKE, as gRPC's status code table writes them, except that code 1
-/// is `CANCELED`, the spelling this project's metrics settled on (issue
-/// #15; grpc-go writes `Canceled`, gRPC's table `CANCELLED`).
+/// The status code names, indexed by code number, as grpc-go's
+/// `codes.Code.String()` writes them (`codes/code_string.go`): title case
+/// with no separators. go-grpc-prometheus labels `grpc_code` with exactly
+/// that, and so do its Java twin, promgrpc and the stock dashboards and
+/// alerts built on them (`grpc_code=~"Unknown|ResourceExhausted|..."`).
+/// Code 1 is `Canceled`, grpc-go's spelling (gRPC's table writes
+/// `CANCELLED`, tonic `Cancelled`).
 const CODES: [&str; 17] = [
     "OK",
-    "CANCELED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
 ];
 
-/// The `grpc_code` label of `code`: `OK`, `CANCELED`, `DEADLINE_EXCEEDED`...
+/// The `grpc_code` label of `code`: `OK`, `Canceled`, `DeadlineExceeded`...
 pub fn code_label(code: Code) -> &'static str {
     // tonic's Code has exactly the 17 codes gRPC defines, numbered 0 to 16.
     CODES[code as usize]
@@ -328,16 +332,31 @@ mod tests {
     }
 
     #[test]
-    fn code_labels_are_the_canonical_upper_snake_names() {
-        assert_eq!(code_label(Code::Ok), "OK");
-        assert_eq!(code_label(Code::Cancelled), "CANCELED");
-        assert_eq!(code_label(Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
-        assert_eq!(code_label(Code::PermissionDenied), "PERMISSION_DENIED");
-        assert_eq!(code_label(Code::Unauthenticated), "UNAUTHENTICATED");
-        // Every code has a name of its own, and none is tonic's Debug form.
-        let names: std::collections::BTreeSet<_> = (0..17).map(|n| code_label(Code::from_i32(n))).collect();
-        assert_eq!(names.len(), 17);
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_uppercase() || c == '_')), "{names:?}");
+    fn code_labels_are_grpc_go_s_code_string_names() {
+        // grpc-go's codes/code_string.go, in code order.
+        let grpc_go = [
+            "OK",
+            "Canceled",
+            "Unknown",
+            "InvalidArgument",
+            "DeadlineExceeded",
+            "NotFound",
+            "AlreadyExists",
+            "PermissionDenied",
+            "ResourceExhausted",
+            "FailedPrecondition",
+            "Aborted",
+            "OutOfRange",
+            "Unimplemented",
+            "Internal",
+            "Unavailable",
+            "DataLoss",
+            "Unauthenticated",
+        ];
+        let ours: Vec<_> = (0..17).map(|n| code_label(Code::from_i32(n))).collect();
+        assert_eq!(ours, grpc_go);
+        assert_eq!(code_label(Code::Cancelled), "Canceled");
+        assert_eq!(code_label(Code::DeadlineExceeded), "DeadlineExceeded");
     }
 
     #[test]
@@ -370,7 +389,7 @@ mod tests {
         assert!(text.contains(&format!("grpc_server_handling_seconds_count{labels} 0\n")), "{text}");
         let handled: Vec<_> = text.lines().filter(|l| l.starts_with("grpc_server_handled_total{")).collect();
         assert_eq!(handled.len(), 17, "one per code: {text}");
-        for code in ["OK", "CANCELED", "DEADLINE_EXCEEDED", "UNAUTHENTICATED"] {
+        for code in ["OK", "Canceled", "DeadlineExceeded", "Unauthenticated"] {
             let labels = labels.trim_end_matches('}');
             let series = format!(r#"grpc_server_handled_total{labels},grpc_code="{code}"}} 0"#);
             assert!(handled.contains(&series.as_str()), "{series}: {handled:#?}");
@@ -392,7 +411,7 @@ mod tests {
         for (series, value) in [
             (format!("grpc_client_started_total{{{method}}}"), 2),
             (format!(r#"grpc_client_handled_total{{{method},grpc_code="OK"}}"#), 1),
-            (format!(r#"grpc_client_handled_total{{{method},grpc_code="DEADLINE_EXCEEDED"}}"#), 1),
+            (format!(r#"grpc_client_handled_total{{{method},grpc_code="DeadlineExceeded"}}"#), 1),
             (format!("grpc_client_handling_seconds_count{{{method}}}"), 2),
             (format!("grpc_client_msg_sent_total{{{method}}}"), 1),
             (format!("grpc_client_msg_received_total{{{method}}}"), 1),
@@ -406,7 +425,7 @@ mod tests {
     fn a_call_dropped_before_its_status_is_canceled() {
         let text = rendered(Side::Server, |grpc| drop(grpc.method(PROCESS_NAME).start(Instant::now())));
 
-        assert!(text.contains(r#"grpc_code="CANCELED"} 1"#), "{text}");
+        assert!(text.contains(r#"grpc_code="Canceled"} 1"#), "{text}");
     }
 
     #[test]
@@ -417,7 +436,7 @@ mod tests {
             drop(method.start(Instant::now()).with_deadline(Some(Instant::now() + Duration::from_secs(60))));
         });
 
-        assert!(text.contains(r#"grpc_code="DEADLINE_EXCEEDED"} 1"#), "{text}");
-        assert!(text.contains(r#"grpc_code="CANCELED"} 1"#), "{text}");
+        assert!(text.contains(r#"grpc_code="DeadlineExceeded"} 1"#), "{text}");
+        assert!(text.contains(r#"grpc_code="Canceled"} 1"#), "{text}");
     }
 }

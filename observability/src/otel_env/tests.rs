@@ -34,6 +34,20 @@ fn refused(vars: &[(&str, &str)], variable: &str) -> String {
     line
 }
 
+/// The variables accepted without effect, as `(variable, value)`.
+fn ignored(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    settings(vars).ignored.into_iter().map(|i| (i.variable, i.value)).collect()
+}
+
+/// The one WARN line about `variable`, which must say why.
+fn warning(vars: &[(&str, &str)], variable: &str) -> String {
+    let lines: Vec<String> =
+        settings(vars).ignored.iter().filter(|i| i.variable == variable).map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 1, "{vars:?}: one line about {variable}: {lines:?}");
+    assert!(lines[0].starts_with(&format!("{variable}=")) && lines[0].contains("ignored: "), "{lines:?}");
+    lines[0].clone()
+}
+
 fn url(vars: &[(&str, &str)]) -> String {
     otlp(vars).endpoint.url.to_string()
 }
@@ -88,10 +102,25 @@ fn exporter_otlp_without_an_endpoint_uses_the_specifications_defaults() {
 }
 
 #[test]
-fn exporters_other_than_otlp_or_none_are_refused() {
-    for value in ["zipkin", "console", "jaeger", "otlp,console"] {
-        refused(&[("OTEL_TRACES_EXPORTER", value)], "OTEL_TRACES_EXPORTER");
+fn exporters_the_specification_names_but_not_built_in_are_accepted_with_a_warning() {
+    for value in ["zipkin", "console", "logging", "jaeger", "zipkin,console"] {
+        let vars = [GRPC, ("OTEL_TRACES_EXPORTER", value)];
+        assert_eq!(off(&vars), Off::NoBuiltInExporter, "{value}");
+        assert!(warning(&vars, "OTEL_TRACES_EXPORTER").contains("spans leave only over OTLP"));
     }
+    // With otlp in the list, spans still leave over OTLP.
+    let vars = [GRPC, ("OTEL_TRACES_EXPORTER", "otlp,console")];
+    assert_eq!(otlp(&vars).protocol, Protocol::Grpc);
+    assert!(warning(&vars, "OTEL_TRACES_EXPORTER").contains(": console ignored: not built in"));
+    assert_eq!(ignored(&[GRPC, ("OTEL_TRACES_EXPORTER", "otlp")]), vec![]);
+}
+
+#[test]
+fn exporters_no_sdk_knows_or_none_with_others_are_refused() {
+    let line = refused(&[("OTEL_TRACES_EXPORTER", "kafka")], "OTEL_TRACES_EXPORTER");
+    assert!(line.contains("kafka is not a value of this variable"), "{line}");
+    let line = refused(&[("OTEL_TRACES_EXPORTER", "otlp,none")], "OTEL_TRACES_EXPORTER");
+    assert!(line.contains("none must stand alone"), "{line}");
 }
 
 #[test]
@@ -103,9 +132,9 @@ fn a_boolean_is_true_or_false() {
 
 #[test]
 fn a_bad_value_is_refused_even_while_export_is_off() {
-    let vars = [("OTEL_SDK_DISABLED", "true"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")];
+    let vars = [("OTEL_SDK_DISABLED", "true"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")];
     refused(&vars, "OTEL_EXPORTER_OTLP_PROTOCOL");
-    refused(&[("OTEL_TRACES_SAMPLER", "xray")], "OTEL_TRACES_SAMPLER");
+    refused(&[("OTEL_TRACES_SAMPLER", "sometimes")], "OTEL_TRACES_SAMPLER");
 }
 
 #[test]
@@ -154,9 +183,15 @@ fn the_per_signal_protocol_wins_over_the_generic_one() {
 }
 
 #[test]
-fn http_json_and_unknown_protocols_are_refused() {
-    let line = refused(&[GRPC, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], "OTEL_EXPORTER_OTLP_PROTOCOL");
-    assert_eq!(line, "OTEL_EXPORTER_OTLP_PROTOCOL=http/json: not supported; use grpc or http/protobuf");
+fn http_json_is_posted_as_http_protobuf_with_a_warning_and_unknown_protocols_are_refused() {
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+    ];
+    let otlp = otlp(&vars);
+    assert_eq!(otlp.protocol, Protocol::HttpProtobuf);
+    assert_eq!(otlp.endpoint.url, "http://collector:4318/v1/traces");
+    assert!(warning(&vars, "OTEL_EXPORTER_OTLP_PROTOCOL").contains("as http/protobuf"));
     refused(&[GRPC, ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "thrift")], "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
 }
 
@@ -346,11 +381,19 @@ fn samplers_and_their_argument() {
         let vars = [("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", arg)];
         refused(&vars, "OTEL_TRACES_SAMPLER_ARG");
     }
-    let line = refused(&[("OTEL_TRACES_SAMPLER_ARG", "0.5")], "OTEL_TRACES_SAMPLER_ARG");
-    assert!(line.contains("parentbased_always_on"), "{line}");
+    // An argument for a sampler that takes none: accepted, said, unused.
+    let vars = [("OTEL_TRACES_SAMPLER_ARG", "0.5")];
+    assert_eq!(sampler(&vars), Sampler { parent_based: true, root: RootSampler::AlwaysOn });
+    assert!(warning(&vars, "OTEL_TRACES_SAMPLER_ARG").contains("parentbased_always_on"));
+    // Remote samplers are not built in: the specification's default instead.
     for name in ["jaeger_remote", "parentbased_jaeger_remote", "xray"] {
-        refused(&[("OTEL_TRACES_SAMPLER", name)], "OTEL_TRACES_SAMPLER");
+        let vars =
+            [("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", "endpoint=http://jaeger:14250")];
+        assert_eq!(sampler(&vars), Sampler { parent_based: true, root: RootSampler::AlwaysOn });
+        assert!(warning(&vars, "OTEL_TRACES_SAMPLER").contains("not built in"));
+        assert!(warning(&vars, "OTEL_TRACES_SAMPLER_ARG").contains(name));
     }
+    refused(&[("OTEL_TRACES_SAMPLER", "sometimes")], "OTEL_TRACES_SAMPLER");
 }
 
 #[test]
@@ -387,7 +430,9 @@ fn span_limits_fall_back_to_the_general_attribute_limit() {
     };
     assert_eq!(limits, expected);
     refused(&[("OTEL_SPAN_LINK_COUNT_LIMIT", "many")], "OTEL_SPAN_LINK_COUNT_LIMIT");
-    refused(&[("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "256")], "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT");
+    for name in ["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"] {
+        assert!(warning(&[(name, "256")], name).contains("does not truncate"));
+    }
 }
 
 // === everything else ===
@@ -406,24 +451,115 @@ fn a_name_in_a_trace_family_that_is_not_a_setting_is_refused() {
 }
 
 #[test]
-fn other_signals_otlp_settings_are_not_read() {
+fn other_signals_otlp_settings_are_not_read_and_each_is_one_warning() {
     let vars =
         [("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://x"), ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "thrift")];
     assert_eq!(off(&vars), Off::NoEndpoint);
+    assert!(warning(&vars, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").contains("/metrics"));
+    assert!(warning(&vars, "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL").contains("stdout"));
+    // Header values are credentials: never in a log line.
+    let line =
+        warning(&[("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "api-key=s3cret")], "OTEL_EXPORTER_OTLP_LOGS_HEADERS");
+    assert!(!line.contains("s3cret"), "{line}");
 }
 
 #[test]
-fn metrics_and_logs_exporters_may_only_be_none() {
-    assert_eq!(off(&[("OTEL_METRICS_EXPORTER", "none"), ("OTEL_LOGS_EXPORTER", "none")]), Off::NoEndpoint);
-    let line = refused(&[("OTEL_METRICS_EXPORTER", "otlp")], "OTEL_METRICS_EXPORTER");
-    assert!(line.contains("/metrics"), "{line}");
-    refused(&[("OTEL_LOGS_EXPORTER", "otlp")], "OTEL_LOGS_EXPORTER");
+fn metrics_and_logs_exporters_the_specification_names_are_accepted() {
+    // What these services do: no warning.
+    for vars in [
+        [("OTEL_METRICS_EXPORTER", "prometheus"), ("OTEL_LOGS_EXPORTER", "console")],
+        [("OTEL_METRICS_EXPORTER", "none"), ("OTEL_LOGS_EXPORTER", "none")],
+    ] {
+        assert_eq!(ignored(&vars), vec![], "{vars:?}");
+    }
+    // What they do not: one line each, saying where metrics and logs are.
+    let vars = [("OTEL_METRICS_EXPORTER", "otlp"), ("OTEL_LOGS_EXPORTER", "otlp")];
+    assert_eq!(off(&vars), Off::NoEndpoint);
+    assert!(warning(&vars, "OTEL_METRICS_EXPORTER").contains("/metrics"));
+    assert!(warning(&vars, "OTEL_LOGS_EXPORTER").contains("JSON lines on stdout"));
+    for (name, value) in [("OTEL_METRICS_EXPORTER", "statsd"), ("OTEL_LOGS_EXPORTER", "otlp,none")] {
+        refused(&[(name, value)], name);
+    }
 }
 
 #[test]
-fn only_tracecontext_is_propagated() {
-    assert_eq!(off(&[("OTEL_PROPAGATORS", "tracecontext")]), Off::NoEndpoint);
-    for value in ["tracecontext,baggage", "b3", "none"] {
+fn tracecontext_and_baggage_are_propagated_by_default_and_as_listed() {
+    let propagation = |vars: &[(&str, &str)]| settings(vars).propagation;
+    let both = Propagation { trace_context: true, baggage: true };
+    assert_eq!(propagation(&[]), both);
+    assert_eq!(propagation(&[("OTEL_PROPAGATORS", "tracecontext,baggage")]), both);
+    assert_eq!(
+        propagation(&[("OTEL_PROPAGATORS", "tracecontext")]),
+        Propagation { trace_context: true, baggage: false }
+    );
+    assert_eq!(
+        propagation(&[("OTEL_PROPAGATORS", "none")]),
+        Propagation { trace_context: false, baggage: false }
+    );
+    assert_eq!(ignored(&[("OTEL_PROPAGATORS", "tracecontext,baggage")]), vec![]);
+}
+
+#[test]
+fn propagators_not_built_in_are_accepted_with_a_warning_and_unknown_ones_refused() {
+    let vars = [("OTEL_PROPAGATORS", "tracecontext,baggage,b3multi")];
+    assert_eq!(settings(&vars).propagation, Propagation { trace_context: true, baggage: true });
+    let line = warning(&vars, "OTEL_PROPAGATORS");
+    assert!(
+        line.contains("b3multi ignored: not built in; W3C traceparent and baggage are read and written"),
+        "{line}"
+    );
+    // The operator's own e2e Instrumentation: nothing we read is left.
+    let vars = [("OTEL_PROPAGATORS", "jaeger,b3")];
+    assert_eq!(settings(&vars).propagation, Propagation { trace_context: false, baggage: false });
+    assert!(warning(&vars, "OTEL_PROPAGATORS").contains("nothing is read and written"));
+    for value in ["w3c", "tracecontext,none"] {
         refused(&[("OTEL_PROPAGATORS", value)], "OTEL_PROPAGATORS");
     }
+}
+
+/// What the OpenTelemetry Operator's SDK injection puts into a container
+/// (its internal/instrumentation/sdk_test.go, with the kubelet's
+/// `$(OTEL_RESOURCE_ATTRIBUTES_POD_NAME)` expansion done), for an
+/// Instrumentation with propagators tracecontext and baggage, sampler
+/// parentbased_traceidratio 0.25, and the metrics and logs exporters a
+/// platform team sets for every language.
+pub(crate) const OPERATOR_INJECTED: [(&str, &str); 13] = [
+    ("OTEL_NODE_IP", "10.0.0.12"),
+    ("OTEL_POD_IP", "10.244.1.7"),
+    ("OTEL_SERVICE_NAME", "service2"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+    ("OTEL_RESOURCE_ATTRIBUTES_POD_NAME", "hello-service2-7d9f8b6c4-x2x7q"),
+    ("OTEL_RESOURCE_ATTRIBUTES_NODE_NAME", "node-a"),
+    ("OTEL_PROPAGATORS", "tracecontext,baggage"),
+    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+    ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+    ("OTEL_METRICS_EXPORTER", "otlp"),
+    ("OTEL_LOGS_EXPORTER", "otlp"),
+    (
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "k8s.container.name=service2,k8s.deployment.name=hello-service2,k8s.namespace.name=demo,\
+         k8s.node.name=node-a,k8s.pod.name=hello-service2-7d9f8b6c4-x2x7q,k8s.pod.uid=6d1a2f4e-0000-4000-8000-000000000001,\
+         k8s.replicaset.name=hello-service2-7d9f8b6c4,service.instance.id=demo.hello-service2-7d9f8b6c4-x2x7q.service2,\
+         service.namespace=demo,service.version=v1@sha256:232a180dbcbcfa7250917507f3827d88a9ae89bb1cdd8fe3ac4db7b764ebb25a",
+    ),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "10000"),
+];
+
+#[test]
+fn the_operator_s_injected_environment_is_honoured_or_warned_about() {
+    let settings = settings(&OPERATOR_INJECTED);
+    let Export::Otlp(otlp) = &settings.export else { panic!("not exported: {:?}", settings.export) };
+    assert_eq!(otlp.endpoint.url, "http://collector:4317/");
+    assert_eq!(settings.sampler, Sampler { parent_based: true, root: RootSampler::TraceIdRatio(0.25) });
+    assert_eq!(settings.propagation, Propagation { trace_context: true, baggage: true });
+    assert_eq!(settings.resource.service_name, "service2");
+    let attribute =
+        |key: &str| settings.resource.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    assert_eq!(attribute("k8s.pod.name"), Some("hello-service2-7d9f8b6c4-x2x7q"));
+    assert_eq!(
+        attribute("service.version"),
+        Some("v1@sha256:232a180dbcbcfa7250917507f3827d88a9ae89bb1cdd8fe3ac4db7b764ebb25a")
+    );
+    let variables: Vec<_> = settings.ignored.iter().map(|i| i.variable.as_str()).collect();
+    assert_eq!(variables, ["OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"]);
 }

@@ -23,7 +23,7 @@ use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
 use tracing::{Instrument, Span};
 use wire::{
-    proto::{service1_client::Service1Client, service1_server, ProcessNameRequest},
+    proto::{service1_client::Service1Client, service1_server, ProcessNameRequest, ProcessNameResponse},
     request_id, ErrorKind, RequestId,
 };
 
@@ -180,7 +180,23 @@ fn attempt_span(id: &RequestId, attempt: u32, replica: &Address) -> Span {
         "server.address" = %replica.host(),
         "server.port" = %replica.port(),
         "rpc.grpc.status_code" = tracing::field::Empty,
+        "app.object_id" = tracing::field::Empty,
     )
+}
+
+/// The ObjectId service1 assigned to the name (issue 23), if it sent one
+/// (the original service1 does not): on the attempt's span, and in a debug
+/// line, so the default log stays one line per request. A malformed one
+/// is a warning and nothing more: the name is what the caller asked for.
+fn note_object_id(response: &ProcessNameResponse, span: &Span) {
+    match response.object_id() {
+        Ok(Some(id)) => {
+            span.record("app.object_id", tracing::field::display(id));
+            span.in_scope(|| tracing::debug!(object_id = %id, "service1 assigned an ObjectId"));
+        }
+        Ok(None) => {}
+        Err(error) => span.in_scope(|| tracing::warn!(%error, "service1 sent a malformed ObjectId")),
+    }
 }
 
 /// One attempt on `lease`, within `remaining` (dropping it at the timeout
@@ -226,7 +242,11 @@ async fn send(
         span.record("otel.status_code", "ERROR");
     }
     match outcome {
-        Ok(Ok(response)) => Ok(response.into_inner().name),
+        Ok(Ok(response)) => {
+            let response = response.into_inner();
+            note_object_id(&response, span);
+            Ok(response.name)
+        }
         Ok(Err(status)) => Err(Failed::Status(status)),
         Err(_elapsed) => Err(Failed::TimedOut),
     }

@@ -23,7 +23,8 @@ impl Service1 for Names {
     ) -> Result<Response<ProcessNameResponse>, Status> {
         let name = request.into_inner().name;
         tracing::info!(method = "ProcessName", "grpc request");
-        Ok(Response::new(ProcessNameResponse { name: name.to_uppercase() }))
+        // No ObjectId, as the original service1 sends none.
+        Ok(Response::new(ProcessNameResponse { name: name.to_uppercase(), id: None }))
     }
 }
 
