@@ -116,7 +116,8 @@ impl Service1 {
             let counted = self.calls.start(now).with_deadline(Some(deadline.min(now + self.attempt_timeout)));
             let Some(lease) = self.pool.ready(remaining.min(self.fail_fast), avoid.as_ref()).await else {
                 tracing::warn!(attempt, "no service1 replica is ready");
-                let (kind, code) = if remaining.is_zero() {
+                // The wait may have used up the rest of the deadline.
+                let (kind, code) = if Instant::now() >= deadline {
                     (ErrorKind::Timeout, Code::DeadlineExceeded)
                 } else {
                     (ErrorKind::Unavailable, Code::Unavailable)
