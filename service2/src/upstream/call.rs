@@ -9,16 +9,14 @@
 //! counts against the replica; any other answer, an error for the caller
 //! included, counts for it.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use observability::{
     metrics::{GrpcCall, GrpcMethod, MethodMetrics},
     Traces,
 };
 use serving::{errors::chain, ApiError};
+use tokio::time::Instant;
 use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
 use tracing::{Instrument, Span};
@@ -113,7 +111,10 @@ impl Service1 {
         loop {
             let now = Instant::now();
             let remaining = deadline.saturating_duration_since(now);
-            let counted = self.calls.start(now).with_deadline(Some(deadline.min(now + self.attempt_timeout)));
+            // Metrics keep std's clock; the policy runs on tokio's, which
+            // tests can pause.
+            let attempt_deadline = deadline.min(now + self.attempt_timeout).into_std();
+            let counted = self.calls.start(now.into_std()).with_deadline(Some(attempt_deadline));
             let Some(lease) = self.pool.ready(remaining.min(self.fail_fast), avoid.as_ref()).await else {
                 tracing::warn!(attempt, "no service1 replica is ready");
                 // The wait may have used up the rest of the deadline.
@@ -504,5 +505,38 @@ mod tests {
 
         assert_eq!((error.kind, error.message.as_ref()), (ErrorKind::Unavailable, "service1 is unavailable"));
         assert_eq!(started.elapsed(), policy.fail_fast, "on tokio's paused clock");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_replica_and_a_deadline_shorter_than_fail_fast_a_call_times_out_at_its_deadline() {
+        let dialer = Dialer {
+            connector: Connector::plaintext(),
+            timeout: Duration::from_secs(1),
+            keepalive: Default::default(),
+        };
+        let metrics = Arc::new(UpstreamMetrics::default());
+        let pool = Pool::new(
+            dialer,
+            Refresh::default(),
+            EjectionPolicy::default(),
+            metrics.clone(),
+            CancellationToken::new(),
+        );
+        let policy = CallPolicy {
+            deadline: Duration::from_millis(300),
+            attempt_timeout: Duration::from_secs(1),
+            fail_fast: Duration::from_secs(1),
+            max_attempts: 3,
+            retry_ratio: 0.2,
+            retry_floor_per_second: 10,
+        };
+        let service1 = Service1::new(pool, policy, metrics, Traces::default());
+
+        let error = service1.process_name("x", &RequestId::generate()).await.unwrap_err();
+
+        assert_eq!(
+            (error.kind, error.message.as_ref()),
+            (ErrorKind::Timeout, "service1 did not answer in time")
+        );
     }
 }
