@@ -38,14 +38,19 @@ case $mode in
     ;;
   drop)
     rules=(INPUT OUTPUT)
+    # The namespace, held open: should the kubelet restart the container
+    # meanwhile, its PID is gone but the pod's namespace (and the rules in
+    # it) is not, and the rules must still come out.
+    exec {netns}<"/proc/$pid/ns/net"
+    in_netns() { nsenter --net="/proc/self/fd/$netns" "$@"; }
     undo() {
       for chain in "${rules[@]}"; do
-        nsenter -t "$pid" -n iptables -w -D "$chain" -j DROP 2>/dev/null || true
+        in_netns iptables -w -D "$chain" -j DROP 2>/dev/null || true
       done
     }
     trap undo EXIT
     for chain in "${rules[@]}"; do
-      nsenter -t "$pid" -n iptables -w -I "$chain" 1 -j DROP
+      in_netns iptables -w -I "$chain" 1 -j DROP
     done
     echo "dropping every packet of pod $uid (PID $pid's network namespace) for $seconds s"
     sleep "$seconds"
