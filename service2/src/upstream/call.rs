@@ -475,21 +475,21 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn with_no_replica_a_call_fails_with_503_after_fail_fast_not_its_deadline() {
+    /// service1 as a pool that never has a replica sees it.
+    fn without_replicas(policy: CallPolicy) -> Service1 {
         let dialer = Dialer {
             connector: Connector::plaintext(),
             timeout: Duration::from_secs(1),
             keepalive: Default::default(),
         };
         let metrics = Arc::new(UpstreamMetrics::default());
-        let pool = Pool::new(
-            dialer,
-            Refresh::default(),
-            EjectionPolicy::default(),
-            metrics.clone(),
-            CancellationToken::new(),
-        );
+        let stop = CancellationToken::new();
+        let pool = Pool::new(dialer, Refresh::default(), EjectionPolicy::default(), metrics.clone(), stop);
+        Service1::new(pool, policy, metrics, Traces::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_replica_a_call_fails_with_503_after_fail_fast_not_its_deadline() {
         let policy = CallPolicy {
             deadline: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(1),
@@ -498,7 +498,7 @@ mod tests {
             retry_ratio: 0.2,
             retry_floor_per_second: 10,
         };
-        let service1 = Service1::new(pool, policy.clone(), metrics, Traces::default());
+        let service1 = without_replicas(policy.clone());
         let started = tokio::time::Instant::now();
 
         let error = service1.process_name("x", &RequestId::generate()).await.unwrap_err();
@@ -509,19 +509,6 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn with_no_replica_and_a_deadline_shorter_than_fail_fast_a_call_times_out_at_its_deadline() {
-        let dialer = Dialer {
-            connector: Connector::plaintext(),
-            timeout: Duration::from_secs(1),
-            keepalive: Default::default(),
-        };
-        let metrics = Arc::new(UpstreamMetrics::default());
-        let pool = Pool::new(
-            dialer,
-            Refresh::default(),
-            EjectionPolicy::default(),
-            metrics.clone(),
-            CancellationToken::new(),
-        );
         let policy = CallPolicy {
             deadline: Duration::from_millis(300),
             attempt_timeout: Duration::from_secs(1),
@@ -530,7 +517,7 @@ mod tests {
             retry_ratio: 0.2,
             retry_floor_per_second: 10,
         };
-        let service1 = Service1::new(pool, policy, metrics, Traces::default());
+        let service1 = without_replicas(policy);
 
         let error = service1.process_name("x", &RequestId::generate()).await.unwrap_err();
 

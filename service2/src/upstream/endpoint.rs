@@ -1105,6 +1105,22 @@ mod tests {
         (endpoint, arrivals, freeze, tokio::spawn(driver))
     }
 
+    /// A call on `lease`, once it has reached the server (which holds it
+    /// until told how to answer).
+    async fn held_call(
+        lease: &mut Lease,
+        arrivals: &mut Arrivals,
+    ) -> (<Lease as tower::Service<http::Request<tonic::body::Body>>>::Future, h2::server::SendResponse<Bytes>)
+    {
+        let request = request(lease);
+        let mut call = tower::Service::call(lease, request);
+        let (_, respond) = tokio::select! {
+            _ = &mut call => panic!("the server holds the call"),
+            arrived = arrivals.recv() => arrived.unwrap(),
+        };
+        (call, respond)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_replica_that_stops_answering_with_a_call_open_is_found_by_keepalive_closed_and_ejected() {
         let keepalive = Keepalive {
@@ -1138,13 +1154,8 @@ mod tests {
         };
         let (endpoint, mut arrivals, _freeze, driver) = piped(keepalive, Default::default()).await;
         let mut lease = endpoint.lease().unwrap();
-        let request = request(&lease);
-        let call = tower::Service::call(&mut lease, request);
+        let (call, mut respond) = held_call(&mut lease, &mut arrivals).await;
         tokio::pin!(call);
-        let (_, mut respond) = tokio::select! {
-            _ = &mut call => panic!("the server holds the call"),
-            arrived = arrivals.recv() => arrived.unwrap(),
-        };
 
         // Ten keepalive intervals with the call open and nothing sent back:
         // each ping is answered (h2 answers pings as it reads).
@@ -1164,12 +1175,7 @@ mod tests {
         let (endpoint, mut arrivals, _freeze, _driver) =
             piped(Keepalive::default(), Default::default()).await;
         let mut lease = endpoint.lease().unwrap();
-        let request = request(&lease);
-        let mut call = Box::pin(tower::Service::call(&mut lease, request));
-        let (_, mut respond) = tokio::select! {
-            _ = &mut call => panic!("the server holds the call"),
-            arrived = arrivals.recv() => arrived.unwrap(),
-        };
+        let (call, mut respond) = held_call(&mut lease, &mut arrivals).await;
 
         drop(call);
 
@@ -1182,13 +1188,8 @@ mod tests {
         let (slow, mut arrivals, _freeze, _driver) = piped(Keepalive::default(), Default::default()).await;
         let idle_load = slow.load();
         let mut lease = slow.lease().unwrap();
-        let request = request(&lease);
-        let call = tower::Service::call(&mut lease, request);
+        let (call, mut respond) = held_call(&mut lease, &mut arrivals).await;
         tokio::pin!(call);
-        let (_, mut respond) = tokio::select! {
-            _ = &mut call => panic!("the server holds the call"),
-            arrived = arrivals.recv() => arrived.unwrap(),
-        };
         tokio::select! {
             _ = &mut call => panic!("the server holds the call"),
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
