@@ -410,6 +410,29 @@ impl Traces {
     }
 }
 
+/// The most of a `tracestate` passed on: W3C Trace Context asks vendors to
+/// propagate at least 512 characters of it, and at most 32 list-members.
+const TRACESTATE_CHARS: usize = 512;
+const TRACESTATE_MEMBERS: usize = 32;
+/// List-members longer than this go first when the whole is too long.
+const TRACESTATE_LONG_MEMBER: usize = 128;
+
+/// `tracestate` cut to [`TRACESTATE_CHARS`] as W3C Trace Context says
+/// (§3.3.1.5): whole list-members only, those over 128 characters removed
+/// first, then from the end.
+fn truncated_tracestate(value: &str) -> String {
+    let mut members: Vec<&str> = value.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+    members.truncate(TRACESTATE_MEMBERS);
+    let length = |members: &[&str]| members.iter().map(|m| m.len() + 1).sum::<usize>().saturating_sub(1);
+    if length(&members) > TRACESTATE_CHARS {
+        members.retain(|m| m.len() <= TRACESTATE_LONG_MEMBER);
+        while length(&members) > TRACESTATE_CHARS {
+            members.pop();
+        }
+    }
+    members.join(",")
+}
+
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
@@ -426,9 +449,46 @@ struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // A caller's tracestate goes on to service1, so its size is the
+        // caller's to choose: cut it as W3C Trace Context allows.
+        let value = if key == "tracestate" { truncated_tracestate(&value) } else { value };
+        if value.is_empty() {
+            return;
+        }
         let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes());
         if let (Ok(key), Ok(value)) = (key, value.parse()) {
             self.0.insert(key, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tracestate_within_512_characters_passes_whole() {
+        let value = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7";
+
+        assert_eq!(truncated_tracestate(value), "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn a_long_tracestate_loses_its_long_members_first_then_members_from_the_end() {
+        let long = format!("big={}", "x".repeat(200));
+        let small: Vec<String> = (0..40).map(|i| format!("v{i:02}=0123456789")).collect();
+        let value = format!("{},{long},{}", small[..2].join(","), small[2..].join(","));
+
+        let cut = truncated_tracestate(&value);
+
+        assert!(cut.len() <= 512, "{} characters", cut.len());
+        assert!(!cut.contains("big="), "the long member goes first");
+        assert!(cut.starts_with("v00=0123456789,v01=0123456789,v02="), "{cut}");
+        assert!(cut.split(',').all(|m| m.len() == 14), "whole members only: {cut}");
+    }
+
+    #[test]
+    fn a_tracestate_of_kilobytes_in_one_member_is_dropped() {
+        assert_eq!(truncated_tracestate(&format!("k={}", "v".repeat(16_000))), "");
     }
 }
