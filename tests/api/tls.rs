@@ -105,6 +105,34 @@ async fn a_client_presenting_more_certificates_than_the_cap_is_refused_before_th
 }
 
 #[tokio::test]
+async fn a_client_that_completes_the_handshake_but_sends_no_http2_preface_is_cut_off() {
+    use tokio::io::AsyncReadExt;
+    let pki = Pki::shared();
+    let service1 = spawn_service1(&["--tls-handshake-timeout", "300ms"]).await;
+    let leaf = pki.issue(LeafSpec::client("service2"));
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_config(pki, Some((&leaf.cert_pem, &leaf.key_pem)))));
+    let tcp = tokio::net::TcpStream::connect(service1.grpc_addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("service1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("the handshake completes");
+
+    // Silent from here on: the server may send its SETTINGS, but must not
+    // keep the connection.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+
+    assert!(closed.is_ok(), "the connection is still open after 10 s");
+}
+
+#[tokio::test]
 async fn a_not_yet_valid_client_certificate_fails_the_handshake() {
     let pki = Pki::shared();
     let service1 = spawn_service1(&[]).await;

@@ -52,6 +52,9 @@ impl StreamLimits {
     }
 }
 
+/// The HTTP/2 client connection preface, which must arrive in time.
+const PREFACE_BYTES: usize = 24;
+
 pin_project_lite::pin_project! {
     /// An accepted connection: TLS, or plaintext when TLS is turned off,
     /// capped in the HTTP/2 streams it may waste, and who is on the other end.
@@ -59,6 +62,22 @@ pin_project_lite::pin_project! {
         #[pin]
         io: H2Guard<Either<Box<TlsStream<TcpStream>>, TcpStream>>,
         peer: PeerInfo,
+        // Until the client's connection preface has been read: when it
+        // must have been. A client that completes the handshake and then
+        // sends nothing would otherwise hold its connection (and its
+        // memory) until MAX_CONNECTION_AGE and its grace, minutes later.
+        preface_due: Option<Pin<Box<tokio::time::Sleep>>>,
+        preface_read: usize,
+    }
+}
+
+impl Connection {
+    fn new(
+        io: H2Guard<Either<Box<TlsStream<TcpStream>>, TcpStream>>,
+        peer: PeerInfo,
+        within: Duration,
+    ) -> Self {
+        Self { io, peer, preface_due: Some(Box::pin(tokio::time::sleep(within))), preface_read: 0 }
     }
 }
 
@@ -83,7 +102,7 @@ pub fn incoming(
             let Some(tls) = tls.clone() else {
                 let peer = PeerInfo { remote_addr, identities: Arc::from([]), streams: streams.clone() };
                 let io = limits.cap(Either::Right(tcp), &streams);
-                let _ = tx.send(Ok(Connection { io, peer })).await;
+                let _ = tx.send(Ok(Connection::new(io, peer, handshake_timeout))).await;
                 continue;
             };
             tokio::spawn(async move {
@@ -106,7 +125,7 @@ pub fn incoming(
                             "TLS connection accepted"
                         );
                         let io = limits.cap(Either::Left(Box::new(stream)), &peer.streams);
-                        let _ = tx.send(Ok(Connection { io, peer })).await;
+                        let _ = tx.send(Ok(Connection::new(io, peer, handshake_timeout))).await;
                     }
                     Ok(Err(error)) => tracing::warn!(peer = %remote_addr, %error, "TLS handshake failed"),
                     Err(_) => tracing::warn!(peer = %remote_addr, "TLS handshake timed out"),
@@ -129,7 +148,24 @@ impl Connected for Connection {
 
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_read(cx, buf)
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.io.poll_read(cx, buf);
+        if let Some(due) = this.preface_due.as_mut() {
+            if matches!(polled, Poll::Ready(Ok(()))) {
+                *this.preface_read += buf.filled().len() - before;
+            }
+            if *this.preface_read >= PREFACE_BYTES {
+                *this.preface_due = None;
+            } else if std::future::Future::poll(due.as_mut(), cx).is_ready() {
+                tracing::warn!(peer = %this.peer.remote_addr, "no HTTP/2 connection preface within TLS_HANDSHAKE_TIMEOUT of the handshake; closing the connection");
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no HTTP/2 connection preface in time",
+                )));
+            }
+        }
+        polled
     }
 }
 
