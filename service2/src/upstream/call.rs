@@ -140,12 +140,12 @@ impl Service1 {
                     return Ok(upper);
                 }
                 Err(Failed::TimedOut) if attempt_time == remaining => {
-                    endpoint.failed();
+                    endpoint.timed_out();
                     span.in_scope(|| tracing::warn!(deadline = ?self.deadline, endpoint = %replica, "call to service1 ran out of time"));
                     return Err(caller_error(ErrorKind::Timeout));
                 }
                 Err(Failed::TimedOut) => {
-                    endpoint.failed();
+                    endpoint.timed_out();
                     self.retries.metrics.attempt_timeouts.inc();
                     Status::deadline_exceeded(format!(
                         "no answer within the attempt timeout ({attempt_time:?})"

@@ -134,6 +134,9 @@ pub struct Endpoint {
     in_flight: AtomicUsize,
     /// Woken when a call starts, for keepalive (see [`drive`]).
     call_started: Notify,
+    /// Woken when a call on it went unanswered until its attempt timeout:
+    /// keepalive then asks the replica at once whether it is there at all.
+    unanswered: Notify,
     /// This replica's series of `service1_calls_total`.
     calls: Counter,
     /// Woken when a call finds the connection broken.
@@ -210,6 +213,7 @@ impl Endpoint {
             is_ready: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             call_started: Notify::new(),
+            unanswered: Notify::new(),
             calls,
             failed: Notify::new(),
             removed,
@@ -256,6 +260,14 @@ impl Endpoint {
     pub fn succeeded(self: &Arc<Self>) {
         let change = self.standing.succeeded();
         self.act_on(change);
+    }
+
+    /// A call on it got no answer within its attempt timeout: a failure,
+    /// and a reason to ping the replica now (see [`drive`]), since the call
+    /// that would have kept keepalive pinging is gone.
+    pub fn timed_out(self: &Arc<Self>) {
+        self.unanswered.notify_one();
+        self.failed();
     }
 
     /// A call on it failed in a way that says something about the replica:
@@ -470,23 +482,35 @@ where
     let mut ping_pong = connection.ping_pong().expect("taken once, here");
     let mut connection = std::pin::pin!(connection);
     let idle = || endpoint.upgrade().is_none_or(|e| e.in_flight.load(Ordering::Relaxed) == 0);
+    let unanswered = || async {
+        match endpoint.upgrade() {
+            Some(endpoint) => endpoint.unanswered.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    // A call went unanswered: ping now, whatever the interval and whether
+    // calls are still open (the one that timed out no longer is).
+    let mut probe = false;
     loop {
         let due = last_read.get() + keepalive.interval;
-        if Instant::now() < due {
+        if !probe && Instant::now() < due {
             tokio::select! {
                 result = &mut connection => return result,
                 _ = tokio::time::sleep_until(due) => {}
+                _ = unanswered() => probe = true,
             }
             continue;
         }
-        if !keepalive.while_idle && idle() {
+        if !probe && !keepalive.while_idle && idle() {
             let Some(endpoint) = endpoint.upgrade() else { return connection.await };
             tokio::select! {
                 result = &mut connection => return result,
                 _ = endpoint.call_started.notified() => {}
+                _ = endpoint.unanswered.notified() => probe = true,
             }
             continue;
         }
+        probe = false;
         ping_pong.send_ping(h2::Ping::opaque())?;
         let pong =
             tokio::time::timeout(keepalive.timeout, std::future::poll_fn(|cx| ping_pong.poll_pong(cx)));
@@ -1141,6 +1165,32 @@ mod tests {
         assert_eq!(started.elapsed(), keepalive.interval + keepalive.timeout, "on tokio's paused clock");
         driver.await.expect("the connection's task ended");
         assert!(!endpoint.is_ready());
+        assert!(endpoint.is_ejected());
+        assert_eq!(metrics.ejection(crate::upstream::outlier::Reason::Unresponsive).get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_given_up_on_makes_keepalive_ask_the_replica_at_once_though_no_call_is_open() {
+        // An interval far longer than the test: only the abandoned call can
+        // make a ping go out.
+        let keepalive = Keepalive {
+            interval: Duration::from_secs(600),
+            timeout: Duration::from_secs(2),
+            while_idle: false,
+        };
+        let metrics = Arc::new(UpstreamMetrics::default());
+        let (endpoint, mut arrivals, freeze, driver) = piped(keepalive, metrics.clone()).await;
+        let mut lease = endpoint.lease().unwrap();
+        let (call, _respond) = held_call(&mut lease, &mut arrivals).await;
+        freeze.cancel();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+
+        drop((call, lease));
+        endpoint.timed_out();
+        driver.await.expect("the connection's task ended");
+
+        assert_eq!(started.elapsed(), keepalive.timeout, "on tokio's paused clock");
         assert!(endpoint.is_ejected());
         assert_eq!(metrics.ejection(crate::upstream::outlier::Reason::Unresponsive).get(), 1);
     }
