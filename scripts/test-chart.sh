@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Offline tests of the Helm chart in charts/grpc-services (no cluster, no helm
 # binary): Helm's engine comes as a Python wheel (helm-python-sdk), the
-# Kubernetes schemas with kubernetes-validate. Needs python3 and PyPI, and Go
-# with its module proxy once, for the test that builds helm-docs
+# Kubernetes schemas with kubernetes-validate. Needs python3 and PyPI; with Go
+# on PATH (always in CI), one test also builds helm-docs from its module
 # (tests/chart/helm-docs-tool) and checks the chart README's values table.
 #
 # Creates .venv at the repository root when missing, installs

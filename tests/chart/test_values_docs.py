@@ -2,8 +2,12 @@
 README, whose values table helm-docs generates from values.yaml's `# --`
 comments (tests/chart/helm-docs-tool/helm-docs.sh), so it cannot drift."""
 
+import os
 import re
+import shutil
 import subprocess
+
+import pytest
 
 import yaml
 
@@ -61,6 +65,10 @@ def test_the_readme_table_documents_no_value_that_does_not_exist():
 def test_the_readme_values_table_is_what_helm_docs_makes_from_values_yaml():
     """Fails when values.yaml or README.md.gotmpl changed and README.md was
     not regenerated. Builds helm-docs from its Go module the first time."""
+    if shutil.which("go") is None and not os.environ.get("CI"):
+        # make test needs only Rust and python3; the tests above still hold
+        # the table to values.yaml, and CI (which has Go) runs this one.
+        pytest.skip("needs Go to build helm-docs; CI runs it")
     script = CHART.parents[1] / "tests" / "chart" / "helm-docs-tool" / "helm-docs.sh"
     result = subprocess.run([script, "--check"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
