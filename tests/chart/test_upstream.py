@@ -62,3 +62,11 @@ def test_the_schema_refuses_what_service2_would_refuse(case):
 def test_an_ejection_longer_at_first_than_at_most_is_refused_in_one_line():
     with pytest.raises(helm_python.HelmRenderError, match=r"baseSeconds must not exceed .*maxSeconds"):
         render(upstream(ejection={"baseSeconds": 600, "maxSeconds": 300}))
+
+
+def test_service1_s_client_chain_cap_reaches_it_and_the_schema_bounds_it(default):
+    assert default.config("service1")["TLS_MAX_CLIENT_CHAIN"] == "4"
+    assert render({"service1": {"maxClientChain": 2}}).config("service1")["TLS_MAX_CLIENT_CHAIN"] == "2"
+    with pytest.raises(helm_python.HelmValuesError) as info:
+        render({"service1": {"maxClientChain": 17}})
+    assert "/service1/maxClientChain" in str(info.value)

@@ -325,6 +325,7 @@ TLS_ALLOWED_CLIENTS: {{ concat $service2Ids $c.extraAllowedClients | uniq | join
 MAX_CONNECTION_AGE: {{ include "grpc-services.seconds" $c.maxConnectionAgeSeconds | quote }}
 MAX_CONNECTION_AGE_GRACE: {{ include "grpc-services.seconds" $c.maxConnectionAgeGraceSeconds | quote }}
 GRPC_REFLECTION: {{ $c.grpcReflection | quote }}
+TLS_MAX_CLIENT_CHAIN: {{ int $c.maxClientChain | quote }}
 {{- else }}
 SERVICE1_CHANNEL: {{ printf "dns:///%s.%s.svc.%s:%d" (include "grpc-services.service1GrpcName" $root) $root.Release.Namespace $v.clusterDomain (int $v.service1.ports.grpc) | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}
