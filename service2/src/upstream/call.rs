@@ -130,10 +130,10 @@ impl Service1 {
             // while to be ready), within what is left of the call's.
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt_time = remaining.min(self.attempt_timeout);
-            let replica = lease.address().clone();
             let endpoint = lease.endpoint().clone();
+            let replica = endpoint.address();
             // One client span per attempt, so retries show in the trace.
-            let span = attempt_span(id, attempt, &replica);
+            let span = attempt_span(id, attempt, replica);
             let status = match send(lease, name, id, attempt_time, &span, self.traces, counted).await {
                 Ok(upper) => {
                     endpoint.succeeded();
@@ -160,8 +160,8 @@ impl Service1 {
                     status
                 }
             };
-            let backoff = span.in_scope(|| self.retries.after(attempt, deadline, &replica, &status))?;
-            avoid = Some(replica);
+            let backoff = span.in_scope(|| self.retries.after(attempt, deadline, replica, &status))?;
+            avoid = Some(replica.clone());
             tokio::time::sleep(backoff).await;
             attempt += 1;
         }

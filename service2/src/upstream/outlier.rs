@@ -106,13 +106,28 @@ impl Ejections {
 }
 
 /// One replica's standing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Standing {
     /// Failures since the last success.
     consecutive: AtomicU32,
     /// Read by every pick, so kept apart from the rest.
     ejected: AtomicBool,
+    /// No ejection since the last success and not on probation: a success
+    /// then has nothing to reset beyond `consecutive`, and takes no lock
+    /// (it is every answered call's path).
+    settled: AtomicBool,
     state: Mutex<State>,
+}
+
+impl Default for Standing {
+    fn default() -> Self {
+        Self {
+            consecutive: AtomicU32::new(0),
+            ejected: AtomicBool::new(false),
+            settled: AtomicBool::new(true),
+            state: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +156,11 @@ impl Standing {
     /// refuses, is an answer too).
     pub fn succeeded(&self) -> Option<Change> {
         self.consecutive.store(0, Ordering::Relaxed);
+        if self.settled.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut state = self.lock();
+        self.settled.store(true, Ordering::Relaxed);
         let was_on_probation = std::mem::take(&mut state.on_probation);
         state.in_a_row = 0;
         was_on_probation.then_some(Change::Returned)
@@ -170,6 +189,7 @@ impl Standing {
             return None;
         }
         self.ejected.store(true, Ordering::Relaxed);
+        self.settled.store(false, Ordering::Relaxed);
         self.consecutive.store(0, Ordering::Relaxed);
         state.on_probation = false;
         let policy = ejections.policy;
