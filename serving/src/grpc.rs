@@ -286,17 +286,9 @@ impl Drop for AccessLine {
 /// is far shorter.
 const LOGGED_PATH_BYTES: usize = 128;
 
-/// `path`, cut to [`LOGGED_PATH_BYTES`] at a character boundary, with `…`
-/// when cut.
+/// `path`, cut to [`LOGGED_PATH_BYTES`].
 fn logged_path(path: &str) -> String {
-    if path.len() <= LOGGED_PATH_BYTES {
-        return path.to_owned();
-    }
-    let mut end = LOGGED_PATH_BYTES;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &path[..end])
+    crate::log_text::cut(path, LOGGED_PATH_BYTES).into_owned()
 }
 
 /// The codes OpenTelemetry's conventions count as server errors; the

@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod h2_guard;
 mod head_errors;
 pub mod http;
+mod log_text;
 pub mod runtime;
 pub mod shutdown;
 pub mod tls;

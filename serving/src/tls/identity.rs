@@ -39,6 +39,14 @@ impl Identity {
         }
     }
 
+    /// The SAN type, as OpenSSL prints it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Dns(_) => "DNS",
+            Self::Uri(_) => "URI",
+        }
+    }
+
     /// The name, without its type.
     pub fn name(&self) -> &str {
         match self {
@@ -50,10 +58,7 @@ impl Identity {
 /// As OpenSSL prints SANs: `DNS:service2`, `URI:spiffe://…`.
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Dns(name) => write!(f, "DNS:{name}"),
-            Self::Uri(name) => write!(f, "URI:{name}"),
-        }
+        write!(f, "{}:{}", self.kind(), self.name())
     }
 }
 
@@ -88,11 +93,7 @@ impl fmt::Display for Logged<'_> {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            let text = identity.to_string();
-            match text.char_indices().nth(LOGGED_BYTES).map(|(at, _)| at) {
-                Some(at) if at < text.len() => write!(f, "{}…", &text[..at])?,
-                _ => f.write_str(&text)?,
-            }
+            write!(f, "{}:{}", identity.kind(), crate::log_text::cut(identity.name(), LOGGED_BYTES))?;
         }
         if self.0.len() > LOGGED {
             write!(f, " (+{} more)", self.0.len() - LOGGED)?;
