@@ -16,7 +16,7 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from ours import METHOD, START_TIMEOUT, Service, encode
+from ours import METHOD, Service, encode
 
 
 def original_messages():
@@ -35,21 +35,6 @@ def original_messages():
 
 
 Request, Response = original_messages()
-
-
-@pytest.fixture(scope="module")
-def service1():
-    service = Service("service1", {"GRPC_PORT": "0"})
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def channel(service1):
-    channel = grpc.insecure_channel(service1.listening["grpc"])
-    grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
-    yield channel
-    channel.close()
 
 
 def object_id_bytes(response):

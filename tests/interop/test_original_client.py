@@ -13,22 +13,7 @@ import urllib.request
 import grpc
 import pytest
 
-from ours import METHOD, START_TIMEOUT, Service, decode, encode
-
-
-@pytest.fixture(scope="module")
-def service1():
-    service = Service("service1", {"GRPC_PORT": "0"})
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def channel(service1):
-    channel = grpc.insecure_channel(service1.listening["grpc"])
-    grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT)
-    yield channel
-    channel.close()
+from ours import METHOD, decode, encode
 
 
 @pytest.fixture(scope="module")
