@@ -2,8 +2,9 @@
 # Check l: the chart's monitoring objects, live. No prometheus-operator runs
 # (it is an image we cannot pull); instead:
 #
-#  1. stand-in CRDs for PodMonitor and PrometheusRule (monitoring/crds.yaml),
-#     so the API server stores what the chart makes;
+#  1. prometheus-operator's own PodMonitor and PrometheusRule CRDs (generated
+#     from its API module: tests/k8s/addons/build.sh), so the API server
+#     checks and stores what the chart makes;
 #  2. helm upgrade with monitoring.podMonitor, .prometheusRule and
 #     .grafanaDashboard on;
 #  3. a Prometheus (Debian's, a host process in the cluster's network
@@ -17,8 +18,8 @@
 #     every query of the dashboard ConfigMap gives a number, every alert
 #     evaluates.
 #
-# Source it in tests/k8s/run.sh after checks.sh, with STATE exported and
-# ROOT set, then: run_check "l. ..." check_monitoring
+# Source it in tests/k8s/run.sh after checks.sh, with STATE exported, ROOT
+# and ADDONS_BIN_PROMETHEUS_OPERATOR_CRDS set, then: run_check "l. ..." check_monitoring
 
 MONITORING_SH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Prometheus listens on the cluster namespace's loopback only.
@@ -36,7 +37,9 @@ check_monitoring() {
     echo "no prometheus on PATH (apt-get install prometheus)"
     return 1
   }
-  kubectl apply -f "$MONITORING_SH_DIR/monitoring/crds.yaml" >/dev/null &&
+  # Server-side, as prometheus-operator installs its CRDs (the bigger ones
+  # overflow client-side apply's last-applied annotation).
+  kubectl apply --server-side --force-conflicts -f "$ADDONS_BIN_PROMETHEUS_OPERATOR_CRDS" >/dev/null &&
     kubectl wait --for=condition=Established --timeout=60s \
       crd/podmonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null || return 1
   helm_install "$RELEASE" "$NAMESPACE" --reuse-values \

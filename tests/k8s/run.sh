@@ -42,6 +42,8 @@ eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z_]*\)=/bin_\1=/')"
 # shellcheck disable=SC2154 # set by the eval above
 export BIN_DIR=$bin_kubernetes TOOLS_BIN=$bin_coredns
 log "binaries ready in $((SECONDS - build_start)) s: $BIN_DIR"
+# The add-on checks' programs (tests/k8s/addons/build.sh): ADDONS_BIN_<NAME>.
+eval "$(tests/k8s/addons/build.sh | sed 's/^\([a-z_]*\)=/ADDONS_BIN_\U\1=/')"
 
 # --- 3. images ------------------------------------------------------------------------
 # Built as `make test-image` builds it, every time: podman's layer cache makes
@@ -121,4 +123,8 @@ if [[ -z ${CHECKS:-} || " $CHECKS " == *" network_policy "* ]]; then
     run_check "j. kube-router (NetworkPolicy enforcement) starts" false
   fi
 fi
+# --- add-ons (tests/k8s/addons/checks.sh) ---------------------------------------------
+# shellcheck source=tests/k8s/addons/checks.sh
+source tests/k8s/addons/checks.sh
+run_addon_checks
 checks_summary

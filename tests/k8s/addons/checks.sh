@@ -1,0 +1,244 @@
+# shellcheck shell=bash
+# The add-on checks of `make test-cluster`: chart features that need
+# something besides Kubernetes, each run live against that something built
+# from its upstream Go module (tests/k8s/addons/build.sh), nothing pulled
+# from a registry:
+#
+#   operator_crds  prometheus-operator's own PodMonitor and PrometheusRule
+#                  CRDs (check l stores the chart's objects in them; this
+#                  one shows their schemas are enforced)
+#   otel           an OpenTelemetry Collector (core OTLP receiver, debug
+#                  exporter) in the cluster; one say-hello's trace over
+#                  OTLP/gRPC, OTLP/HTTP and OTLP/gRPC with TLS
+#
+# Source it in tests/k8s/run.sh after checks.sh, with ADDONS_BIN_* set from
+# tests/k8s/addons/build.sh's output, then call run_addon_checks.
+
+ADDONS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OTELCOL_IMAGE=localhost/otelcol:test
+OTEL_NAMESPACE=otel
+OTEL_RELEASE=otel
+OTEL_APP_NAMESPACE=grpc-services-otel
+
+# --- operator_crds ---------------------------------------------------------------------
+# The CRDs themselves are applied by check l (monitoring.sh) before the
+# chart's objects; applied here too so this check stands alone (server-side,
+# as in monitoring.sh).
+apply_operator_crds() {
+  kubectl apply --server-side --force-conflicts -f "$ADDONS_BIN_PROMETHEUS_OPERATOR_CRDS" >/dev/null &&
+    kubectl wait --for=condition=Established --timeout=60s \
+      crd/podmonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null
+}
+
+# The chart's PodMonitor and PrometheusRule, with every monitoring value set,
+# pass the real schemas (a server-side dry run), and the same objects with
+# one field made invalid are refused: the stand-ins accepted anything.
+check_operator_crds() {
+  local dir=$CHECKS_TMP/operator-crds out status=0
+  apply_operator_crds || return 1
+  echo "CRDs: $(kubectl get crd podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com \
+    -o jsonpath='{range .items[*]}{.metadata.name} (controller-gen {.metadata.annotations.controller-gen\.kubebuilder\.io/version}) {end}')"
+  mkdir -p "$dir"
+  helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
+    --set monitoring.podMonitor.enabled=true,monitoring.podMonitor.interval=15s \
+    --set monitoring.podMonitor.labels.release=kube-prometheus-stack \
+    --set monitoring.prometheusRule.enabled=true,monitoring.prometheusRule.labels.release=kube-prometheus-stack \
+    --set monitoring.prometheusRule.selector='job="grpc-services"' \
+    --show-only templates/podmonitor.yaml --show-only templates/prometheusrule.yaml >"$dir/chart.yaml" || return 1
+  python3 - "$dir" <<'PY' || return 1
+import json, sys, yaml
+d = sys.argv[1]
+objects = {o["kind"]: o for o in yaml.safe_load_all(open(f"{d}/chart.yaml")) if o}
+# Another name than check l's objects, so that `create` checks them afresh.
+for o in objects.values():
+    o["metadata"]["name"] += "-schema-check"
+json.dump(objects["PodMonitor"], open(f"{d}/podmonitor.json", "w"))
+json.dump(objects["PrometheusRule"], open(f"{d}/prometheusrule.json", "w"))
+bad = json.loads(json.dumps(objects["PodMonitor"]))
+bad["spec"]["podMetricsEndpoints"][0]["interval"] = "15 seconds"
+json.dump(bad, open(f"{d}/podmonitor-bad.json", "w"))
+bad = json.loads(json.dumps(objects["PrometheusRule"]))
+del bad["spec"]["groups"][0]["rules"][0]["expr"]
+json.dump(bad, open(f"{d}/prometheusrule-bad.json", "w"))
+PY
+  for kind in podmonitor prometheusrule; do
+    out=$(kubectl create --dry-run=server -n "$NAMESPACE" -f "$dir/$kind.json" 2>&1) || {
+      echo "the chart's $kind is refused: $out"
+      status=1
+      continue
+    }
+    echo "the chart's $kind is accepted: $out"
+    if out=$(kubectl create --dry-run=server -n "$NAMESPACE" -f "$dir/$kind-bad.json" 2>&1); then
+      echo "an invalid $kind is accepted too, so the schema is not enforced: $out"
+      status=1
+    else
+      echo "an invalid $kind is refused: $(grep -o 'spec[^,]*' <<<"$out" | head -1)"
+    fi
+  done
+  return $status
+}
+
+# --- otel ------------------------------------------------------------------------------
+# The collector in its own namespace: OTLP over gRPC (4317) and HTTP (4318)
+# in plaintext, and both again with TLS (4319, 4320) on a certificate made
+# here, whose CA the release gets in a Secret for otel.tls. The debug
+# exporter prints every span (verbosity: detailed) to the pod's log, where
+# otel_trace.py finds them.
+otel_collector_manifest() {
+  cat <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: otelcol, namespace: $OTEL_NAMESPACE}
+data:
+  config.yaml: |
+    receivers:
+      otlp:
+        protocols:
+          grpc: {endpoint: "0.0.0.0:4317"}
+          http: {endpoint: "0.0.0.0:4318"}
+      otlp/tls:
+        protocols:
+          grpc:
+            endpoint: "0.0.0.0:4319"
+            tls: {cert_file: /etc/otelcol/tls/tls.crt, key_file: /etc/otelcol/tls/tls.key}
+          http:
+            endpoint: "0.0.0.0:4320"
+            tls: {cert_file: /etc/otelcol/tls/tls.crt, key_file: /etc/otelcol/tls/tls.key}
+    exporters:
+      debug: {verbosity: detailed}
+    service:
+      telemetry:
+        metrics: {level: none}
+      pipelines:
+        traces: {receivers: [otlp, otlp/tls], exporters: [debug]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: otel-collector, namespace: $OTEL_NAMESPACE}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: otel-collector}}
+  template:
+    metadata: {labels: {app: otel-collector}}
+    spec:
+      containers:
+        - name: otelcol
+          image: $OTELCOL_IMAGE
+          imagePullPolicy: Never
+          args: [--config=/etc/otelcol/config.yaml]
+          ports:
+            - {name: otlp-grpc, containerPort: 4317}
+            - {name: otlp-http, containerPort: 4318}
+            - {name: otlp-grpc-tls, containerPort: 4319}
+            - {name: otlp-http-tls, containerPort: 4320}
+          readinessProbe:
+            tcpSocket: {port: 4320}
+            periodSeconds: 1
+          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true}
+          volumeMounts:
+            - {name: config, mountPath: /etc/otelcol/config.yaml, subPath: config.yaml}
+            - {name: tls, mountPath: /etc/otelcol/tls, readOnly: true}
+      volumes:
+        - {name: config, configMap: {name: otelcol}}
+        - {name: tls, secret: {secretName: otelcol-tls}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: otel-collector, namespace: $OTEL_NAMESPACE}
+spec:
+  selector: {app: otel-collector}
+  ports:
+    - {name: otlp-grpc, port: 4317}
+    - {name: otlp-http, port: 4318}
+    - {name: otlp-grpc-tls, port: 4319}
+    - {name: otlp-http-tls, port: 4320}
+YAML
+}
+
+otel_start() {
+  local ctx dir=$CHECKS_TMP/otel host=otel-collector.$OTEL_NAMESPACE.svc
+  ctx=$(mktemp -d)
+  cp "$ADDONS_BIN_OTELCOL/otelcol" "$ADDONS_DIR/otelcol/Containerfile" "$ctx/"
+  podman build -q -t "$OTELCOL_IMAGE" "$ctx" >/dev/null || return 1
+  rm -rf "$ctx"
+  "$ADDONS_DIR/../cluster.sh" import "$OTELCOL_IMAGE" || return 1
+  # A CA and the collector's certificate for its Service name.
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=otel-test-ca \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null &&
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$host" \
+      -keyout "$dir/tls.key" -out "$dir/tls.csr" 2>/dev/null &&
+    openssl x509 -req -in "$dir/tls.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 1 \
+      -extfile <(printf 'subjectAltName=DNS:%s,DNS:%s.cluster.local\nextendedKeyUsage=serverAuth\n' "$host" "$host") \
+      -out "$dir/tls.crt" 2>/dev/null || return 1
+  chmod 644 "$dir/tls.key" # read by the collector's non-root user through the Secret
+  kubectl create namespace "$OTEL_NAMESPACE" >/dev/null &&
+    kubectl -n "$OTEL_NAMESPACE" create secret tls otelcol-tls --cert "$dir/tls.crt" --key "$dir/tls.key" >/dev/null &&
+    kubectl create namespace "$OTEL_APP_NAMESPACE" >/dev/null &&
+    kubectl -n "$OTEL_APP_NAMESPACE" create secret generic otel-collector-ca --from-file=ca.crt="$dir/ca.crt" >/dev/null &&
+    otel_collector_manifest | kubectl apply -f - >/dev/null || return 1
+  kubectl -n "$OTEL_NAMESPACE" rollout status deploy/otel-collector --timeout=120s >/dev/null || {
+    kubectl -n "$OTEL_NAMESPACE" logs deploy/otel-collector --tail=5 2>&1
+    return 1
+  }
+  echo "collector: $(kubectl -n "$OTEL_NAMESPACE" logs deploy/otel-collector | grep -o 'Everything is ready[^{]*' | head -1)"
+}
+
+# check_otel_export PROTOCOL ENDPOINT [TLS_SECRET]: the release exports to
+# ENDPOINT; one say-hello with a fresh request id gives one trace in the
+# collector with service2's server and client spans and service1's server
+# span, from the release's real pods.
+check_otel_export() {
+  local protocol=$1 endpoint=$2 secret=${3:-} request_id url i out
+  request_id=otel-$protocol-$RANDOM$RANDOM
+  request_id=${request_id//\//-}
+  helm_install "$OTEL_RELEASE" "$OTEL_APP_NAMESPACE" \
+    --set service1.replicas=2,service2.replicas=1 \
+    --set otel.endpoint="$endpoint",otel.protocol="$protocol",otel.tls.secretName="$secret" >/dev/null || return 1
+  kubectl -n "$OTEL_APP_NAMESPACE" get pods -o json >"$CHECKS_TMP/otel/pods.json" || return 1
+  url=$(service_url "$OTEL_APP_NAMESPACE" "$OTEL_RELEASE-service2" /api/v1/say-hello?name=otel)
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  out=$(node_sh -c 'curl -s -o /dev/null -w "%{http_code}" -H "X-Request-ID: $2" "$1"' _ "$url" "$request_id")
+  echo "say-hello with X-Request-ID $request_id over $protocol to $endpoint: HTTP $out"
+  [[ $out == 200 ]] || return 1
+  # Spans leave in batches (every 5 s by default, OTEL_BSP_SCHEDULE_DELAY).
+  for ((i = 0; i < 30; i++)); do
+    kubectl -n "$OTEL_NAMESPACE" logs deploy/otel-collector >"$CHECKS_TMP/otel/collector.log" 2>&1 || true
+    out=$(python3 "$ADDONS_DIR/otel_trace.py" "$request_id" "$OTEL_APP_NAMESPACE" "$CHECKS_TMP/otel/pods.json" \
+      <"$CHECKS_TMP/otel/collector.log") && {
+      echo "$out"
+      return 0
+    }
+    sleep 1
+  done
+  echo "$out"
+  return 1
+}
+
+otel_stop() {
+  helm uninstall "$OTEL_RELEASE" --namespace "$OTEL_APP_NAMESPACE" --wait >/dev/null 2>&1
+  kubectl delete namespace "$OTEL_APP_NAMESPACE" "$OTEL_NAMESPACE" --timeout=120s >/dev/null 2>&1
+  return 0
+}
+
+# run_addon_checks: every add-on check, or those named in $CHECKS.
+run_addon_checks() {
+  local host=otel-collector.$OTEL_NAMESPACE.svc
+  addon_wanted() { [[ -z ${CHECKS:-} || " $CHECKS " == *" $1 "* ]]; }
+  if addon_wanted operator_crds; then
+    run_check "A1. prometheus-operator's own CRDs (v$(basename "$ADDONS_BIN_PROMETHEUS_OPERATOR_CRDS" | sed 's/.*-v//')): the chart's PodMonitor and PrometheusRule pass their schemas, invalid ones are refused" check_operator_crds
+  fi
+  if addon_wanted otel; then
+    # shellcheck disable=SC2154 # checks.sh's counter
+    local failed_before=$checks_failed
+    run_check "A2. an OpenTelemetry Collector ($(basename "$ADDONS_BIN_OTELCOL")) runs in the cluster with OTLP receivers, plain and TLS" otel_start
+    if ((checks_failed == failed_before)); then
+      run_check "A2. OTLP/gRPC to the collector: one trace with spans from a service2 and a service1 pod, request id and k8s attributes on each" \
+        check_otel_export grpc "http://$host:4317"
+      run_check "A2. OTLP/HTTP (protobuf) to the collector: the same" check_otel_export http/protobuf "http://$host:4318"
+      run_check "A2. OTLP/gRPC over TLS (otel.tls.secretName: the collector's CA): the same" \
+        check_otel_export grpc "https://$host:4319" otel-collector-ca
+    fi
+    otel_stop
+  fi
+}
