@@ -81,9 +81,10 @@ PY
 # --- otel ------------------------------------------------------------------------------
 # The collector in its own namespace: OTLP over gRPC (4317) and HTTP (4318)
 # in plaintext, and both again with TLS (4319, 4320) on a certificate made
-# here, whose CA the release gets in a Secret for otel.tls. The debug
-# exporter prints every span (verbosity: detailed) to the pod's log, where
-# otel_trace.py finds them.
+# here, whose CA the release gets in a Secret for otel.tls. One pipeline per
+# receiver, each with its own debug exporter, which prints every span
+# (verbosity: detailed) to the pod's log, named: otel_trace.py finds them
+# there and knows which way they came.
 otel_collector_manifest() {
   cat <<YAML
 apiVersion: v1
@@ -92,25 +93,35 @@ metadata: {name: otelcol, namespace: $OTEL_NAMESPACE}
 data:
   config.yaml: |
     receivers:
-      otlp:
+      otlp/grpc:
         protocols:
           grpc: {endpoint: "0.0.0.0:4317"}
+      otlp/http:
+        protocols:
           http: {endpoint: "0.0.0.0:4318"}
-      otlp/tls:
+      otlp/grpc-tls:
         protocols:
           grpc:
             endpoint: "0.0.0.0:4319"
             tls: {cert_file: /etc/otelcol/tls/tls.crt, key_file: /etc/otelcol/tls/tls.key}
+      otlp/http-tls:
+        protocols:
           http:
             endpoint: "0.0.0.0:4320"
             tls: {cert_file: /etc/otelcol/tls/tls.crt, key_file: /etc/otelcol/tls/tls.key}
     exporters:
-      debug: {verbosity: detailed}
+      debug/grpc: {verbosity: detailed}
+      debug/http: {verbosity: detailed}
+      debug/grpc-tls: {verbosity: detailed}
+      debug/http-tls: {verbosity: detailed}
     service:
       telemetry:
         metrics: {level: none}
       pipelines:
-        traces: {receivers: [otlp, otlp/tls], exporters: [debug]}
+        traces/grpc: {receivers: [otlp/grpc], exporters: [debug/grpc]}
+        traces/http: {receivers: [otlp/http], exporters: [debug/http]}
+        traces/grpc-tls: {receivers: [otlp/grpc-tls], exporters: [debug/grpc-tls]}
+        traces/http-tls: {receivers: [otlp/http-tls], exporters: [debug/http-tls]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -184,27 +195,33 @@ otel_start() {
   echo "collector: $(kubectl -n "$OTEL_NAMESPACE" logs deploy/otel-collector | grep -o 'Everything is ready[^{]*' | head -1)"
 }
 
-# check_otel_export PROTOCOL ENDPOINT [TLS_SECRET]: the release exports to
-# ENDPOINT; one say-hello with a fresh request id gives one trace in the
-# collector with service2's server and client spans and service1's server
-# span, from the release's real pods.
+# check_otel_export RECEIVER PROTOCOL ENDPOINT [TLS_SECRET]: the release
+# exports to ENDPOINT; one say-hello with a fresh request id gives one trace
+# in the collector with service2's server and client spans and service1's
+# server span, from the release's pods of this revision, all through the
+# collector's RECEIVER (grpc, http, grpc-tls, http-tls).
 check_otel_export() {
-  local protocol=$1 endpoint=$2 secret=${3:-} request_id url i out
-  request_id=otel-$protocol-$RANDOM$RANDOM
-  request_id=${request_id//\//-}
+  local receiver=$1 protocol=$2 endpoint=$3 secret=${4:-} request_id url i out
+  request_id=otel-$receiver-$RANDOM$RANDOM
   helm_install "$OTEL_RELEASE" "$OTEL_APP_NAMESPACE" \
     --set service1.replicas=2,service2.replicas=1 \
     --set otel.endpoint="$endpoint",otel.protocol="$protocol",otel.tls.secretName="$secret" >/dev/null || return 1
+  # --wait returns once the new pods are Ready; the old ones drain a while
+  # longer and could still take the call.
+  for ((i = 0; i < 120; i++)); do
+    [[ $(kubectl -n "$OTEL_APP_NAMESPACE" get pods -l app.kubernetes.io/instance=$OTEL_RELEASE -o name | wc -l) == 3 ]] && break
+    sleep 1
+  done
   kubectl -n "$OTEL_APP_NAMESPACE" get pods -o json >"$CHECKS_TMP/otel/pods.json" || return 1
   url=$(service_url "$OTEL_APP_NAMESPACE" "$OTEL_RELEASE-service2" /api/v1/say-hello?name=otel)
   # shellcheck disable=SC2016 # expanded by the inner bash
   out=$(node_sh -c 'curl -s -o /dev/null -w "%{http_code}" -H "X-Request-ID: $2" "$1"' _ "$url" "$request_id")
-  echo "say-hello with X-Request-ID $request_id over $protocol to $endpoint: HTTP $out"
+  echo "say-hello with X-Request-ID $request_id, spans over $protocol to $endpoint: HTTP $out"
   [[ $out == 200 ]] || return 1
   # Spans leave in batches (every 5 s by default, OTEL_BSP_SCHEDULE_DELAY).
   for ((i = 0; i < 30; i++)); do
     kubectl -n "$OTEL_NAMESPACE" logs deploy/otel-collector >"$CHECKS_TMP/otel/collector.log" 2>&1 || true
-    out=$(python3 "$ADDONS_DIR/otel_trace.py" "$request_id" "$OTEL_APP_NAMESPACE" "$CHECKS_TMP/otel/pods.json" \
+    out=$(python3 "$ADDONS_DIR/otel_trace.py" "$request_id" "$OTEL_APP_NAMESPACE" "$CHECKS_TMP/otel/pods.json" "debug/$receiver" \
       <"$CHECKS_TMP/otel/collector.log") && {
       echo "$out"
       return 0
@@ -234,10 +251,12 @@ run_addon_checks() {
     run_check "A2. an OpenTelemetry Collector ($(basename "$ADDONS_BIN_OTELCOL")) runs in the cluster with OTLP receivers, plain and TLS" otel_start
     if ((checks_failed == failed_before)); then
       run_check "A2. OTLP/gRPC to the collector: one trace with spans from a service2 and a service1 pod, request id and k8s attributes on each" \
-        check_otel_export grpc "http://$host:4317"
-      run_check "A2. OTLP/HTTP (protobuf) to the collector: the same" check_otel_export http/protobuf "http://$host:4318"
+        check_otel_export grpc grpc "http://$host:4317"
+      run_check "A2. OTLP/HTTP (protobuf) to the collector: the same" check_otel_export http http/protobuf "http://$host:4318"
       run_check "A2. OTLP/gRPC over TLS (otel.tls.secretName: the collector's CA): the same" \
-        check_otel_export grpc "https://$host:4319" otel-collector-ca
+        check_otel_export grpc-tls grpc "https://$host:4319" otel-collector-ca
+      run_check "A2. OTLP/HTTP over TLS: the same" \
+        check_otel_export http-tls http/protobuf "https://$host:4320" otel-collector-ca
     fi
     otel_stop
   fi
