@@ -110,6 +110,18 @@ make_pki() {
   sign kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
   sign kube-proxy "/CN=system:kube-proxy"
   sign coredns "/CN=grpc-services-test:coredns"
+  # The aggregation layer (metrics-server's metrics.k8s.io, the add-on
+  # checks): the API server proxies to an extension API server with this
+  # client certificate, from a CA of its own as kubeadm's front-proxy-ca,
+  # so no other client certificate of the cluster can claim to be the proxy.
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/front-proxy-ca.key" -out "$dir/front-proxy-ca.crt" \
+    -subj "/CN=grpc-services-test-front-proxy-ca" -days 2 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/front-proxy-client.key" -subj /CN=front-proxy-client \
+    -out "$dir/front-proxy-client.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/front-proxy-client.csr" -CA "$dir/front-proxy-ca.crt" -CAkey "$dir/front-proxy-ca.key" \
+    -CAcreateserial -days 2 -out "$dir/front-proxy-client.crt" \
+    -extfile <(printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n') 2>/dev/null
   openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
   openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
   for name in admin controller-manager scheduler kubelet kube-proxy coredns; do kubeconfig "$name"; done
@@ -338,7 +350,14 @@ up() {
     --service-account-signing-key-file="$STATE/pki/sa.key" \
     --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
     --authorization-mode=Node,RBAC --allow-privileged=true \
-    --enable-priority-and-fairness=false --profiling=false
+    --enable-priority-and-fairness=false --profiling=false \
+    --requestheader-client-ca-file="$STATE/pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$STATE/pki/front-proxy-client.crt" \
+    --proxy-client-key-file="$STATE/pki/front-proxy-client.key" \
+    --enable-aggregator-routing=true
   wait_for kube-apiserver 90 kubectl_admin get --raw /readyz
 
   log "kube-controller-manager, kube-scheduler"

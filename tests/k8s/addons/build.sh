@@ -9,6 +9,7 @@
 #       API types of github.com/prometheus-operator/prometheus-operator/
 #       pkg/apis/monitoring, as upstream generates the CRDs it ships
 #       (./crdgen pins both)
+#   metrics-server: sigs.k8s.io/metrics-server (./metrics-server pins it)
 #   otelcol: the OpenTelemetry Collector's core OTLP receiver and debug
 #       exporter (./otelcol, its own module: the collector's dependencies
 #       do not mix with the Kubernetes release)
@@ -54,4 +55,11 @@ if fresh otelcol "$otelcol_version"; then
   (cd otelcol && go build -trimpath -ldflags "-s -w -X main.version=$otelcol_version" \
     -o "$OUT/otelcol-$otelcol_version/" .)
   finish otelcol "$otelcol_version"
+fi
+
+metrics_server_version=$(module_version metrics-server sigs.k8s.io/metrics-server)
+if fresh metrics-server "$metrics_server_version"; then
+  (cd metrics-server && go build -trimpath -ldflags "-s -w" -o "$OUT/metrics-server-$metrics_server_version/" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server)
+  finish metrics-server "$metrics_server_version"
 fi

@@ -9,7 +9,9 @@
 #                  one shows their schemas are enforced)
 #   otel           an OpenTelemetry Collector (core OTLP receiver, debug
 #                  exporter) in the cluster; one say-hello's trace over
-#                  OTLP/gRPC, OTLP/HTTP and OTLP/gRPC with TLS
+#                  OTLP/gRPC and OTLP/HTTP, plain and with TLS
+#   hpa            metrics-server; the chart's HPA scales service1 up under
+#                  load and back down after it
 #
 # Source it in tests/k8s/run.sh after checks.sh, with ADDONS_BIN_* set from
 # tests/k8s/addons/build.sh's output, then call run_addon_checks.
@@ -238,6 +240,163 @@ otel_stop() {
   return 0
 }
 
+# --- hpa -------------------------------------------------------------------------------
+# metrics-server as a host process in the cluster's namespace (an add-on of
+# cluster.sh, like kube-router), registered as the metrics.k8s.io API: the
+# API server proxies to it with its front-proxy client certificate, and it
+# scrapes the kubelet's /metrics/resource with a client certificate of its
+# own. The HPA controller in kube-controller-manager reads it from there.
+METRICS_SERVER_PORT=4443
+ADDONS_NODE_IP=10.213.0.2 # cluster.sh's node address
+
+metrics_server_manifest() {
+  cat <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:metrics-server"}
+rules:
+  - {apiGroups: [""], resources: [nodes/metrics], verbs: [get]}
+  - {apiGroups: [""], resources: [pods, nodes], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:metrics-server"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:metrics-server"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "metrics-server:system:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: metrics-server-auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system}
+spec:
+  ports: [{name: https, port: 443, targetPort: $METRICS_SERVER_PORT}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: metrics-server-node
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: metrics-server}
+addressType: IPv4
+ports: [{name: https, port: $METRICS_SERVER_PORT, protocol: TCP}]
+endpoints: [{addresses: ["$ADDONS_NODE_IP"], conditions: {ready: true}}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-server, namespace: kube-system, port: 443}
+  # Its serving certificate is self-signed, as in upstream's manifest.
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+YAML
+}
+
+metrics_server_start() {
+  local i cluster_sh=$ADDONS_DIR/../cluster.sh
+  "$cluster_sh" client metrics-server system:metrics-server || return 1
+  metrics_server_manifest | kubectl apply -f - >/dev/null || return 1
+  "$cluster_sh" add-on metrics-server "$ADDONS_BIN_METRICS_SERVER/metrics-server" \
+    --bind-address="$ADDONS_NODE_IP" --secure-port="$METRICS_SERVER_PORT" --cert-dir="$STATE/metrics-server" \
+    --kubeconfig="$STATE/metrics-server.kubeconfig" \
+    --authentication-kubeconfig="$STATE/metrics-server.kubeconfig" \
+    --authorization-kubeconfig="$STATE/metrics-server.kubeconfig" \
+    --kubelet-preferred-address-types=InternalIP --kubelet-certificate-authority="$STATE/pki/ca.crt" \
+    --metric-resolution=15s --kubelet-request-timeout=5s || return 1
+  for ((i = 0; i < 120; i++)); do
+    kubectl top nodes --no-headers >"$CHECKS_TMP/top" 2>&1 && break
+    kill -0 "$(cat "$STATE/pids/metrics-server")" 2>/dev/null || break
+    sleep 1
+  done
+  kubectl top nodes --no-headers >"$CHECKS_TMP/top" 2>&1 || {
+    echo "metrics.k8s.io does not answer: $(tail -1 "$CHECKS_TMP/top") (log: $STATE/logs/metrics-server.log)"
+    tail -5 "$STATE/logs/metrics-server.log"
+    return 1
+  }
+  echo "kubectl top nodes: $(cat "$CHECKS_TMP/top")"
+}
+
+# hpa_state: "replicas R ready N cpu C%" of the HPA release's service1.
+hpa_state() {
+  kubectl -n "$HPA_NAMESPACE" get hpa "$HPA_RELEASE-service1" \
+    -o jsonpath='replicas {.status.currentReplicas} desired {.status.desiredReplicas} cpu {.status.currentMetrics[0].resource.current.averageUtilization}%'
+  echo " ready $(kubectl -n "$HPA_NAMESPACE" get deploy "$HPA_RELEASE-service1" -o jsonpath='{.status.readyReplicas}')"
+}
+
+# wait_replicas WANT SECONDS: polls every 5 s, printing the state, until
+# service1 has WANT ready replicas and the HPA wants no other count.
+wait_replicas() {
+  local want=$1 seconds=$2 start=$SECONDS now
+  while ((SECONDS - start < seconds)); do
+    now=$(hpa_state)
+    echo "  +$((SECONDS - HPA_T0))s $now"
+    [[ $now == *"desired $want "*" ready $want" ]] && return 0
+    sleep 5
+  done
+  return 1
+}
+
+HPA_NAMESPACE=grpc-services-hpa
+HPA_RELEASE=hpa
+HPA_MAX=3
+
+# Under load the HPA adds service1 replicas up to HPA_MAX, service2 calls
+# every one of them, and after the load it scales back to 1; a trickle of
+# calls goes on meanwhile. Zero failed requests throughout.
+check_hpa() {
+  local url stop=/tmp/grpc-services-hpa-stop-$$ trickle_stop=/tmp/grpc-services-hpa-trickle-$$ status=0 pod hits out
+  HPA_T0=$SECONDS
+  helm_install "$HPA_RELEASE" "$HPA_NAMESPACE" --set service2.replicas=1 \
+    --set service1.autoscaling.enabled=true,service1.autoscaling.minReplicas=1,service1.autoscaling.maxReplicas=$HPA_MAX \
+    --set service1.autoscaling.targetCPUUtilizationPercentage=20 \
+    --set-json 'service1.autoscaling.behavior={"scaleUp":{"stabilizationWindowSeconds":0,"policies":[{"type":"Pods","value":2,"periodSeconds":10}]},"scaleDown":{"stabilizationWindowSeconds":15,"policies":[{"type":"Percent","value":100,"periodSeconds":10}]}}' \
+    >/dev/null || return 1
+  url=$(service_url "$HPA_NAMESPACE" "$HPA_RELEASE-service2" /api/v1/say-hello?name=hpa)
+  echo "idle, then load (two calls at a time) through service2:"
+  wait_replicas 1 60 || return 1
+  rm -f "$stop" "$trickle_stop"
+  node_sh "$CHECKS_DIR/load.sh" until "$url" "$stop" >"$CHECKS_TMP/hpa-load.out" &
+  wait_replicas "$HPA_MAX" 240 || status=1
+  # Calls spread onto the new replicas: every service1 pod served load.
+  for pod in $(kubectl -n "$HPA_NAMESPACE" get pods -l "$(s1_selector "$HPA_RELEASE")" -o name); do
+    hits=$(kubectl -n "$HPA_NAMESPACE" logs "$pod" | grep -c '"request_id":"load-')
+    echo "  ${pod#pod/}: $hits load calls"
+    ((hits > 0)) || status=1
+  done
+  node_touch "$stop"
+  wait
+  echo "load: $(cat "$CHECKS_TMP/hpa-load.out")"
+  grep -q ' failed 0 ' "$CHECKS_TMP/hpa-load.out" || status=1
+  echo "after the load (one call every 0.2 s meanwhile):"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  node_sh -c 'sent=0 failed=0; while [[ ! -e $2 ]] && ((sent < 3000)); do
+      code=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 -H "X-Request-ID: trickle-$sent" "$1")
+      sent=$((sent + 1)); [[ $code == 200 ]] || failed=$((failed + 1)); sleep 0.2
+    done; echo "sent $sent failed $failed"' _ "$url" "$trickle_stop" >"$CHECKS_TMP/hpa-trickle.out" &
+  wait_replicas 1 240 || status=1
+  node_touch "$trickle_stop"
+  wait
+  echo "trickle: $(cat "$CHECKS_TMP/hpa-trickle.out")"
+  grep -q ' failed 0$' "$CHECKS_TMP/hpa-trickle.out" || status=1
+  rm -f "$stop" "$trickle_stop"
+  helm uninstall "$HPA_RELEASE" --namespace "$HPA_NAMESPACE" --wait >/dev/null 2>&1
+  return $status
+}
+
 # run_addon_checks: every add-on check, or those named in $CHECKS.
 run_addon_checks() {
   local host=otel-collector.$OTEL_NAMESPACE.svc
@@ -259,5 +418,12 @@ run_addon_checks() {
         check_otel_export http-tls http/protobuf "https://$host:4320" otel-collector-ca
     fi
     otel_stop
+  fi
+  if addon_wanted hpa; then
+    local failed_before=$checks_failed
+    run_check "A3. metrics-server ($(basename "$ADDONS_BIN_METRICS_SERVER")) serves metrics.k8s.io through the aggregation layer" metrics_server_start
+    if ((checks_failed == failed_before)); then
+      run_check "A3. autoscaling.enabled: load makes the HPA add service1 replicas, service2 calls each; then back to 1; no failed request" check_hpa
+    fi
   fi
 }
