@@ -110,41 +110,56 @@ check_drain() {
   left=$(pods_on "$NAMESPACE" "$(s1_selector "$RELEASE")")
   echo "service1 pods per node after: $(per_node "$left")"
   [[ $(awk '{print $2}' <<<"$left" | sort -u) != "$node" && -n $left ]] || status=1
-  grep -qw "$node" <<<"$(awk '{print $2}' <<<"$left")" && status=1
+  awk '{print $2}' <<<"$left" | grep -qxF "$node" && status=1
   kubectl uncordon "$node" >/dev/null || status=1
   [[ -z $(kubectl get node "$node" -o jsonpath='{.spec.unschedulable}') ]] || status=1
   echo "kubectl uncordon $node: schedulable again"
   return $status
 }
 
-# drain_must_fail NODE: ok when drain gives up (timeout) because evictions
-# would break the PDB, and every service1 pod is still on NODE.
+# drain_must_fail NODE: ok when drain gives up (its --timeout) because a
+# further eviction would break the PDB, and the service1 pods the PDB counts
+# as healthy never went below what it asks.
 drain_must_fail() {
-  local before after
-  before=$(pods_on "$NAMESPACE" "$(s1_selector "$RELEASE")" | awk -v n="$1" '$2 == n' | sort)
+  local healthy ready
   if drain "$1" 30s; then
     echo "drain of $1 succeeded"
     return 1
   fi
-  after=$(pods_on "$NAMESPACE" "$(s1_selector "$RELEASE")" | awk -v n="$1" '$2 == n' | sort)
-  [[ -n $before && $before == "$after" ]]
+  healthy=$(kubectl -n "$NAMESPACE" get pdb "$RELEASE-service1" -o jsonpath='{.status.desiredHealthy}')
+  ready=$(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" \
+    -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{"|"}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+    grep -cx '|True')
+  echo "service1 pods Ready after the drain gave up: $ready (PDB: at least $healthy)"
+  ((ready >= healthy))
 }
 
 # --- r. a drain the PDB blocks -----------------------------------------------------------
+# The chart refuses pdb.maxUnavailable 0 (its schema: "0 would block every
+# node drain"), so the budget is broken the other way: at its minimum (1),
+# with every other node cordoned, the first eviction's replacement has
+# nowhere to run, and each further eviction would exceed the budget.
 check_drain_blocked() {
-  local node status=0
-  helm_install "$RELEASE" "$NAMESPACE" --reuse-values --set service1.pdb.maxUnavailable=0 >/dev/null || return 1
+  local node other status=0 count
   node=$(most_service1_node)
-  under_load "kubectl drain $node --timeout 30s with service1.pdb.maxUnavailable=0" drain_must_fail "$node" || status=1
+  count=$(pods_on "$NAMESPACE" "$(s1_selector "$RELEASE")" | awk -v n="$node" '$2 == n' | grep -c .)
+  echo "draining $node ($count service1 pods, PDB maxUnavailable $(kubectl -n "$NAMESPACE" get pdb "$RELEASE-service1" -o jsonpath='{.spec.maxUnavailable}')) with every other node cordoned"
+  ((count >= 2)) || { echo "needs two service1 pods on one node"; return 1; }
+  for other in $(node_names); do
+    [[ $other == "$node" ]] || kubectl cordon "$other" >/dev/null || status=1
+  done
+  under_load "kubectl drain $node --timeout 30s" drain_must_fail "$node" || status=1
+  grep -F 'service1 pods Ready after' "$CHECKS_TMP/cmd.out"
   if grep -q "violate the pod's disruption budget" "$CHECKS_TMP/cmd.out"; then
-    echo "drain refused: $(grep -m1 -o "Cannot evict pod as it would violate the pod's disruption budget" "$CHECKS_TMP/cmd.out"); every service1 pod still on $node"
+    echo "drain refused: $(grep -m1 -o "Cannot evict pod as it would violate the pod's disruption budget" "$CHECKS_TMP/cmd.out")"
   else
     echo "drain did not report the disruption budget:"
     tail -3 "$CHECKS_TMP/cmd.out"
     status=1
   fi
-  kubectl uncordon "$node" >/dev/null || status=1
-  helm_install "$RELEASE" "$NAMESPACE" --reuse-values --set service1.pdb.maxUnavailable=1 >/dev/null || status=1
+  for other in $(node_names); do kubectl uncordon "$other" >/dev/null || status=1; done
+  kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m >/dev/null || status=1
+  kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service2" --timeout 2m >/dev/null || status=1
   return $status
 }
 
@@ -230,8 +245,11 @@ check_node_freeze() {
 
 # --- t. Pod Security "restricted" --------------------------------------------------------
 # Enforce, audit and warn at restricted: the install must be admitted with
-# no warning from the API server (client-go prints them on stderr), and
-# helm test too. The control: a bare pod is refused in that namespace.
+# no warning from the API server (client-go prints them on stderr:
+# "Warning: ..." from kubectl, "warnings.go:...] ..." from Helm's klog), and
+# helm test too. The controls: a bare pod is refused in that namespace, and
+# a bare Deployment draws the warning.
+API_WARNING='^Warning:|warnings\.go:[0-9]+\]|would violate PodSecurity' 
 check_pod_security() {
   local release=psa namespace=$NAMESPACE-restricted out status=0 mode
   kubectl create namespace "$namespace" >/dev/null || return 1
@@ -245,11 +263,18 @@ check_pod_security() {
   else
     echo "control: a bare pod is refused ($(grep -o 'violates PodSecurity "restricted:[a-z]*"' <<<"$out" | head -1))"
   fi
+  out=$(kubectl -n "$namespace" create deployment bare --image="$IMAGE_REPOSITORY:$IMAGE_TAG" --dry-run=server 2>&1)
+  if grep -qE "$API_WARNING" <<<"$out"; then
+    echo "control: a bare Deployment draws the warning ($(grep -oE 'would violate PodSecurity "restricted:[a-z]*"' <<<"$out" | head -1))"
+  else
+    echo "control: a bare Deployment drew no warning: $out"
+    status=1
+  fi
   out=$(helm_install "$release" "$namespace" --set service1.replicas=2,service2.replicas=1 2>&1) || status=1
   out+=$(helm test "$release" --namespace "$namespace" --timeout 2m 2>&1) || status=1
-  if grep -qiE 'warning|PodSecurity|violate' <<<"$out"; then
+  if grep -qE "$API_WARNING" <<<"$out"; then
     echo "API server warnings:"
-    grep -iE 'warning|PodSecurity|violate' <<<"$out" | head -5
+    grep -E "$API_WARNING" <<<"$out" | head -5
     status=1
   fi
   echo "helm install and helm test in a namespace enforcing, auditing and warning at restricted: $( ((status == 0)) && echo 'admitted, no warnings' || echo failed)"
@@ -363,7 +388,7 @@ run_two_node_checks() {
         fi
         ;;
       drain) run_check "q. kubectl drain under load (eviction API): no failed request, the PDB held, pods moved, uncordon" check_drain ;;
-      drain_blocked) run_check "r. kubectl drain that the PDB blocks (maxUnavailable 0) fails its --timeout, no failed request" check_drain_blocked ;;
+      drain_blocked) run_check "r. kubectl drain that the PDB blocks (other nodes cordoned) fails its --timeout, no failed request" check_drain_blocked ;;
       pod_security) run_check "t. Pod Security restricted (enforce, audit, warn): install and helm test with no warnings" check_pod_security ;;
       helm_versions) run_check "u. Helm 3 and Helm 4: install, helm test, upgrade, rollback" check_helm_versions ;;
       previous_chart) run_check "v. upgrade from the previous chart version under load: no failed request, certificates kept" check_previous_chart_upgrade ;;
