@@ -40,7 +40,7 @@ tests/k8s/preflight.sh || die "preflight failed: see above"
 
 # --- 2. binaries --------------------------------------------------------------------
 build_start=$SECONDS
-eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z_]*\)=/bin_\1=/')"
+eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z0-9_]*\)=/bin_\1=/')"
 # shellcheck disable=SC2154 # set by the eval above
 export BIN_DIR=$bin_kubernetes TOOLS_BIN=$bin_coredns
 # shellcheck disable=SC2154
