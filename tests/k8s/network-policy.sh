@@ -274,12 +274,22 @@ check_network_policy_knobs() {
 
 # --- w. NetworkPolicy egress, the negative control ------------------------------------
 
-# egress_programmed NAMESPACE POD NODE: kube-router on NODE sends POD's own
-# traffic through a pod firewall chain, which it does only for pods an
-# egress policy selects.
-egress_programmed() {
-  ON_NODE=$(node_index "$3") "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter |
-    grep -F "rule to jump traffic from POD name:$2 namespace: $1 to chain" >/dev/null
+# egress_rules NAMESPACE POD NODE POLICY: how kube-router on NODE treats
+# POD's own traffic: "default" while no egress policy selects the pod (its
+# firewall chain sends traffic from the pod's IP to the default chain, which
+# accepts), "POLICY" once POLICY's chain applies to it in both directions
+# (no -s/-d: an Ingress and Egress policy), "none" before either.
+egress_rules() {
+  local ip rules
+  ip=$(kubectl -n "$1" get pod "$2" -o jsonpath='{.status.podIP}')
+  rules=$(ON_NODE=$(node_index "$3") "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter)
+  if grep -F -- "-s $ip/32 " <<<"$rules" | grep -qF '"run through default egress network policy chain"'; then
+    echo default
+  elif grep -F '"run through nw policy '"$4"'"' <<<"$rules" | grep -qvE -- "-[sd] $ip/32 "; then
+    echo "$4"
+  else
+    echo none
+  fi
 }
 
 # from_pod NAMESPACE POD ADDR PORT: "open" or "closed": a TCP connect from
@@ -304,8 +314,8 @@ from_pod() {
 # policies on: from a service2 pod to service1's admin port (service1's
 # ingress admits any pod there) opens with egress off; with egress on
 # (service2 may reach only DNS and service1's gRPC port) and kube-router's
-# egress rules for that pod seen on its node, it must not. Fails if
-# kube-router never programs them.
+# rules on that pod's node applying the policy to its egress, it must not.
+# Fails if kube-router never applies them.
 check_network_policy_egress() {
   local release=npe namespace=$NAMESPACE-netpol-egress status=0 s2 node target out i
   helm_install "$release" "$namespace" --set service1.replicas=1,service2.replicas=1 \
@@ -317,21 +327,21 @@ check_network_policy_egress() {
     out=$(from_pod "$namespace" "$s2" "${target%:*}" "${target#*:}")
     [[ $out == open ]] && break
   done
-  echo "egress off: service2 pod $s2 ($node) to service1's admin port $target: $out"
+  echo "egress off: service2 pod $s2 ($node) to service1's admin port $target: $out (kube-router: $(egress_rules "$namespace" "$s2" "$node" "$release-service2") egress rules)"
   [[ $out == open ]] || status=1
   if ((status == 0)); then
     helm_install "$release" "$namespace" --reuse-values --set networkPolicy.egress.enabled=true >/dev/null || status=1
     read -r s2 node < <(kubectl -n "$namespace" get pods -l "$(s2_selector "$release")" \
       -o jsonpath='{.items[0].metadata.name}{" "}{.items[0].spec.nodeName}')
     for ((i = 0; i < 120; i++)); do
-      egress_programmed "$namespace" "$s2" "$node" && break
+      [[ $(egress_rules "$namespace" "$s2" "$node" "$release-service2") == "$release-service2" ]] && break
       sleep 0.5
     done
     if ((i == 120)); then
       echo "kube-router never programmed egress rules for $s2 on $node (60 s)"
       status=1
     else
-      echo "kube-router programmed egress rules for $s2 after $((i / 2))s"
+      echo "kube-router applies $release-service2 to $s2's egress after $((i / 2))s"
       out=$(from_pod "$namespace" "$s2" "${target%:*}" "${target#*:}")
       echo "egress on: the same connection: $out"
       [[ $out == closed ]] || status=1

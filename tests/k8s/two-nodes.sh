@@ -373,7 +373,7 @@ run_two_node_checks() {
     case $check in
       spread | node_freeze | drain | drain_blocked)
         if ((nodes < 2)); then
-          echo "skip - $check: needs two nodes, the cluster has $nodes"
+          echo "skip - $check (needs two nodes; the cluster has $nodes)"
           continue
         fi
         ;;
@@ -384,7 +384,7 @@ run_two_node_checks() {
         if declare -F node_freeze >/dev/null; then
           run_check "s. a node frozen (kubelet, runtime, pods: SIGSTOP) past the node-monitor grace period, load on the other node's service2: no failed request, node Ready after" check_node_freeze
         else
-          echo "skip - node_freeze: this runner cannot freeze a node"
+          echo "skip - node_freeze (this runner cannot freeze a node)"
         fi
         ;;
       drain) run_check "q. kubectl drain under load (eviction API): no failed request, the PDB held, pods moved, uncordon" check_drain ;;
