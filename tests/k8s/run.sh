@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make test-cluster`: the chart and image on a real, throw-away, single-node
-# Kubernetes cluster of upstream components built from source (see
-# tests/k8s/cluster.sh), with no registry and no traffic outside loopback and
-# the cluster's own network namespace.
+# `make test-cluster`: the chart and image on a real, throw-away Kubernetes
+# cluster (two nodes; NODES=1 for one) of upstream components built from
+# source (see tests/k8s/cluster.sh), with no registry and no traffic outside
+# loopback and the cluster's own network namespaces.
 #
 #  1. preflight: root, kernel features, capabilities, packages (names what
 #     is missing instead of hanging)

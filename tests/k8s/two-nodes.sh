@@ -338,6 +338,10 @@ check_previous_chart_upgrade() {
   local release=prev namespace=$NAMESPACE-previous repo commit dir version secrets before after status=0
   repo=$(cd "$CHECKS_DIR/../.." && pwd)
   commit=$(git -C "$repo" log -1 --format=%h -G '^version:' -- charts/grpc-services/Chart.yaml)
+  [[ -n $commit ]] || {
+    echo "no commit in $repo's history changed the chart's version (a shallow clone?)"
+    return 1
+  }
   dir=$(mktemp -d)
   git -C "$repo" archive "$commit" charts/grpc-services | tar -x -C "$dir" || return 1
   version=$(awk '/^version:/ {print $2}' "$dir/charts/grpc-services/Chart.yaml")
