@@ -337,6 +337,11 @@ check_helm_versions() {
 check_previous_chart_upgrade() {
   local release=prev namespace=$NAMESPACE-previous repo commit dir version secrets before after status=0
   repo=$(cd "$CHECKS_DIR/../.." && pwd)
+  # A CI system may clone with --depth 1: the history it left out is asked of
+  # the clone's origin before the check gives up.
+  if [[ $(git -C "$repo" rev-parse --is-shallow-repository) == true ]]; then
+    git -C "$repo" fetch -q --unshallow 2>/dev/null || true
+  fi
   commit=$(git -C "$repo" log -1 --format=%h -G '^version:' -- charts/grpc-services/Chart.yaml)
   [[ -n $commit ]] || {
     echo "no commit in $repo's history changed the chart's version (a shallow clone?)"
