@@ -40,14 +40,17 @@ tests/k8s/preflight.sh || die "preflight failed: see above"
 
 # --- 2. binaries --------------------------------------------------------------------
 build_start=$SECONDS
-eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z0-9_]*\)=/bin_\1=/')"
+# A failed build stops the run here: its output is taken whole before eval.
+built=$(tests/k8s/tools/build.sh) || die "tests/k8s/tools/build.sh failed: see above"
+eval "$(sed 's/^\([a-z0-9_]*\)=/bin_\1=/' <<<"$built")"
 # shellcheck disable=SC2154 # set by the eval above
 export BIN_DIR=$bin_kubernetes TOOLS_BIN=$bin_coredns
 # shellcheck disable=SC2154
 HELM3=$bin_helm3/helm
 log "binaries ready in $((SECONDS - build_start)) s: $BIN_DIR"
 # The add-on checks' programs (tests/k8s/addons/build.sh): ADDONS_BIN_<NAME>.
-eval "$(tests/k8s/addons/build.sh | sed 's/^\([a-z_]*\)=/ADDONS_BIN_\U\1=/')"
+built=$(tests/k8s/addons/build.sh) || die "tests/k8s/addons/build.sh failed: see above"
+eval "$(sed 's/^\([a-z_]*\)=/ADDONS_BIN_\U\1=/' <<<"$built")"
 
 # --- 3. images ------------------------------------------------------------------------
 # Built as `make test-image` builds it, every time: podman's layer cache makes
