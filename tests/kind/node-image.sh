@@ -150,6 +150,7 @@ builder=kind-node-build-$$
 $ENGINE run -d --name "$builder" --entrypoint sleep --security-opt seccomp=unconfined \
   "$REPO-base:$inputs" infinity >/dev/null
 $ENGINE cp "$work/images.tar" "$builder:/images.tar"
+# shellcheck disable=SC2016 # expanded by the node's bash
 $ENGINE exec "$builder" bash -euc '
   nohup containerd >/tmp/containerd.log 2>&1 &
   for i in $(seq 50); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && break; sleep 0.2; done
