@@ -198,7 +198,7 @@ fi
 if [[ $engine == docker ]]; then
   kind load docker-image "$IMAGE" --name "$CLUSTER"
 else
-  podman save --format docker-archive -o "$tmp/image.tar" "$IMAGE"
+  podman save -q --format docker-archive -o "$tmp/image.tar" "$IMAGE"
   kind load image-archive "$tmp/image.tar" --name "$CLUSTER"
   rm -f "$tmp/image.tar"
 fi
