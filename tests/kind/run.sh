@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-kind`: the chart and image end to end on a throw-away, two-node
-# kind cluster (one control plane, one worker), with the live checks shared
+# kind cluster (a control plane and a worker, both running pods, in zones
+# zone-a and zone-b), with the live checks shared
 # with `make test-cluster` (tests/k8s/checks.sh). Two ways to run it:
 #
 #   make test-kind              a developer's machine: their kind, kubectl,
@@ -152,20 +153,27 @@ fi
 # --- 2. the cluster -------------------------------------------------------------------
 our_node_image=0
 [[ ${KIND_NODE_IMAGE:-} != localhost/kind-node:* ]] || our_node_image=1
-# Two nodes: the control plane (tainted, as kind leaves it: the chart's pods
-# run on the worker) and one worker. Kubernetes 1.35 refuses cgroup v1 hosts
-# unless told otherwise (our CI machines are cgroup v1; harmless on v2).
+# Two nodes, both running the chart's pods, in two zones as make
+# test-cluster's two nodes are: the control plane (its taint removed) and a
+# worker. Kubernetes 1.35 refuses cgroup v1 hosts unless told otherwise (our
+# CI machines are cgroup v1; harmless on v2).
 {
   cat <<'EOF'
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 nodes:
 - role: control-plane
+  labels: {topology.kubernetes.io/zone: zone-a}
 - role: worker
+  labels: {topology.kubernetes.io/zone: zone-b}
 kubeadmConfigPatches:
 - |
   kind: KubeletConfiguration
   failCgroupV1: false
+- |
+  kind: InitConfiguration
+  nodeRegistration:
+    taints: []
 EOF
   # Our node image has no kindnetd (no module to build it from): the
   # runner sets up the ptp CNI below instead.
@@ -207,7 +215,7 @@ log "cluster up (${nodes[*]}) and image loaded in $((SECONDS - cluster_start)) s
 # --- 3. the live checks, shared with `make test-cluster` ----------------------------------
 # A port-forward listens where kubectl runs (here); ClusterIPs and pod IPs are
 # reachable on the kind nodes, which have bash and curl. Scripts run on the
-# control plane, so calls cross to the worker's pods as a client's would;
+# control plane (calls reach pods on both nodes, as a client's would);
 # node-faults.sh runs on the node of the pod it is given.
 local_sh() { bash "$@"; }
 node_of_pod() { # UID: the node of the pod with that UID
