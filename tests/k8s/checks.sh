@@ -280,7 +280,8 @@ run_all_checks() {
       upgrade) run_check "f. helm upgrade keeps the CA, mTLS works, no failed request" check_upgrade ;;
       scale) run_check "g. scale service1 to 5, then 1: service2 follows within 30 s, no failed request" check_scale ;;
       existing_secret) run_check "h. tls.mode=existingSecret with certgen's certificates" check_existing_secret ;;
-      network_policy) ;; # j: the runner's, since it needs a policy controller
+      network_policy | network_policy_egress) ;; # j, k, w: the runner's, since they need a policy controller
+      spread | node_freeze | drain | drain_blocked | pod_security | helm_versions | previous_chart) ;; # p to v: two-nodes.sh's run_two_node_checks
       freeze_pod | drop_packets) ;; # m, n: gray-failure.sh's run_gray_failure_checks
       monitoring) ;;     # l: the runner's, since it runs Prometheus in the cluster's namespace
       everything_on) ;;  # m: the runner's (tests/k8s/everything-on.sh)

@@ -27,9 +27,8 @@ KUBE_ROUTER_BIN=${KUBE_ROUTER_BIN:-${bin_kube_router:-}}
 TCP_PROBE_BIN=${TCP_PROBE_BIN:-${bin_tcp_probe:-}}
 TCP_PROBE_IMAGE=localhost/tcp-probe:test
 KUBE_ROUTER_USER=grpc-services-test:kube-router
-# The cluster's Service range (cluster.sh SERVICE_CIDR) and node name.
+# The cluster's Service range (cluster.sh SERVICE_CIDR).
 KUBE_ROUTER_SERVICE_CIDR=10.215.0.0/24
-KUBE_ROUTER_NODE=grpc-services-node
 
 # The RBAC of kube-router's own manifests (daemonset/generic-kuberouter.yaml),
 # reduced to what the firewall reads: it builds informers for all of these.
@@ -78,28 +77,46 @@ network_policy_start() {
   "$NETWORK_POLICY_SH_DIR/cluster.sh" client kube-router "$KUBE_ROUTER_USER" || return 1
   kubectl --kubeconfig "$STATE/kube-router.kubeconfig" get -A \
     nodes,namespaces,pods,services,endpoints,endpointslices,networkpolicies >/dev/null || return 1
-  # Only the firewall: no BGP routing (ptp routes pods already), no IPVS
-  # proxy (kube-proxy is the proxy). No podCIDR is needed: the firewall knows
-  # pods by their IPs (pod.status.podIPs) and which are local by
-  # pod.status.hostIP == the node's InternalIP.
-  "$NETWORK_POLICY_SH_DIR/cluster.sh" add-on kube-router "$KUBE_ROUTER_BIN/kube-router" \
-    --kubeconfig="$STATE/kube-router.kubeconfig" \
-    --run-firewall=true --run-router=false --run-service-proxy=false \
-    --hostname-override="$KUBE_ROUTER_NODE" \
-    --service-cluster-ip-range="$KUBE_ROUTER_SERVICE_CIDR" \
-    --enable-ipv4=true --enable-ipv6=false \
-    --health-port=20244 --metrics-port=0 || return 1
-  for ((i = 0; i < 120; i++)); do
-    if "$NETWORK_POLICY_SH_DIR/cluster.sh" exec curl -sf http://127.0.0.1:20244/healthz >/dev/null 2>&1 &&
-      "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables -S KUBE-ROUTER-FORWARD >/dev/null 2>&1; then
-      return 0
-    fi
-    kill -0 "$(cat "$STATE/pids/kube-router")" 2>/dev/null || break
-    sleep 0.5
+  # One per node, in the node's namespace, as its DaemonSet would run: each
+  # polices the pods of its own node. Only the firewall: no BGP routing (the
+  # nodes route pod ranges already), no IPVS proxy (kube-proxy is the
+  # proxy). No podCIDR is needed: the firewall knows pods by their IPs
+  # (pod.status.podIPs) and which are local by pod.status.hostIP == the
+  # node's InternalIP.
+  local n=0 node name
+  for node in $("$NETWORK_POLICY_SH_DIR/cluster.sh" nodes); do
+    n=$((n + 1)) name=kube-router
+    ((n == 1)) || name=kube-router-$n
+    ON_NODE=$n "$NETWORK_POLICY_SH_DIR/cluster.sh" add-on "$name" "$KUBE_ROUTER_BIN/kube-router" \
+      --kubeconfig="$STATE/kube-router.kubeconfig" \
+      --run-firewall=true --run-router=false --run-service-proxy=false \
+      --hostname-override="$node" \
+      --service-cluster-ip-range="$KUBE_ROUTER_SERVICE_CIDR" \
+      --enable-ipv4=true --enable-ipv6=false \
+      --health-port=20244 --metrics-port=0 || return 1
+    for ((i = 0; i < 120; i++)); do
+      if ON_NODE=$n "$NETWORK_POLICY_SH_DIR/cluster.sh" exec curl -sf http://127.0.0.1:20244/healthz >/dev/null 2>&1 &&
+        ON_NODE=$n "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables -S KUBE-ROUTER-FORWARD >/dev/null 2>&1; then
+        continue 2
+      fi
+      kill -0 "$(cat "$STATE/pids/$name")" 2>/dev/null || break
+      sleep 0.5
+    done
+    echo "kube-router on $node is not up (log: $STATE/logs/$name.log):" >&2
+    tail -5 "$STATE/logs/$name.log" >&2
+    return 1
   done
-  echo "kube-router is not up (log: $STATE/logs/kube-router.log):" >&2
-  tail -5 "$STATE/logs/kube-router.log" >&2
-  return 1
+}
+
+# node_index NODE_NAME: its position in `cluster.sh nodes` (ON_NODE).
+node_index() { "$NETWORK_POLICY_SH_DIR/cluster.sh" nodes | grep -nxF "$1" | cut -d: -f1; }
+
+# on_every_node CMD...: CMD in each node's namespace, outputs concatenated.
+on_every_node() {
+  local n
+  for ((n = 1; n <= $("$NETWORK_POLICY_SH_DIR/cluster.sh" nodes | grep -c .); n++)); do
+    ON_NODE=$n "$NETWORK_POLICY_SH_DIR/cluster.sh" exec "$@"
+  done
 }
 
 # --- j. NetworkPolicy ----------------------------------------------------------------
@@ -140,10 +157,14 @@ EOF
   kubectl -n "$ns" delete pod "$name" --wait=false >/dev/null 2>&1
 }
 
-# policy_programmed NAMESPACE POLICY: kube-router has rules for POLICY (its
-# comments name the policy and its namespace).
+# policy_programmed NAMESPACE POLICY: kube-router has rules for POLICY on
+# every node (its comments name the policy and its namespace).
 policy_programmed() {
-  "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter | grep -F "policy name $2 namespace $1" >/dev/null
+  local n
+  for ((n = 1; n <= $("$NETWORK_POLICY_SH_DIR/cluster.sh" nodes | grep -c .); n++)); do
+    ON_NODE=$n "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter |
+      grep -F "policy name $2 namespace $1" >/dev/null || return 1
+  done
 }
 
 # check_network_policy: a release in its own namespace. Without policies a
@@ -192,7 +213,7 @@ check_network_policy() {
   fi
   if ((status != 0)); then
     kubectl -n "$namespace" get networkpolicies,pods -o wide 2>&1 | tail -8
-    tail -5 "$STATE/logs/kube-router.log"
+    tail -5 "$STATE"/logs/kube-router*.log
   fi
   helm uninstall "$release" --namespace "$namespace" --wait >/dev/null 2>&1 || true
   kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
@@ -213,7 +234,9 @@ check_network_policy() {
 # first version of this check found service2 still resolving).
 check_network_policy_knobs() {
   local release=npk namespace=$NAMESPACE-netpol-knobs status=0 node_ip ip out url i
-  node_ip=$(kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+  # CoreDNS runs on the first node's address.
+  node_ip=$(kubectl get node "$("$NETWORK_POLICY_SH_DIR/cluster.sh" nodes | head -1)" \
+    -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
   if ! helm_install "$release" "$namespace" --set service1.replicas=1,service2.replicas=1 \
     --set networkPolicy.enabled=true,networkPolicy.egress.enabled=true \
     --set-json "networkPolicy.egress.dnsTo=[{\"ipBlock\":{\"cidr\":\"$node_ip/32\"}}]" \
@@ -242,7 +265,90 @@ check_network_policy_knobs() {
   fi
   if ((status != 0)); then
     kubectl -n "$namespace" get networkpolicies,pods -o wide 2>&1 | tail -8
-    tail -5 "$STATE/logs/kube-router.log"
+    tail -5 "$STATE"/logs/kube-router*.log
+  fi
+  helm uninstall "$release" --namespace "$namespace" --wait=false >/dev/null 2>&1 || true
+  kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
+  return $status
+}
+
+# --- w. NetworkPolicy egress, the negative control ------------------------------------
+
+# egress_rules NAMESPACE POD NODE POLICY: how kube-router on NODE treats
+# POD's own traffic: "default" while no egress policy selects the pod (its
+# firewall chain sends traffic from the pod's IP to the default chain, which
+# accepts), "POLICY" once POLICY's chain applies to it in both directions
+# (no -s/-d: an Ingress and Egress policy), "none" before either.
+egress_rules() {
+  local ip rules
+  ip=$(kubectl -n "$1" get pod "$2" -o jsonpath='{.status.podIP}')
+  rules=$(ON_NODE=$(node_index "$3") "$NETWORK_POLICY_SH_DIR/cluster.sh" exec iptables-save -t filter)
+  if grep -F -- "-s $ip/32 " <<<"$rules" | grep -qF '"run through default egress network policy chain"'; then
+    echo default
+  elif grep -F '"run through nw policy '"$4"'"' <<<"$rules" | grep -qvE -- "-[sd] $ip/32 "; then
+    echo "$4"
+  else
+    echo none
+  fi
+}
+
+# from_pod NAMESPACE POD ADDR PORT: "open" or "closed": a TCP connect from
+# inside POD's network namespace (entered from the node through the pod's
+# pause process; the image has no shell), 3 s at most.
+from_pod() {
+  local uid pid dir
+  uid=$(kubectl -n "$1" get pod "$2" -o jsonpath='{.metadata.uid}')
+  for dir in /proc/[0-9]*; do
+    grep -qE "pod(${uid}|${uid//-/_})" "$dir/cgroup" 2>/dev/null && { pid=${dir#/proc/}; break; }
+  done
+  [[ -n $pid ]] || { echo "no process of pod $2"; return 1; }
+  if nsenter --net="/proc/$pid/ns/net" timeout 3 bash -c "exec 3<>/dev/tcp/$3/$4" 2>/dev/null; then
+    echo open
+  else
+    echo closed
+  fi
+}
+
+# check_network_policy_egress: check k passes whether or not egress rules are
+# applied, so here is a connection they must refuse. A release with the
+# policies on: from a service2 pod to service1's admin port (service1's
+# ingress admits any pod there) opens with egress off; with egress on
+# (service2 may reach only DNS and service1's gRPC port) and kube-router's
+# rules on that pod's node applying the policy to its egress, it must not.
+# Fails if kube-router never applies them.
+check_network_policy_egress() {
+  local release=npe namespace=$NAMESPACE-netpol-egress status=0 s2 node target out i
+  helm_install "$release" "$namespace" --set service1.replicas=1,service2.replicas=1 \
+    --set networkPolicy.enabled=true,networkPolicy.egress.enabled=false >/dev/null || { echo "helm install failed"; return 1; }
+  read -r s2 node < <(kubectl -n "$namespace" get pods -l "$(s2_selector "$release")" \
+    -o jsonpath='{.items[0].metadata.name}{" "}{.items[0].spec.nodeName}')
+  target=$(kubectl -n "$namespace" get pods -l "$(s1_selector "$release")" -o jsonpath='{.items[0].status.podIP}'):9080
+  for ((i = 0; i < 10; i++)); do
+    out=$(from_pod "$namespace" "$s2" "${target%:*}" "${target#*:}")
+    [[ $out == open ]] && break
+  done
+  echo "egress off: service2 pod $s2 ($node) to service1's admin port $target: $out (kube-router: $(egress_rules "$namespace" "$s2" "$node" "$release-service2") egress rules)"
+  [[ $out == open ]] || status=1
+  if ((status == 0)); then
+    helm_install "$release" "$namespace" --reuse-values --set networkPolicy.egress.enabled=true >/dev/null || status=1
+    read -r s2 node < <(kubectl -n "$namespace" get pods -l "$(s2_selector "$release")" \
+      -o jsonpath='{.items[0].metadata.name}{" "}{.items[0].spec.nodeName}')
+    for ((i = 0; i < 120; i++)); do
+      [[ $(egress_rules "$namespace" "$s2" "$node" "$release-service2") == "$release-service2" ]] && break
+      sleep 0.5
+    done
+    if ((i == 120)); then
+      echo "kube-router never programmed egress rules for $s2 on $node (60 s)"
+      status=1
+    else
+      echo "kube-router applies $release-service2 to $s2's egress after $((i / 2))s"
+      out=$(from_pod "$namespace" "$s2" "${target%:*}" "${target#*:}")
+      echo "egress on: the same connection: $out"
+      [[ $out == closed ]] || status=1
+    fi
+  fi
+  if ((status != 0)); then
+    kubectl -n "$namespace" get networkpolicies,pods -o wide 2>&1 | tail -8
   fi
   helm uninstall "$release" --namespace "$namespace" --wait=false >/dev/null 2>&1 || true
   kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make test-cluster`: the chart and image on a real, throw-away, single-node
-# Kubernetes cluster of upstream components built from source (see
-# tests/k8s/cluster.sh), with no registry and no traffic outside loopback and
-# the cluster's own network namespace.
+# `make test-cluster`: the chart and image on a real, throw-away Kubernetes
+# cluster (two nodes; NODES=1 for one) of upstream components built from
+# source (see tests/k8s/cluster.sh), with no registry and no traffic outside
+# loopback and the cluster's own network namespaces.
 #
 #  1. preflight: root, kernel features, capabilities, packages (names what
 #     is missing instead of hanging)
@@ -17,15 +17,17 @@
 #     up: `tests/k8s/cluster.sh exec ...` reaches it, `cluster.sh down` ends it)
 #
 # Env: IMAGE (localhost/grpc-services:test), SKIP_BUILD=1 (test IMAGE as it
-# is), KEEP_CLUSTER=1, CHECKS (a space-separated subset of the check names in
-# tests/k8s/checks.sh's run_all_checks, monitoring, network_policy and
-# everything_on, to run fewer).
+# is), KEEP_CLUSTER=1, NODES (2; 1 skips the checks that need two nodes),
+# CHECKS (a space-separated subset of the check names in tests/k8s/checks.sh's
+# run_all_checks, tests/k8s/two-nodes.sh's run_two_node_checks, monitoring,
+# network_policy, network_policy_egress and everything_on, to run fewer).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 export STATE=${STATE:-/var/lib/grpc-services-k8s}
 IMAGE=${IMAGE:-localhost/grpc-services:test}
 KEEP_CLUSTER=${KEEP_CLUSTER:-0}
+export NODES=${NODES:-2}
 started=$SECONDS
 
 log() { echo "test-cluster: $*" >&2; }
@@ -38,9 +40,11 @@ tests/k8s/preflight.sh || die "preflight failed: see above"
 
 # --- 2. binaries --------------------------------------------------------------------
 build_start=$SECONDS
-eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z_]*\)=/bin_\1=/')"
+eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z0-9_]*\)=/bin_\1=/')"
 # shellcheck disable=SC2154 # set by the eval above
 export BIN_DIR=$bin_kubernetes TOOLS_BIN=$bin_coredns
+# shellcheck disable=SC2154
+HELM3=$bin_helm3/helm
 log "binaries ready in $((SECONDS - build_start)) s: $BIN_DIR"
 
 # --- 3. images ------------------------------------------------------------------------
@@ -82,6 +86,9 @@ export KUBECTL=$BIN_DIR/kubectl KUBECONFIG=$STATE/admin.kubeconfig
 HELM=$bin_helm/helm
 kubectl() { tests/k8s/cluster.sh exec "$KUBECTL" "$@"; }
 helm() { tests/k8s/cluster.sh exec "$HELM" "$@"; }
+helm3() { tests/k8s/cluster.sh exec "$HELM3" "$@"; }
+node_freeze() { tests/k8s/cluster.sh freeze "$1"; }
+node_thaw() { tests/k8s/cluster.sh thaw "$1"; }
 # kubectl, port-forwards, curl and load all run inside the cluster's namespace.
 local_sh() { tests/k8s/cluster.sh exec bash "$@"; }
 node_sh() { tests/k8s/cluster.sh exec bash "$@"; }
@@ -102,8 +109,11 @@ source tests/k8s/monitoring.sh
 source tests/k8s/everything-on.sh
 # shellcheck source=tests/k8s/gray-failure.sh
 source tests/k8s/gray-failure.sh
+# shellcheck source=tests/k8s/two-nodes.sh
+source tests/k8s/two-nodes.sh
 
 run_all_checks
+run_two_node_checks
 if [[ -z ${CHECKS:-} || " $CHECKS " == *" everything_on "* ]]; then
   run_check "o. tests/chart/values-everything-on.yaml: init container, sidecar, extraObjects volumes; say-hello through service2's NodePort; helm test" check_everything_on
 fi
@@ -113,10 +123,16 @@ if [[ -z ${CHECKS:-} || " $CHECKS " == *" monitoring "* ]]; then
 fi
 # Last: kube-router adds a firewall chain for every pod, which the checks
 # above should not depend on.
-if [[ -z ${CHECKS:-} || " $CHECKS " == *" network_policy "* ]]; then
+wants() { [[ -z ${CHECKS:-} || " $CHECKS " == *" $1 "* ]]; }
+if wants network_policy || wants network_policy_egress; then
   if network_policy_start; then
-    run_check "j. networkPolicy.enabled: only service2 reaches service1's gRPC port (enforced by kube-router)" check_network_policy
-    run_check "k. networkPolicy.service1GrpcFrom admits an extra client; egress on: service2 still reaches DNS and service1" check_network_policy_knobs
+    if wants network_policy; then
+      run_check "j. networkPolicy.enabled: only service2 reaches service1's gRPC port (enforced by kube-router)" check_network_policy
+      run_check "k. networkPolicy.service1GrpcFrom admits an extra client; egress on: service2 still reaches DNS and service1" check_network_policy_knobs
+    fi
+    if wants network_policy_egress; then
+      run_check "w. NetworkPolicy egress, negative control: with egress on a service2 pod cannot open service1's admin port, which it opens with egress off" check_network_policy_egress
+    fi
   else
     run_check "j. kube-router (NetworkPolicy enforcement) starts" false
   fi

@@ -10,7 +10,8 @@
 #   etcd:       ./etcd, the etcd server module k8s.io/kubernetes pins
 #   pause:      ./pause, the pod sandbox program (no deps)
 #   coredns:    ./coredns, its own module
-#   helm:       ./helm, its own module
+#   helm:       ./helm, its own module (Helm 4)
+#   helm3:      ./helm3, its own module (Helm 3, for check u)
 #   tcp-probe:  ./tcp-probe, the NetworkPolicy check's client (no deps)
 #   kube-router: ./kube-router, its own module (NetworkPolicy enforcement)
 set -euo pipefail
@@ -57,6 +58,9 @@ build coredns "$coredns_version" coredns -- -ldflags "-s -w" github.com/coredns/
 helm_version=$(module_version helm helm.sh/helm/v4)
 build helm "$helm_version" helm -- \
   -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" helm.sh/helm/v4/cmd/helm
+helm3_version=$(module_version helm3 helm.sh/helm/v3)
+build helm3 "$helm3_version" helm3 -- \
+  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm3_version" helm.sh/helm/v3/cmd/helm
 kube_router_version=$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)
 build kube-router "$kube_router_version" kube-router -- -ldflags "-s -w \
   -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$kube_router_version \
