@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test-kind`: the chart and image end to end on a throw-away, two-node
-# kind cluster (a control plane and a worker, both running pods, in zones
-# zone-a and zone-b), with the live checks shared
+# kind cluster (two workers in zones zone-a and zone-b, and kind's control
+# plane), with the live checks shared
 # with `make test-cluster` (tests/k8s/checks.sh). Two ways to run it:
 #
 #   make test-kind              a developer's machine: their kind, kubectl,
@@ -68,8 +68,10 @@ tmp=$(mktemp -d)
 if [[ $KIND_LOCAL == 1 ]]; then
   [[ $EUID == 0 ]] || die "KIND_LOCAL=1 needs root (the make test-image build, podman as root for kind's privileged nodes)"
   IMAGE=localhost/grpc-services:test
-  eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z_]*\)=/bin_\1=/')"
-  eval "$(tests/kind/tools/build.sh | sed 's/^\([a-z_]*\)=/bin_\1=/')"
+  eval "$(tests/k8s/tools/build.sh | sed 's/^\([a-z0-9_]*\)=/bin_\1=/')"
+  eval "$(tests/kind/tools/build.sh | sed 's/^\([a-z0-9_]*\)=/bin_\1=/')"
+  # shellcheck disable=SC2154
+  HELM3=${HELM3:-$bin_helm3/helm}
   # shellcheck disable=SC2154 # set by the evals above
   PATH=$bin_kind:$bin_kubernetes:$bin_helm:$PATH
   engine=podman
@@ -153,16 +155,18 @@ fi
 # --- 2. the cluster -------------------------------------------------------------------
 our_node_image=0
 [[ ${KIND_NODE_IMAGE:-} != localhost/kind-node:* ]] || our_node_image=1
-# Two nodes, both running the chart's pods, in two zones as make
-# test-cluster's two nodes are: the control plane (its taint removed) and a
-# worker. Kubernetes 1.35 refuses cgroup v1 hosts unless told otherwise (our
-# CI machines are cgroup v1; harmless on v2).
+# Two workers in two zones, as make test-cluster's two nodes are, and kind's
+# control plane, tainted as kind leaves it: a worker can be frozen (check s)
+# while the API server and the load generator on the control plane go on.
+# Kubernetes 1.35 refuses cgroup v1 hosts unless told otherwise (our CI
+# machines are cgroup v1; harmless on v2).
 {
   cat <<'EOF'
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 nodes:
 - role: control-plane
+- role: worker
   labels: {topology.kubernetes.io/zone: zone-a}
 - role: worker
   labels: {topology.kubernetes.io/zone: zone-b}
@@ -170,10 +174,6 @@ kubeadmConfigPatches:
 - |
   kind: KubeletConfiguration
   failCgroupV1: false
-- |
-  kind: InitConfiguration
-  nodeRegistration:
-    taints: []
 EOF
   # Our node image has no kindnetd (no module to build it from): the
   # runner sets up the ptp CNI below instead.
@@ -215,7 +215,7 @@ log "cluster up (${nodes[*]}) and image loaded in $((SECONDS - cluster_start)) s
 # --- 3. the live checks, shared with `make test-cluster` ----------------------------------
 # A port-forward listens where kubectl runs (here); ClusterIPs and pod IPs are
 # reachable on the kind nodes, which have bash and curl. Scripts run on the
-# control plane (calls reach pods on both nodes, as a client's would);
+# control plane (calls reach the workers' pods, as a client's would);
 # node-faults.sh runs on the node of the pod it is given.
 local_sh() { bash "$@"; }
 node_of_pod() { # UID: the node of the pod with that UID
@@ -234,6 +234,14 @@ node_sh() {
   "$engine" exec -i "$node" bash -s -- "$@" <"$script"
 }
 node_touch() { "$engine" exec "$CLUSTER-control-plane" touch "$1"; }
+# A whole worker frozen: its container's cgroup (kubelet, containerd, pods).
+# Not the control plane: the API server and the load generator run there.
+node_freeze() { [[ $1 != "$CLUSTER-control-plane" ]] && "$engine" pause "$1" >/dev/null; }
+node_thaw() { "$engine" unpause "$1" >/dev/null; }
+# Check u compares Helm 3 with Helm 4: HELM3 names a Helm 3 binary (built
+# here with KIND_LOCAL=1; on your machine, a `helm3` on PATH).
+HELM3=${HELM3:-$(command -v helm3 || true)}
+[[ -z $HELM3 ]] || helm3() { "$HELM3" "$@"; }
 CHART=charts/grpc-services
 NAMESPACE=grpc-services-test
 RELEASE=grpc-services
@@ -247,9 +255,12 @@ source tests/k8s/checks.sh
 source tests/k8s/everything-on.sh
 # shellcheck source=tests/k8s/gray-failure.sh
 source tests/k8s/gray-failure.sh
+# shellcheck source=tests/k8s/two-nodes.sh
+source tests/k8s/two-nodes.sh
 
-# j, k and l are make test-cluster's only: see the README's kind section.
+# j, k, w and l are make test-cluster's only: see tests/kind/README.md.
 run_all_checks
+run_two_node_checks
 if [[ -z ${CHECKS:-} || " $CHECKS " == *" everything_on "* ]]; then
   run_check "o. tests/chart/values-everything-on.yaml: init container, sidecar, extraObjects volumes; say-hello through service2's NodePort; helm test" check_everything_on
 fi
