@@ -74,5 +74,5 @@ test-image: ## docker compose up --build on a private dockerd, then podman-compo
 test-cluster: ## The chart on a throw-away Kubernetes built from source, in a network namespace (root; tests/k8s/README.md)
 	tests/k8s/run.sh
 
-test-kind: ## End to end on a kind cluster (needs docker or podman, kind, kubectl, helm)
+test-kind: ## End to end on a kind cluster with two workers: your kind, docker (or podman), kubectl, helm; KIND_LOCAL=1: all built here (root; tests/kind/README.md)
 	tests/kind/run.sh
