@@ -197,3 +197,37 @@ pub(super) fn headers(
     }
     Ok(headers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(value: &str, protocol: Protocol, insecure: bool, append: bool) -> Result<String, ConfigError> {
+        endpoint(Found { name: ENDPOINT.generic, value }, protocol, insecure, append).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn otlp_http_gets_its_traces_path_appended_to_a_generic_endpoint_only() {
+        let http = Protocol::HttpProtobuf;
+        assert_eq!(url("http://c:4318", http, false, true).unwrap(), "http://c:4318/v1/traces");
+        assert_eq!(
+            url("http://c:4318/base/?k=v", http, false, true).unwrap(),
+            "http://c:4318/base/v1/traces?k=v"
+        );
+        assert_eq!(url("http://c:4318/mine", http, false, false).unwrap(), "http://c:4318/mine");
+    }
+
+    #[test]
+    fn a_grpc_endpoint_without_a_scheme_is_https_unless_insecure_and_takes_no_path() {
+        assert_eq!(url("c:4317", Protocol::Grpc, false, false).unwrap(), "https://c:4317/");
+        assert_eq!(url("c:4317", Protocol::Grpc, true, false).unwrap(), "http://c:4317/");
+        assert!(url("http://c:4317/v1/traces", Protocol::Grpc, false, false).is_err());
+        assert!(url("c:4318", Protocol::HttpProtobuf, false, true).is_err(), "OTLP/HTTP needs a scheme");
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_showing_them() {
+        let error = url("https://user:secret@c:4318", Protocol::HttpProtobuf, false, true).unwrap_err();
+        assert!(!error.to_string().contains("secret"), "{error}");
+    }
+}

@@ -218,3 +218,35 @@ pub(super) fn limits(vars: &Vars) -> Result<Limits, ConfigError> {
         link_attributes: count(LINK_ATTRIBUTE_COUNT_LIMIT)?.unwrap_or(attributes),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otel_env::vars::tests::vars;
+
+    #[test]
+    fn the_default_sampler_follows_the_parent_and_samples_every_root() {
+        let sampler = sampler(&vars(&[]), &mut Vec::new()).unwrap();
+        assert_eq!(sampler, Sampler { parent_based: true, root: RootSampler::AlwaysOn });
+    }
+
+    #[test]
+    fn a_ratio_is_a_number_from_0_to_1_and_only_ratio_samplers_take_one() {
+        let ratio = |arg| {
+            sampler(&vars(&[(TRACES_SAMPLER, "traceidratio"), (TRACES_SAMPLER_ARG, arg)]), &mut Vec::new())
+        };
+        assert_eq!(ratio("0.25").unwrap().root, RootSampler::TraceIdRatio(0.25));
+        assert!(ratio("1.5").is_err());
+        let mut ignored = Vec::new();
+        sampler(&vars(&[(TRACES_SAMPLER, "always_on"), (TRACES_SAMPLER_ARG, "0.5")]), &mut ignored).unwrap();
+        assert_eq!(ignored[0].variable, TRACES_SAMPLER_ARG);
+    }
+
+    #[test]
+    fn a_propagator_that_is_not_built_in_is_listed_and_the_w3c_ones_still_work() {
+        let mut ignored = Vec::new();
+        let propagation = propagators(&vars(&[(PROPAGATORS, "tracecontext,b3")]), &mut ignored).unwrap();
+        assert_eq!(propagation, Propagation { trace_context: true, baggage: false });
+        assert!(ignored[0].reason.starts_with("b3 ignored"), "{}", ignored[0].reason);
+    }
+}

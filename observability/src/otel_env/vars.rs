@@ -237,10 +237,11 @@ pub(super) fn milliseconds(found: Found<'_>) -> Result<Duration, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vars {
+    /// `pairs` as the variables of a process.
+    pub(in crate::otel_env) fn vars(pairs: &[(&str, &str)]) -> Vars {
         Vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
