@@ -109,7 +109,7 @@ impl Authority {
         params.subject_alt_names = sans;
 
         let serial = random_serial()?;
-        let serial_hex = hex(&serial.to_bytes());
+        let serial_hex = hex::encode(serial.to_bytes());
         params.serial_number = Some(serial);
 
         let key = KeyPair::generate()?;
@@ -238,10 +238,6 @@ fn random_serial() -> Result<SerialNumber, Error> {
         .map_err(|_| Error::Invalid("the system random number generator failed".into()))?;
     bytes[0] = (bytes[0] & 0x3f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
@@ -396,7 +392,7 @@ mod tests {
             assert_eq!(leaf.serial_hex.len(), 32);
             assert!(leaf.serial_hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
             let leaf_der = der(&leaf.cert_pem);
-            assert_eq!(hex(parse(&leaf_der).raw_serial()), leaf.serial_hex);
+            assert_eq!(hex::encode(parse(&leaf_der).raw_serial()), leaf.serial_hex);
         }
     }
 

@@ -83,9 +83,10 @@ pub struct TlsFigures {
 }
 
 /// The series of one HTTP route, by method label and status. The maps on
-/// the request path hash with foldhash: SipHash took about 400
-/// instructions a request for the two lookups (the keys are route
-/// templates and label values, not what a client sent).
+/// the request path hash with foldhash, which costs less than SipHash (the
+/// README's performance section has the figure); the keys are route
+/// templates and label values, not what a client sent, so they need no
+/// defence against chosen collisions.
 type HttpSeries = HashMap<(&'static str, u16), (Counter, Histogram), foldhash::fast::RandomState>;
 type HttpRoutes = HashMap<String, HttpSeries, foldhash::fast::RandomState>;
 type ScrapeHook = Box<dyn Fn() + Send + Sync>;
@@ -94,10 +95,11 @@ type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 /// record. Cloning it is cheap and shares them.
 #[derive(Clone)]
 pub struct Metrics {
-    inner: Arc<Hub>,
+    inner: Arc<Inner>,
 }
 
-struct Hub {
+/// What every clone of a `Metrics` shares.
+struct Inner {
     registry: Mutex<Registry>,
     /// Handles to series already created, so recording on the request path
     /// is a map lookup under a read lock, with no label strings built.
@@ -197,13 +199,13 @@ impl Metrics {
         let families = Families::new();
         let mut registry = Registry::default();
         families.register(&mut registry);
-        let hub = Hub {
+        let inner = Inner {
             registry: Mutex::new(registry),
             http_series: RwLock::default(),
             scrape_hooks: Mutex::new(Vec::new()),
             families,
         };
-        Self { inner: Arc::new(hub) }
+        Self { inner: Arc::new(inner) }
     }
 
     /// Adds a service's own metric family.

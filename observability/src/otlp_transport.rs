@@ -163,3 +163,35 @@ fn system_roots(otlp: &Otlp) -> Result<RootCertStore, String> {
 fn file_error(file: &FileSetting, reason: impl std::fmt::Display) -> String {
     format!("{}={}: {reason}", file.variable, file.path.display())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn ca_file(path: impl Into<PathBuf>) -> FileSetting {
+        FileSetting { variable: "OTEL_EXPORTER_OTLP_CERTIFICATE", path: path.into() }
+    }
+
+    #[test]
+    fn a_ca_file_that_cannot_be_read_is_one_error_naming_the_variable_and_the_path() {
+        let error = certificates(&ca_file("/nonexistent/ca.pem")).unwrap_err();
+
+        assert!(
+            error.starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem: cannot read it"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_without_a_pem_certificate_is_refused() {
+        let path = std::env::temp_dir().join(format!("otlp-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").unwrap();
+
+        let error = certificates(&ca_file(&path)).unwrap_err();
+
+        let _ = std::fs::remove_file(&path);
+        assert!(error.ends_with("holds no PEM certificate"), "{error}");
+    }
+}

@@ -48,7 +48,8 @@ pub struct Config {
     /// RESOURCE_EXHAUSTED. It bounds ProcessName's name, which the REST
     /// edges' MAX_NAME_BYTES does not: the original's service2 sends names
     /// as long as its HTTP server takes (a request line of 8190 bytes).
-    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64 << 20))]
     pub grpc_max_message_bytes: usize,
 
     /// Serve gRPC server reflection (v1 and v1alpha) on the gRPC port, for
@@ -58,7 +59,8 @@ pub struct Config {
     pub grpc_reflection: bool,
 
     /// gRPC calls served at once on one connection (HTTP/2 streams).
-    #[arg(long, env = "GRPC_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    #[arg(long, env = "GRPC_MAX_CONCURRENT_STREAMS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub grpc_max_concurrent_streams: u32,
 
     /// gRPC calls served at once in total; more get RESOURCE_EXHAUSTED at

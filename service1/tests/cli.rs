@@ -1,7 +1,6 @@
 //! service1 as a process: configuration errors and signals.
 
-#[path = "../../tests/support/process.rs"]
-mod process;
+use process_tests as process;
 
 const BIN: &str = env!("CARGO_BIN_EXE_service1");
 const LOCAL: [(&str, &str); 5] = [

@@ -41,10 +41,15 @@ pub struct Config {
     #[arg(long, env = "SERVICE1_ATTEMPT_TIMEOUT", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub service1_attempt_timeout: Duration,
 
-    /// How long connecting to a replica may take, and how long a call
-    /// waits for a ready replica before failing with 503.
+    /// How long connecting to a replica may take: TCP, TLS and HTTP/2
+    /// handshakes together.
     #[arg(long, env = "SERVICE1_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_nonzero_duration)]
     pub service1_connect_timeout: Duration,
+
+    /// How long a call waits for a ready replica before failing with 503.
+    /// Unset: SERVICE1_CONNECT_TIMEOUT, the time a replica gets to connect.
+    #[arg(long, env = "SERVICE1_READY_WAIT", value_parser = parse_nonzero_duration)]
+    pub service1_ready_wait: Option<Duration>,
 
     /// With a call open, ping a service1 connection after this long without
     /// a frame from it, to find a replica that stopped answering. Stock
@@ -83,8 +88,10 @@ pub struct Config {
     #[arg(long, env = "SERVICE1_RETRY_BUDGET_PERCENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub service1_retry_budget_percent: u32,
 
-    /// ...plus this many retries per second, so a quiet service can retry.
-    #[arg(long, env = "SERVICE1_RETRY_MIN_PER_SECOND", default_value_t = 10)]
+    /// ...plus this many retries per second, so a quiet service can retry
+    /// (at most 10000: tower's retry budget refuses 2^31 and more).
+    #[arg(long, env = "SERVICE1_RETRY_MIN_PER_SECOND", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub service1_retry_min_per_second: u32,
 
     /// Failures in a row (timeouts, broken connections, UNAVAILABLE...)
@@ -118,6 +125,13 @@ pub struct Config {
     /// service1. Unset: TLS_SERVER_NAME alone.
     #[arg(long, env = "TLS_SERVER_IDENTITY")]
     pub tls_server_identity: Option<String>,
+}
+
+impl Config {
+    /// SERVICE1_READY_WAIT, or SERVICE1_CONNECT_TIMEOUT when it is unset.
+    pub fn service1_ready_wait(&self) -> Duration {
+        self.service1_ready_wait.unwrap_or(self.service1_connect_timeout)
+    }
 }
 
 impl Validate for Config {

@@ -10,16 +10,21 @@ use serving::ApiError;
 use settings::HttpLimits;
 use wire::{names, query, RequestId};
 
-use crate::upstream::Service1;
+use crate::upstream::Service1Client;
 
 #[derive(Clone)]
 struct AppState {
-    service1: Service1,
+    service1: Service1Client,
     max_name_bytes: usize,
 }
 
 /// The REST routes, with the layers every REST port has.
-pub fn router(service1: Service1, max_name_bytes: usize, limits: &HttpLimits, obs: &Observability) -> Router {
+pub fn router(
+    service1: Service1Client,
+    max_name_bytes: usize,
+    limits: &HttpLimits,
+    obs: &Observability,
+) -> Router {
     let routes = Router::new()
         .route("/api/v1/say-hello", get(say_hello))
         .with_state(AppState { service1, max_name_bytes });

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     rest,
     upstream::{
-        discovery, CallPolicy, Dialer, EjectionPolicy, Keepalive, Pool, Refresh, Resolver, Service1, Target,
-        UpstreamMetrics,
+        discovery, CallPolicy, Dialer, EjectionPolicy, Keepalive, Pool, Refresh, Resolver, Service1Client,
+        Target, UpstreamMetrics,
     },
     Config,
 };
@@ -141,24 +141,24 @@ impl Application {
         let policy = CallPolicy {
             deadline: config.service1_timeout,
             attempt_timeout: config.service1_attempt_timeout,
-            fail_fast: config.service1_connect_timeout,
+            ready_wait: config.service1_ready_wait(),
             max_attempts: config.service1_max_attempts,
             retry_ratio: config.service1_retry_budget_percent as f32 / 100.0,
             retry_floor_per_second: config.service1_retry_min_per_second,
         };
         let limits = &config.common.http;
         let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
-        let service1 = Service1::new(pool, policy, self.metrics, obs.traces);
+        let service1 = Service1Client::new(pool, policy, self.metrics, obs.traces);
         let router = rest::router(service1, config.common.names.max_name_bytes, limits, obs);
         let rest = serving::http::serve(self.rest, router, limits, &obs.metrics, listeners.clone());
         let admin = health.serve(self.admin, limits, &config.common.admin, obs, listeners.clone());
         let (stopping, health) = (listeners.clone(), health.clone());
         let started = async move {
             if !startup_wait.is_zero() {
-                // Found or not, the wait ends (the picked replica is unused);
-                // so does shutdown, which must not wait for it.
+                // Found or not, the wait ends; so does shutdown, which must
+                // not wait for it.
                 tokio::select! {
-                    _ = startup_pool.ready(startup_wait, None) => {}
+                    _ = startup_pool.any_ready(startup_wait) => {}
                     _ = stopping.cancelled() => return Ok(()),
                 }
             }

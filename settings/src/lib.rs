@@ -48,16 +48,36 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text).trim()
 }
 
-/// Parses `10s`, `500ms`, `1m 30s`.
+/// The longest any duration setting may be. Far beyond any sensible
+/// timeout or interval, and far below what `Instant + Duration` or tokio's
+/// timers cannot take: a value past it is a typo (`5000h`), refused at
+/// start rather than a panic on the first request.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The shortest a duration that must be more than zero may be: tokio's
+/// timers count whole milliseconds, and a period derived from it (the idle
+/// check runs at a quarter of HTTP_IDLE_TIMEOUT) must not round to zero.
+pub const MIN_NONZERO_DURATION: Duration = Duration::from_millis(1);
+
+/// Parses `10s`, `500ms`, `1m 30s`: from 0 to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 500ms)"))
+    let duration = humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 10s, 500ms)"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "must be at most {} (examples: 10s, 500ms)",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
 }
 
-/// A duration that must be more than zero: a timeout or interval of 0 would
-/// fail every request or spin (tokio's timers refuse a zero period).
+/// A duration that must be more than zero, from [`MIN_NONZERO_DURATION`]
+/// to [`MAX_DURATION`]: a timeout or interval of 0 would fail every
+/// request or spin (tokio's timers refuse a zero period).
 pub fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         d if d.is_zero() => Err("must be more than 0 (examples: 10s, 500ms)".to_owned()),
+        d if d < MIN_NONZERO_DURATION => Err("must be at least 1ms (examples: 10s, 500ms)".to_owned()),
         d => Ok(d),
     }
 }
@@ -148,8 +168,9 @@ pub struct RuntimeArgs {
 /// The limit both services put on a name.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NameArgs {
-    /// Longest accepted name, in bytes of UTF-8.
-    #[arg(long, env = "MAX_NAME_BYTES", default_value_t = wire::names::DEFAULT_MAX_NAME_BYTES)]
+    /// Longest accepted name, in bytes of UTF-8 (1 to 1 MiB).
+    #[arg(long, env = "MAX_NAME_BYTES", default_value_t = wire::names::DEFAULT_MAX_NAME_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 20))]
     pub max_name_bytes: usize,
 }
 
@@ -301,6 +322,44 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert_eq!(parse_nonzero_duration("1ms"), Ok(Duration::from_millis(1)));
         assert!(parse_nonzero_duration("0s").unwrap_err().contains("more than 0"));
+    }
+
+    #[test]
+    fn durations_have_a_range_and_a_value_outside_it_says_which() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("7days"), Ok(MAX_DURATION));
+        assert!(parse_duration("7days 1s").unwrap_err().contains("at most 7days"));
+        assert!(parse_duration("5000h").unwrap_err().contains("at most 7days"));
+        assert_eq!(parse_nonzero_duration("1ms"), Ok(MIN_NONZERO_DURATION));
+        assert!(parse_nonzero_duration("3ns").unwrap_err().contains("at least 1ms"));
+        assert!(parse_nonzero_duration("999us").unwrap_err().contains("at least 1ms"));
+        assert!(parse_nonzero_duration("8days").unwrap_err().contains("at most 7days"));
+    }
+
+    /// The flags of every group, parsed as a service would.
+    #[derive(clap::Parser, Debug)]
+    struct Flags {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
+        <Flags as clap::Parser>::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn an_idle_timeout_too_short_to_time_is_refused_at_start() {
+        let error = parse(&["--http-idle-timeout", "3ns"]).unwrap_err().render().to_string();
+
+        assert!(first_line(&error).contains("at least 1ms"), "{error}");
+        assert!(parse(&["--http-idle-timeout", "1ms"]).is_ok());
+    }
+
+    #[test]
+    fn a_name_limit_of_zero_or_beyond_a_mebibyte_is_refused() {
+        assert!(parse(&["--max-name-bytes", "0"]).is_err());
+        assert!(parse(&["--max-name-bytes", "1048577"]).is_err());
+        assert_eq!(parse(&["--max-name-bytes", "1048576"]).unwrap().common.names.max_name_bytes, 1 << 20);
     }
 
     #[test]

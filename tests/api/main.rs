@@ -14,6 +14,7 @@ mod probes;
 mod reflection;
 mod request_id;
 mod say_hello;
+mod setting_ranges;
 mod shutdown;
 mod tls;
 

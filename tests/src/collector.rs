@@ -64,15 +64,15 @@ pub struct ReceivedSpan {
 
 impl ReceivedSpan {
     pub fn trace_id(&self) -> String {
-        hex(&self.span.trace_id)
+        hex::encode(&self.span.trace_id)
     }
 
     pub fn span_id(&self) -> String {
-        hex(&self.span.span_id)
+        hex::encode(&self.span.span_id)
     }
 
     pub fn parent_span_id(&self) -> String {
-        hex(&self.span.parent_span_id)
+        hex::encode(&self.span.parent_span_id)
     }
 
     /// An attribute's value as text (numbers too), if present.
@@ -102,10 +102,6 @@ fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
         AnyValue { value: Some(Value::DoubleValue(d)) } => Some(d.to_string()),
         _ => None,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A collector's certificate and, to require client certificates, the CA

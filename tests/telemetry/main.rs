@@ -4,9 +4,7 @@
 
 mod export;
 
-#[path = "../support/process.rs"]
-#[allow(dead_code)]
-mod process;
+use process_tests as process;
 
 use std::{net::IpAddr, time::Duration};
 

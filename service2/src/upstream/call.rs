@@ -21,7 +21,7 @@ use tonic::{metadata::MetadataValue, Code, Status};
 use tower::retry::budget::{Budget, TpsBudget};
 use tracing::{Instrument, Span};
 use wire::{
-    proto::{service1_client::Service1Client, service1_server, ProcessNameRequest, ProcessNameResponse},
+    proto::{service1_client, service1_server, ProcessNameRequest, ProcessNameResponse},
     request_id, ErrorKind, RequestId,
 };
 
@@ -45,8 +45,9 @@ pub struct CallPolicy {
     /// grpc-timeout. A replica that has not answered by then is given up on
     /// (RST_STREAM CANCEL) and the call tried on another.
     pub attempt_timeout: Duration,
-    /// How long a call waits for a ready replica before failing.
-    pub fail_fast: Duration,
+    /// How long an attempt waits for a ready replica before the call fails
+    /// (SERVICE1_READY_WAIT).
+    pub ready_wait: Duration,
     /// Attempts per call, the first included.
     pub max_attempts: u32,
     /// Retries may add this share of calls (0.2 = 20%)...
@@ -55,13 +56,13 @@ pub struct CallPolicy {
     pub retry_floor_per_second: u32,
 }
 
-/// service1 as service2 sees it.
+/// service2's client of service1: the call policy over the pool.
 #[derive(Clone)]
-pub struct Service1 {
+pub struct Service1Client {
     pool: Pool,
     deadline: Duration,
     attempt_timeout: Duration,
-    fail_fast: Duration,
+    ready_wait: Duration,
     retries: Arc<Retries>,
     traces: Traces,
     /// `grpc_client_*` series of ProcessName.
@@ -83,16 +84,16 @@ enum Failed {
     Status(Status),
 }
 
-// === impl Service1 ===
+// === impl Service1Client ===
 
-impl Service1 {
+impl Service1Client {
     pub fn new(pool: Pool, policy: CallPolicy, metrics: Arc<UpstreamMetrics>, traces: Traces) -> Self {
         let budget = TpsBudget::new(BUDGET_WINDOW, policy.retry_floor_per_second, policy.retry_ratio);
         let calls = metrics.grpc.method(PROCESS_NAME);
         let retries = Retries { max_attempts: policy.max_attempts, budget, metrics };
-        let (deadline, fail_fast, attempt_timeout) =
-            (policy.deadline, policy.fail_fast, policy.attempt_timeout);
-        Self { pool, deadline, attempt_timeout, fail_fast, retries: Arc::new(retries), traces, calls }
+        let (deadline, ready_wait, attempt_timeout) =
+            (policy.deadline, policy.ready_wait, policy.attempt_timeout);
+        Self { pool, deadline, attempt_timeout, ready_wait, retries: Arc::new(retries), traces, calls }
     }
 
     /// Asks service1 to process `name` on behalf of request `id`.
@@ -115,7 +116,7 @@ impl Service1 {
             // tests can pause.
             let attempt_deadline = deadline.min(now + self.attempt_timeout).into_std();
             let counted = self.calls.start(now.into_std()).with_deadline(Some(attempt_deadline));
-            let Some(lease) = self.pool.ready(remaining.min(self.fail_fast), avoid.as_ref()).await else {
+            let Some(lease) = self.pool.ready(remaining.min(self.ready_wait), avoid.as_ref()).await else {
                 tracing::warn!(attempt, "no service1 replica is ready");
                 // The wait may have used up the rest of the deadline.
                 let (kind, code) = if Instant::now() >= deadline {
@@ -130,7 +131,7 @@ impl Service1 {
             // while to be ready), within what is left of the call's.
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt_time = remaining.min(self.attempt_timeout);
-            let endpoint = lease.endpoint().clone();
+            let endpoint = lease.lessor().clone();
             let replica = endpoint.address();
             // One client span per attempt, so retries show in the trace.
             let span = attempt_span(id, attempt, replica);
@@ -226,7 +227,7 @@ async fn send(
     }
     traces.inject(span, request.metadata_mut());
     let origin = lease.origin();
-    let mut client = Service1Client::with_origin(lease, origin);
+    let mut client = service1_client::Service1Client::with_origin(lease, origin);
     counted.method().sent(1);
     let outcome =
         tokio::time::timeout(remaining, client.process_name(request)).instrument(span.clone()).await;
@@ -359,7 +360,6 @@ fn caller_error(kind: ErrorKind) -> ApiError {
 mod tests {
     use std::io;
 
-    use serving::tls::client::Connector;
     use tokio_util::sync::CancellationToken;
 
     use super::*;
@@ -476,24 +476,20 @@ mod tests {
     }
 
     /// service1 as a pool that never has a replica sees it.
-    fn without_replicas(policy: CallPolicy) -> Service1 {
-        let dialer = Dialer {
-            connector: Connector::plaintext(),
-            timeout: Duration::from_secs(1),
-            keepalive: Default::default(),
-        };
+    fn without_replicas(policy: CallPolicy) -> Service1Client {
+        let dialer = Dialer::plaintext();
         let metrics = Arc::new(UpstreamMetrics::default());
         let stop = CancellationToken::new();
         let pool = Pool::new(dialer, Refresh::default(), EjectionPolicy::default(), metrics.clone(), stop);
-        Service1::new(pool, policy, metrics, Traces::default())
+        Service1Client::new(pool, policy, metrics, Traces::default())
     }
 
     #[tokio::test(start_paused = true)]
-    async fn with_no_replica_a_call_fails_with_503_after_fail_fast_not_its_deadline() {
+    async fn with_no_replica_a_call_fails_with_503_after_its_ready_wait_not_its_deadline() {
         let policy = CallPolicy {
             deadline: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(1),
-            fail_fast: Duration::from_secs(1),
+            ready_wait: Duration::from_secs(1),
             max_attempts: 3,
             retry_ratio: 0.2,
             retry_floor_per_second: 10,
@@ -504,15 +500,15 @@ mod tests {
         let error = service1.process_name("x", &RequestId::generate()).await.unwrap_err();
 
         assert_eq!((error.kind, error.message.as_ref()), (ErrorKind::Unavailable, "service1 is unavailable"));
-        assert_eq!(started.elapsed(), policy.fail_fast, "on tokio's paused clock");
+        assert_eq!(started.elapsed(), policy.ready_wait, "on tokio's paused clock");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn with_no_replica_and_a_deadline_shorter_than_fail_fast_a_call_times_out_at_its_deadline() {
+    async fn with_no_replica_and_a_deadline_shorter_than_its_ready_wait_a_call_times_out_at_its_deadline() {
         let policy = CallPolicy {
             deadline: Duration::from_millis(300),
             attempt_timeout: Duration::from_secs(1),
-            fail_fast: Duration::from_secs(1),
+            ready_wait: Duration::from_secs(1),
             max_attempts: 3,
             retry_ratio: 0.2,
             retry_floor_per_second: 10,

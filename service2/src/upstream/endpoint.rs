@@ -1,49 +1,35 @@
 //! An endpoint: one service1 replica and the one HTTP/2 connection service2
-//! keeps to it. The endpoint notices its own transport failures (the
-//! connection ending, or a call on it failing in transport) and says
-//! whether it is ready: it is exactly while it has a live connection. A
-//! background task reconnects it, with backoff, until it is removed.
+//! keeps to it. It owns the replica's readiness and reconnection, its calls
+//! in flight, latency and standing (ejected or not): the connection
+//! ([`h2_client`]) and its keepalive ([`keepalive`]) report to it.
+//!
+//! It notices its own transport failures (the connection ending, or a call
+//! on it failing in transport) and says whether it is ready: it is exactly
+//! while it has a live connection. A background task reconnects it, with
+//! backoff, until it is removed.
 //!
 //! tonic's balanced channel can keep picking an endpoint whose connection
 //! failed (tonic #2839); here a failed connection leaves the ready set the
 //! moment it is noticed.
-//!
-//! Calls go onto the connection through the `h2` crate directly, not
-//! through hyper's client: hyper spawns a task per request to wait for its
-//! response, passes each request to the connection's task over a channel,
-//! and sends a request's body only once the connection has opened its
-//! stream, so HEADERS and DATA left in two writes and service1 woke twice
-//! per call. Here the caller's task queues HEADERS and the (unary) message
-//! together and waits for the response itself: one write, one wake-up on
-//! each side (callgrind: about 9,000 fewer instructions per call in service2,
-//! strace: one writev fewer in service2 and a wake-up fewer in service1).
-//! Keepalive pings, which hyper did, are in [`drive`].
 
 use std::{
     future::Future,
-    pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, Weak,
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
-use bytes::Bytes;
-use h2::{client::SendRequest, RecvStream, SendStream};
-use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
 use serving::{errors::chain, tls::client::Connector};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    sync::Notify,
-    time::Instant,
-};
+use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::upstream::{
     discovery::Refresh,
+    h2_client::{self, Connection, Lessor},
+    keepalive::{Keepalive, Watch},
     latency::{PeakEwma, Typical},
     outlier::{Change, Ejections, Standing},
     selection::Candidate,
@@ -58,6 +44,12 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// before any call has ended.
 const LATENCY_FLOOR_NANOS: f64 = 1_000.0;
 
+/// The right to send one call on an endpoint's current connection; counts
+/// as in flight until dropped.
+pub type Lease = h2_client::Lease<Endpoint>;
+/// A response body read from an endpoint's connection.
+pub type ResponseBody = h2_client::ResponseBody<Endpoint>;
+
 /// How to open a connection to a replica.
 #[derive(Clone)]
 pub struct Dialer {
@@ -67,37 +59,9 @@ pub struct Dialer {
     pub keepalive: Keepalive,
 }
 
-/// When service2 pings a replica to find out whether it still answers, as
-/// gRFC A8 lets a client: only while a call is open and the replica has
-/// sent nothing for `interval` since the call started. A stock gRPC server
-/// (grpc-go, grpcio, our service1) counts a ping as a strike only when it
-/// comes sooner than 5 minutes after the previous one *and the server has
-/// sent no headers or data in between*, and answers the third strike with
-/// GOAWAY `too_many_pings`; a server that answers calls is never struck,
-/// and one that is silent for three intervals with calls open is the one
-/// this is here to find. A ping on a connection without calls is a strike
-/// whatever its timing, hence `while_idle` off by default.
-#[derive(Debug, Clone, Copy)]
-pub struct Keepalive {
-    /// A ping after this long without a frame from the replica, with a
-    /// call open.
-    pub interval: Duration,
-    /// A ping unanswered this long closes the connection, and ejects the
-    /// replica.
-    pub timeout: Duration,
-    /// Whether to ping a connection with no call open.
-    pub while_idle: bool,
-}
-
-impl Default for Keepalive {
-    fn default() -> Self {
-        Self { interval: Duration::from_secs(1), timeout: Duration::from_secs(2), while_idle: false }
-    }
-}
-
-/// Whom an endpoint tells about its connection and its standing.
+/// What every endpoint of one pool shares with the pool and the others.
 #[derive(Clone, Default)]
-pub struct Reports {
+pub struct PoolShared {
     /// Woken whenever an endpoint becomes ready, for calls waiting for one.
     pub became_ready: Arc<Notify>,
     /// Asked when a connection cannot be made: the replica may be gone.
@@ -126,13 +90,14 @@ pub enum ConnectError {
 /// One replica.
 pub struct Endpoint {
     address: Address,
-    /// The live connection and its generation; `None` while not ready.
+    /// The live connection and its number; `None` while not ready.
     connection: Mutex<Option<(Connection, u64)>>,
-    generations: AtomicU64,
+    /// Connections made so far: the number of the latest.
+    connections: AtomicU64,
     /// Mirrors whether `connection` is set, so selection reads no lock.
     is_ready: AtomicBool,
     in_flight: AtomicUsize,
-    /// Woken when a call starts, for keepalive (see [`drive`]).
+    /// Woken when a call starts, for keepalive.
     call_started: Notify,
     /// Woken when a call on it went unanswered until its attempt timeout:
     /// keepalive then asks the replica at once whether it is there at all.
@@ -146,45 +111,7 @@ pub struct Endpoint {
     latency: PeakEwma,
     /// Whether it is ejected for failing.
     standing: Standing,
-    reports: Reports,
-}
-
-/// The handle calls are sent through, and where they are sent to.
-#[derive(Clone)]
-struct Connection {
-    send: SendRequest<Bytes>,
-    origin: http::Uri,
-    /// When the replica last sent anything, or a call started on an idle
-    /// connection: keepalive pings from there.
-    heard: Arc<LastRead>,
-}
-
-/// The right to send one call on an endpoint's current connection; counts
-/// as in flight until dropped, and its life is the call's latency. It is
-/// the tower service tonic's client calls through: calls go straight onto
-/// the connection, with no queue or task in between.
-pub struct Lease {
-    connection: Connection,
-    generation: Generation,
-    leased_at: Instant,
-}
-
-/// One connection of one endpoint, to tell it that the connection failed.
-#[derive(Clone)]
-struct Generation {
-    endpoint: Arc<Endpoint>,
-    number: u64,
-}
-
-/// A response body that tells its endpoint when the connection fails
-/// while it is read.
-pub struct ResponseBody {
-    inner: RecvStream,
-    /// Whether the data is all read (trailers come next), and whether the
-    /// trailers are too.
-    data_done: bool,
-    done: bool,
-    generation: Generation,
+    shared: PoolShared,
 }
 
 // === impl Endpoint ===
@@ -196,20 +123,20 @@ impl Endpoint {
         address: Address,
         calls: Counter,
         dialer: Dialer,
-        reports: Reports,
+        shared: PoolShared,
         removed: CancellationToken,
     ) -> Arc<Self> {
-        let endpoint = Arc::new(Self::new(address, calls, reports.clone(), removed));
-        tokio::spawn(endpoint.clone().maintain(dialer, reports));
+        let endpoint = Arc::new(Self::new(address, calls, shared, removed));
+        tokio::spawn(endpoint.clone().maintain(dialer));
         endpoint
     }
 
     /// An endpoint with no connection, and no task to make one.
-    fn new(address: Address, calls: Counter, reports: Reports, removed: CancellationToken) -> Self {
+    fn new(address: Address, calls: Counter, shared: PoolShared, removed: CancellationToken) -> Self {
         Self {
             address,
             connection: Mutex::new(None),
-            generations: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             is_ready: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             call_started: Notify::new(),
@@ -219,7 +146,7 @@ impl Endpoint {
             removed,
             latency: PeakEwma::new(),
             standing: Standing::default(),
-            reports,
+            shared,
         }
     }
 
@@ -231,7 +158,7 @@ impl Endpoint {
     /// calls in flight on it finish.
     pub fn remove(&self) {
         self.removed.cancel();
-        self.standing.forget(&self.reports.ejections);
+        self.standing.forget(&self.shared.ejections);
     }
 
     /// A lease on the current connection, unless there is none (the
@@ -241,12 +168,11 @@ impl Endpoint {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
             // Keepalive only pings while calls are open, once the replica
             // has been silent for its interval since this call started.
-            connection.heard.touch();
+            connection.restart_quiet();
             self.call_started.notify_one();
         }
         self.calls.inc();
-        let generation = Generation { endpoint: self.clone(), number };
-        Some(Lease { connection, generation, leased_at: Instant::now() })
+        Some(Lease::new(connection, self.clone(), number))
     }
 
     /// Whether it is ejected for failing (selection still uses it when
@@ -263,8 +189,8 @@ impl Endpoint {
     }
 
     /// A call on it got no answer within its attempt timeout: a failure,
-    /// and a reason to ping the replica now (see [`drive`]), since the call
-    /// that would have kept keepalive pinging is gone.
+    /// and a reason to ping the replica now (see `keepalive`), since the
+    /// call that would have kept keepalive pinging is gone.
     pub fn timed_out(self: &Arc<Self>) {
         self.unanswered.notify_one();
         self.failed();
@@ -273,13 +199,13 @@ impl Endpoint {
     /// A call on it failed in a way that says something about the replica:
     /// no answer in time, a broken connection, or service1 unable to serve.
     pub fn failed(self: &Arc<Self>) {
-        let change = self.standing.failed(&self.reports.ejections);
+        let change = self.standing.failed(&self.shared.ejections);
         self.act_on(change);
     }
 
     fn act_on(self: &Arc<Self>, change: Option<Change>) {
         let address = &self.address;
-        let metrics = &self.reports.metrics;
+        let metrics = &self.shared.metrics;
         match change {
             None => {}
             Some(Change::Returned) => {
@@ -300,7 +226,7 @@ impl Endpoint {
                     tokio::select! {
                         _ = endpoint.removed.cancelled() => {}
                         _ = tokio::time::sleep(duration) => {
-                            endpoint.standing.end_ejection(&endpoint.reports.ejections);
+                            endpoint.standing.end_ejection(&endpoint.shared.ejections);
                             tracing::info!(endpoint = %endpoint.address, "service1 replica back on probation: its next call decides");
                         }
                     }
@@ -312,7 +238,7 @@ impl Endpoint {
     /// Keeps one connection open while the endpoint is in the pool, and
     /// replaces it as soon as it ends (peer gone, GOAWAY) or a call on it
     /// fails in transport, so a dead connection is rarely even tried.
-    async fn maintain(self: Arc<Self>, dialer: Dialer, reports: Reports) {
+    async fn maintain(self: Arc<Self>, dialer: Dialer) {
         let address = &self.address;
         let mut backoff = RECONNECT_MIN;
         loop {
@@ -331,7 +257,7 @@ impl Endpoint {
                     // flight finish even after we stop offering it.
                     let mut driver = tokio::spawn(driver);
                     self.set_ready(connection);
-                    reports.became_ready.notify_waiters();
+                    self.shared.became_ready.notify_waiters();
                     tracing::info!(endpoint = %address, "connected to service1 replica");
                     tokio::select! {
                         _ = self.removed.cancelled() => return self.set_not_ready(),
@@ -344,7 +270,7 @@ impl Endpoint {
                 }
                 Err(error) => {
                     self.set_not_ready();
-                    reports.refresh.request();
+                    self.shared.refresh.request();
                     // Full jitter keeps replicas of service2 from
                     // reconnecting in lockstep.
                     let delay = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
@@ -367,9 +293,9 @@ impl Endpoint {
         // Latency measured on the old connection says little about the new
         // one (a replica that froze and resumed answers fast again).
         self.latency.reset();
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let number = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
         let mut current = self.lock();
-        *current = Some((connection, generation));
+        *current = Some((connection, number));
         self.is_ready.store(true, Ordering::Relaxed);
     }
 
@@ -378,17 +304,54 @@ impl Endpoint {
         *current = None;
         self.is_ready.store(false, Ordering::Relaxed);
     }
+}
 
-    /// A call on connection `generation` failed in transport: leave the
-    /// ready set now and reconnect. A failure on an older connection than
-    /// the current one changes nothing.
-    fn transport_failed(&self, generation: u64) {
+impl Lessor for Endpoint {
+    /// A call on connection `number` failed in transport: leave the ready
+    /// set now and reconnect. A failure on an older connection than the
+    /// current one changes nothing.
+    fn transport_failed(&self, number: u64) {
         let mut current = self.lock();
-        if current.as_ref().is_some_and(|(_, g)| *g == generation) {
+        if current.as_ref().is_some_and(|(_, n)| *n == number) {
             *current = None;
             self.is_ready.store(false, Ordering::Relaxed);
             self.failed.notify_one();
         }
+    }
+
+    fn returned(&self, leased_at: Instant) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // Its time counts whichever way the call ended, so a replica that
+        // does not answer looks as slow as the attempt timeout that gave
+        // up on it.
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(leased_at);
+        self.latency.observe(latency, now);
+        self.shared.typical.observe(latency, now);
+    }
+}
+
+impl Watch for Endpoint {
+    fn calls_open(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    fn call_started(&self) -> &Notify {
+        &self.call_started
+    }
+
+    fn unanswered(&self) -> &Notify {
+        &self.unanswered
+    }
+
+    fn unresponsive(self: Arc<Self>, timeout: Duration) {
+        tracing::warn!(
+            endpoint = %self.address,
+            timeout_ms = timeout.as_millis() as u64,
+            "service1 replica did not answer a keepalive ping in time; closing its connection"
+        );
+        let change = self.standing.unresponsive(&self.shared.ejections);
+        self.act_on(change);
     }
 }
 
@@ -400,8 +363,7 @@ impl Candidate for Arc<Endpoint> {
     fn load(&self) -> f64 {
         let now = Instant::now();
         let in_flight = self.in_flight.load(Ordering::Relaxed) as f64;
-        let latency =
-            self.latency.estimate(now).or_else(|| self.reports.typical.estimate(now)).unwrap_or(0.0);
+        let latency = self.latency.estimate(now).or_else(|| self.shared.typical.estimate(now)).unwrap_or(0.0);
         (latency + LATENCY_FLOOR_NANOS) * (in_flight + 1.0)
     }
 }
@@ -419,399 +381,35 @@ async fn connect(
         .map_err(|source| ConnectError::Uri { address: address.clone(), source })?;
     let io =
         tower::Service::call(&mut connector.clone(), origin.clone()).await.map_err(ConnectError::Dial)?;
-    handshake(io.into_inner(), origin, keepalive, address, endpoint).await
-}
-
-/// The HTTP/2 handshake on `io`, already connected to `origin`.
-async fn handshake<T>(
-    io: T,
-    origin: http::Uri,
-    keepalive: Keepalive,
-    address: &Address,
-    endpoint: Weak<Endpoint>,
-) -> Result<(Connection, impl Future<Output = ()> + Send + 'static), ConnectError>
-where
-    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let heard = Arc::new(LastRead::new());
-    let io = OnRead {
-        inner: io,
-        on_read: {
-            let heard = heard.clone();
-            move |_: &[u8]| heard.touch()
-        },
-    };
-    // hyper's client defaults.
-    let (send, connection) = h2::client::Builder::new()
-        .initial_max_send_streams(100)
-        .initial_window_size(2 << 20)
-        .initial_connection_window_size(5 << 20)
-        .max_frame_size(16 << 10)
-        .max_header_list_size(16 << 10)
-        .max_send_buffer_size(1 << 20)
-        .max_local_error_reset_streams(Some(1024))
-        .enable_push(false)
-        .handshake::<_, Bytes>(io)
+    h2_client::handshake(io.into_inner(), origin, keepalive, address, endpoint)
         .await
-        .map_err(ConnectError::Handshake)?;
-    let address = address.clone();
-    let clock = heard.clone();
-    let driver = async move {
-        if let Err(error) = drive(connection, keepalive, &clock, endpoint).await {
-            tracing::debug!(endpoint = %address, error = %chain(&error), "connection to service1 replica failed");
+        .map_err(ConnectError::Handshake)
+}
+
+#[cfg(test)]
+impl Dialer {
+    /// Plaintext, with default keepalive: what the unit tests dial with.
+    pub(crate) fn plaintext() -> Self {
+        Self {
+            connector: Connector::plaintext(),
+            timeout: Duration::from_secs(5),
+            keepalive: Keepalive::default(),
         }
-    };
-    Ok((Connection { send, origin, heard }, driver))
-}
-
-/// Runs the connection until it ends, and pings the replica as
-/// [`Keepalive`] says: once the replica has sent nothing for `interval`
-/// while calls are open (or always, with `while_idle`); a ping unanswered
-/// within `timeout` ends the connection, which fails the calls on it (they
-/// are retried elsewhere) and ejects the replica.
-async fn drive<T>(
-    connection: h2::client::Connection<T, Bytes>,
-    keepalive: Keepalive,
-    last_read: &LastRead,
-    endpoint: Weak<Endpoint>,
-) -> Result<(), h2::Error>
-where
-    T: AsyncRead + AsyncWrite + Send + Unpin,
-{
-    let mut connection = connection;
-    let mut ping_pong = connection.ping_pong().expect("taken once, here");
-    let mut connection = std::pin::pin!(connection);
-    let idle = || endpoint.upgrade().is_none_or(|e| e.in_flight.load(Ordering::Relaxed) == 0);
-    let unanswered = || async {
-        match endpoint.upgrade() {
-            Some(endpoint) => endpoint.unanswered.notified().await,
-            None => std::future::pending().await,
-        }
-    };
-    // A call went unanswered: ping now, whatever the interval and whether
-    // calls are still open (the one that timed out no longer is).
-    let mut probe = false;
-    loop {
-        let due = last_read.get() + keepalive.interval;
-        if !probe && Instant::now() < due {
-            tokio::select! {
-                result = &mut connection => return result,
-                _ = tokio::time::sleep_until(due) => {}
-                _ = unanswered() => probe = true,
-            }
-            continue;
-        }
-        if !probe && !keepalive.while_idle && idle() {
-            let Some(endpoint) = endpoint.upgrade() else { return connection.await };
-            tokio::select! {
-                result = &mut connection => return result,
-                _ = endpoint.call_started.notified() => {}
-                _ = endpoint.unanswered.notified() => probe = true,
-            }
-            continue;
-        }
-        probe = false;
-        ping_pong.send_ping(h2::Ping::opaque())?;
-        let pong =
-            tokio::time::timeout(keepalive.timeout, std::future::poll_fn(|cx| ping_pong.poll_pong(cx)));
-        tokio::select! {
-            result = &mut connection => return result,
-            pong = pong => match pong {
-                Ok(pong) => {
-                    pong?;
-                    last_read.touch();
-                }
-                Err(_) => {
-                    if let Some(endpoint) = endpoint.upgrade() {
-                        tracing::warn!(
-                            endpoint = %endpoint.address,
-                            timeout_ms = keepalive.timeout.as_millis() as u64,
-                            "service1 replica did not answer a keepalive ping in time; closing its connection"
-                        );
-                        let change = endpoint.standing.unresponsive(&endpoint.reports.ejections);
-                        endpoint.act_on(change);
-                    }
-                    return Ok(());
-                }
-            },
-        }
-    }
-}
-
-/// When a connection last read anything (or, see [`Endpoint::lease`], a
-/// call started on it after a quiet spell).
-struct LastRead {
-    /// Nanoseconds since `since`: exact, since a read noted up to 1 ms early
-    /// (whole milliseconds) would let a ping go out before the interval,
-    /// which service1 counts against the connection (`too_many_pings`).
-    nanos: AtomicU64,
-    since: Instant,
-}
-
-impl LastRead {
-    fn new() -> Self {
-        Self { nanos: AtomicU64::new(0), since: Instant::now() }
-    }
-
-    fn touch(&self) {
-        self.nanos.store(self.since.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> Instant {
-        self.since + Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
-    }
-}
-
-/// A connection's IO that calls `on_read` with the bytes of each read (the
-/// connection notes the time in [`LastRead`]). Forwards vectored writes, so
-/// HTTP/2 frames still leave in one write.
-struct OnRead<T, F> {
-    inner: T,
-    on_read: F,
-}
-
-impl<T: AsyncRead + Unpin, F: FnMut(&[u8]) + Unpin> AsyncRead for OnRead<T, F> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let this = &mut *self;
-            (this.on_read)(&buf.filled()[before..]);
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin, F: Unpin> AsyncWrite for OnRead<T, F> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-// === impl Lease ===
-
-impl Lease {
-    pub fn address(&self) -> &Address {
-        &self.generation.endpoint.address
-    }
-
-    /// The scheme and authority calls are sent to.
-    pub fn origin(&self) -> http::Uri {
-        self.connection.origin.clone()
-    }
-}
-
-impl Lease {
-    /// The endpoint the call goes to, to tell it how the call fared.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.generation.endpoint
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let endpoint = &self.generation.endpoint;
-        endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
-        // The call is over: answered, failed, timed out or abandoned. Its
-        // time counts whichever it was, so a replica that does not answer
-        // looks as slow as the attempt timeout that gave up on it.
-        let now = Instant::now();
-        let latency = now.saturating_duration_since(self.leased_at);
-        endpoint.latency.observe(latency, now);
-        endpoint.reports.typical.observe(latency, now);
-    }
-}
-
-impl tower::Service<http::Request<tonic::body::Body>> for Lease {
-    type Response = http::Response<ResponseBody>;
-    type Error = h2::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, h2::Error>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
-        // A closed connection must fail the call, not readiness: tonic turns
-        // a readiness error into UNKNOWN without its cause, which would
-        // hide that the call is safe to retry elsewhere. Sending on a
-        // closed connection fails with the cause attached.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let send = self.connection.send.clone();
-        let generation = self.generation.clone();
-        Box::pin(async move {
-            match exchange(send, request).await {
-                Ok(response) => Ok(response.map(|inner| ResponseBody {
-                    inner,
-                    data_done: false,
-                    done: false,
-                    generation,
-                })),
-                Err(error) => {
-                    generation.transport_failed();
-                    Err(error)
-                }
-            }
-        })
-    }
-}
-
-/// Sends `request` on the connection and waits for the response head.
-/// The body is sent from this task too, alongside the wait.
-async fn exchange(
-    send: SendRequest<Bytes>,
-    request: http::Request<tonic::body::Body>,
-) -> Result<http::Response<RecvStream>, h2::Error> {
-    // Only waits for this handle's own pending stream: a call over the
-    // replica's limit of concurrent streams queues inside h2 until a stream
-    // frees or the call's deadline passes. It counts in `in_flight` there,
-    // so p2c steers new calls away from that replica.
-    let mut send = send.ready().await?;
-    let (parts, body) = request.into_parts();
-    let end_of_stream = body.is_end_stream();
-    let (mut response, stream) = send.send_request(http::Request::from_parts(parts, ()), end_of_stream)?;
-    if end_of_stream {
-        return response.await;
-    }
-    let mut body = std::pin::pin!(send_body(body, stream));
-    let mut sending = true;
-    std::future::poll_fn(|cx| {
-        // A unary message is ready at once, so it is queued behind the
-        // HEADERS before the connection's task writes either.
-        if sending && body.as_mut().poll(cx).is_ready() {
-            sending = false;
-        }
-        Pin::new(&mut response).poll(cx)
-    })
-    .await
-}
-
-/// Queues `body` on `stream` as it comes, without waiting for flow-control
-/// capacity: the frames are already in memory (tonic encodes the whole
-/// message), and h2 sends what it buffered as the window allows. A body
-/// that fails resets the stream, which fails the response.
-async fn send_body(mut body: tonic::body::Body, mut stream: SendStream<Bytes>) {
-    loop {
-        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
-        let sent = match frame {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    let end_of_stream = body.is_end_stream();
-                    let sent = stream.send_data(data, end_of_stream);
-                    if sent.is_ok() && !end_of_stream {
-                        continue;
-                    }
-                    sent
-                }
-                Err(frame) => match frame.into_trailers() {
-                    Ok(trailers) => stream.send_trailers(trailers),
-                    Err(_) => continue,
-                },
-            },
-            Some(Err(error)) => {
-                tracing::debug!(error = %error, "request body to service1 failed");
-                stream.send_reset(h2::Reason::INTERNAL_ERROR);
-                return;
-            }
-            None => stream.send_data(Bytes::new(), true),
-        };
-        if let Err(error) = sent {
-            tracing::debug!(error = %chain(&error), "cannot send the request body to service1");
-        }
-        return;
-    }
-}
-
-// === impl Generation ===
-
-impl Generation {
-    fn transport_failed(&self) {
-        self.endpoint.transport_failed(self.number);
-    }
-}
-
-// === impl ResponseBody ===
-
-impl ResponseBody {
-    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        if !self.data_done {
-            match std::task::ready!(self.inner.poll_data(cx)) {
-                Some(Ok(data)) => {
-                    // Gives the window back: the caller has the bytes now.
-                    let _ = self.inner.flow_control().release_capacity(data.len());
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
-                None => self.data_done = true,
-            }
-        }
-        let trailers = std::task::ready!(self.inner.poll_trailers(cx));
-        self.done = true;
-        Poll::Ready(trailers.transpose().map(|t| t.map(Frame::trailers)))
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = h2::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        let this = self.get_mut();
-        let frame = this.poll_inner(cx);
-        if let Poll::Ready(Some(Err(_))) = &frame {
-            this.generation.transport_failed();
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
+    use std::{
+        net::SocketAddr,
+        pin::Pin,
+        task::{Context, Poll},
+    };
 
+    use bytes::Bytes;
+    use h2::RecvStream;
+    use http_body::{Body, Frame};
     use hyper_util::rt::{TokioExecutor, TokioIo};
-    use serving::h2_guard::Frames;
     use tokio::{
         net::TcpListener,
         sync::{mpsc, oneshot},
@@ -859,25 +457,6 @@ mod tests {
         addr: SocketAddr,
         arrived: mpsc::UnboundedReceiver<()>,
         close: CancellationToken,
-        /// PING frames (not acks) the client has sent.
-        pings: Arc<AtomicUsize>,
-    }
-
-    /// The server's side of a connection, counting the client's PING
-    /// frames (not acks) as they are read, after the connection preface.
-    fn count_pings(
-        tcp: tokio::net::TcpStream,
-        pings: Arc<AtomicUsize>,
-    ) -> OnRead<tokio::net::TcpStream, impl FnMut(&[u8]) + Unpin> {
-        let mut frames = Frames::skipping(24);
-        let on_read = move |bytes: &[u8]| {
-            frames.feed(bytes, |header| {
-                if header[3] == 6 && header[4] & 1 == 0 {
-                    pings.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
-        OnRead { inner: tcp, on_read }
     }
 
     async fn server(answer: Answer) -> Server {
@@ -886,11 +465,8 @@ mod tests {
         let (arrival, arrived) = mpsc::unbounded_channel();
         let close = CancellationToken::new();
         let closed = close.clone();
-        let pings = Arc::new(AtomicUsize::new(0));
-        let counted = pings.clone();
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let tcp = count_pings(tcp, counted);
             let answer = hyper::service::service_fn(move |_| {
                 let _ = arrival.send(());
                 let answer = answer.clone();
@@ -913,48 +489,24 @@ mod tests {
                 _ = closed.cancelled() => {}
             }
         });
-        Server { addr, arrived, close, pings }
-    }
-
-    fn plaintext() -> Dialer {
-        Dialer {
-            connector: Connector::plaintext(),
-            timeout: Duration::from_secs(5),
-            keepalive: Keepalive::default(),
-        }
+        Server { addr, arrived, close }
     }
 
     /// An endpoint for `addr`, once it is ready.
     async fn ready_endpoint(addr: SocketAddr, calls: Counter) -> Arc<Endpoint> {
-        ready_endpoint_with(addr, calls, plaintext()).await
-    }
-
-    async fn ready_endpoint_with(addr: SocketAddr, calls: Counter, dialer: Dialer) -> Arc<Endpoint> {
-        let reports = Reports::default();
-        let became_ready = reports.became_ready.clone();
+        let shared = PoolShared::default();
+        let became_ready = shared.became_ready.clone();
         let became_ready = became_ready.notified();
         tokio::pin!(became_ready);
         became_ready.as_mut().enable();
-        let endpoint = Endpoint::spawn(addr.into(), calls, dialer, reports, CancellationToken::new());
+        let endpoint =
+            Endpoint::spawn(addr.into(), calls, Dialer::plaintext(), shared, CancellationToken::new());
         became_ready.await;
         endpoint
     }
 
-    fn pinging_every(interval: Duration, while_idle: bool) -> Dialer {
-        Dialer {
-            keepalive: Keepalive { interval, timeout: Duration::from_secs(5), while_idle },
-            ..plaintext()
-        }
-    }
-
     fn request(lease: &Lease) -> http::Request<tonic::body::Body> {
-        let uri = http::Uri::builder()
-            .scheme("http")
-            .authority(lease.address().to_string())
-            .path_and_query("/app.grpc.Service1/ProcessName")
-            .build()
-            .unwrap();
-        http::Request::post(uri).body(tonic::body::Body::empty()).unwrap()
+        h2_client::tests::request(lease, tonic::body::Body::empty())
     }
 
     async fn next_frame(body: &mut ResponseBody) -> Option<Result<Frame<Bytes>, h2::Error>> {
@@ -1029,14 +581,14 @@ mod tests {
     #[tokio::test]
     async fn an_endpoint_that_cannot_connect_is_not_ready_and_asks_discovery_to_look_again() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let reports = Reports::default();
-        let refresh = reports.refresh.clone();
+        let shared = PoolShared::default();
+        let refresh = shared.refresh.clone();
 
         let endpoint = Endpoint::spawn(
             closed.into(),
             Counter::default(),
-            plaintext(),
-            reports,
+            Dialer::plaintext(),
+            shared,
             CancellationToken::new(),
         );
 
@@ -1044,50 +596,6 @@ mod tests {
         assert!(!endpoint.is_ready());
         assert!(endpoint.lease().is_none());
         endpoint.remove();
-    }
-
-    #[tokio::test]
-    async fn a_quiet_connection_with_a_call_open_is_pinged_every_keepalive_interval() {
-        let mut server = server(Answer::Hold).await;
-        let endpoint = ready_endpoint_with(
-            server.addr,
-            Counter::default(),
-            pinging_every(Duration::from_millis(50), false),
-        )
-        .await;
-        let mut lease = endpoint.lease().unwrap();
-        let request = request(&lease);
-        let call = tower::Service::call(&mut lease, request);
-        tokio::pin!(call);
-        tokio::select! {
-            _ = &mut call => panic!("the server holds the call"),
-            _ = server.arrived.recv() => {}
-        }
-
-        tokio::select! {
-            _ = &mut call => panic!("the server holds the call"),
-            _ = tokio::time::sleep(Duration::from_millis(400)) => {}
-        }
-
-        let pings = server.pings.load(Ordering::Relaxed);
-        assert!((3..=9).contains(&pings), "{pings} pings in 400 ms at one per 50 ms of quiet");
-        assert!(endpoint.is_ready(), "every ping was answered");
-    }
-
-    #[tokio::test]
-    async fn a_connection_without_calls_is_not_pinged_unless_keepalive_says_while_idle() {
-        let quiet = server(Answer::Hold).await;
-        let pinged = server(Answer::Hold).await;
-        let interval = Duration::from_millis(50);
-        let _quiet =
-            ready_endpoint_with(quiet.addr, Counter::default(), pinging_every(interval, false)).await;
-        let _pinged =
-            ready_endpoint_with(pinged.addr, Counter::default(), pinging_every(interval, true)).await;
-
-        tokio::time::sleep(Duration::from_millis(400)).await;
-
-        assert_eq!(quiet.pings.load(Ordering::Relaxed), 0);
-        assert!(pinged.pings.load(Ordering::Relaxed) >= 3);
     }
 
     type Arrivals = mpsc::UnboundedReceiver<(http::Request<RecvStream>, h2::server::SendResponse<Bytes>)>;
@@ -1118,13 +626,14 @@ mod tests {
             }
         });
         let address = Address::from(SocketAddr::from(([127, 0, 0, 1], 1)));
-        let reports = Reports { metrics, ..Reports::default() };
+        let shared = PoolShared { metrics, ..PoolShared::default() };
         let endpoint =
-            Arc::new(Endpoint::new(address.clone(), Counter::default(), reports, Default::default()));
+            Arc::new(Endpoint::new(address.clone(), Counter::default(), shared, Default::default()));
         let origin: http::Uri = "http://127.0.0.1:1".parse().unwrap();
-        let (connection, driver) = handshake(client, origin, keepalive, &address, Arc::downgrade(&endpoint))
-            .await
-            .unwrap_or_else(|e| panic!("client handshake: {e}"));
+        let (connection, driver) =
+            h2_client::handshake(client, origin, keepalive, &address, Arc::downgrade(&endpoint))
+                .await
+                .unwrap_or_else(|e| panic!("client handshake: {e}"));
         endpoint.set_ready(connection);
         (endpoint, arrivals, freeze, tokio::spawn(driver))
     }

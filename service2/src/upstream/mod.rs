@@ -2,9 +2,13 @@
 //!
 //! - [`discovery`]: which replicas there are (`SERVICE1_CHANNEL`, DNS and
 //!   the rules for believing it);
-//! - [`endpoint`]: one replica's connection, which notices its own
-//!   transport failures (and a peer that stops answering keepalive pings)
-//!   and says whether it is ready;
+//! - [`endpoint`]: one replica, its readiness and reconnection, which
+//!   notices its own transport failures (and a peer that stops answering
+//!   keepalive pings) and says whether it is ready;
+//! - [`h2_client`]: the gRPC client on one HTTP/2 connection (leases,
+//!   unary calls only, and the response body);
+//! - [`keepalive`]: the task that drives a connection and pings a quiet
+//!   replica;
 //! - [`latency`]: each replica's latency estimate (PeakEWMA);
 //! - [`outlier`]: ejecting a replica that keeps failing, and its return;
 //! - [`selection`]: power of two choices among the ready endpoints, on
@@ -23,6 +27,8 @@ mod address;
 pub mod call;
 pub mod discovery;
 pub mod endpoint;
+pub mod h2_client;
+pub mod keepalive;
 pub mod latency;
 pub mod metrics;
 pub mod outlier;
@@ -31,9 +37,10 @@ pub mod selection;
 
 pub use self::{
     address::Address,
-    call::{CallPolicy, Service1},
+    call::{CallPolicy, Service1Client},
     discovery::{Refresh, Resolver, Target},
-    endpoint::{Dialer, Keepalive},
+    endpoint::Dialer,
+    keepalive::Keepalive,
     metrics::UpstreamMetrics,
     outlier::EjectionPolicy,
     pool::Pool,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::upstream::{
     discovery::Refresh,
-    endpoint::{Dialer, Endpoint, Lease, Reports},
+    endpoint::{Dialer, Endpoint, Lease, PoolShared},
     metrics::EndpointLabels,
     outlier::{EjectionPolicy, Ejections},
     selection::{self, Candidate},
@@ -36,7 +36,7 @@ pub struct Pool {
 struct Inner {
     endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
     dialer: Dialer,
-    reports: Reports,
+    shared: PoolShared,
     metrics: Arc<UpstreamMetrics>,
     stop: CancellationToken,
 }
@@ -54,14 +54,14 @@ impl Pool {
         metrics: Arc<UpstreamMetrics>,
         stop: CancellationToken,
     ) -> Self {
-        let reports = Reports {
+        let shared = PoolShared {
             became_ready: Default::default(),
             refresh,
             ejections: Arc::new(Ejections::new(ejection)),
             metrics: metrics.clone(),
             typical: Default::default(),
         };
-        let inner = Arc::new(Inner { endpoints: Default::default(), dialer, reports, metrics, stop });
+        let inner = Arc::new(Inner { endpoints: Default::default(), dialer, shared, metrics, stop });
         Self { inner }
     }
 
@@ -75,7 +75,7 @@ impl Pool {
                 let (ready, known) = pool.counts();
                 pool.inner.metrics.ready.set(ready as i64);
                 pool.inner.metrics.known.set(known as i64);
-                pool.inner.metrics.ejected.set(pool.inner.reports.ejections.ejected() as i64);
+                pool.inner.metrics.ejected.set(pool.inner.shared.ejections.ejected() as i64);
             }
         });
     }
@@ -96,14 +96,8 @@ impl Pool {
                     tracing::info!(endpoint = %address, "service1 replica added");
                     let labels = EndpointLabels { endpoint: address.clone() };
                     let calls = self.inner.metrics.calls.get_or_create(&labels).clone();
-                    let (dialer, reports) = (self.inner.dialer.clone(), self.inner.reports.clone());
-                    next.push(Endpoint::spawn(
-                        address,
-                        calls,
-                        dialer,
-                        reports,
-                        self.inner.stop.child_token(),
-                    ));
+                    let (dialer, shared) = (self.inner.dialer.clone(), self.inner.shared.clone());
+                    next.push(Endpoint::spawn(address, calls, dialer, shared, self.inner.stop.child_token()));
                 }
             }
         }
@@ -113,7 +107,7 @@ impl Pool {
             // Pods come and go: keep the label set bounded.
             self.inner.metrics.calls.remove(&EndpointLabels { endpoint: gone.address().clone() });
         }
-        self.inner.reports.ejections.set_known(next.len());
+        self.inner.shared.ejections.set_known(next.len());
         self.inner.endpoints.store(Arc::new(next));
     }
 
@@ -121,18 +115,31 @@ impl Pool {
     /// than `avoid` (the replica a retry just failed on), and one that is
     /// not ejected.
     pub async fn ready(&self, wait: Duration, avoid: Option<&Address>) -> Option<Lease> {
+        self.wait_for(wait, || self.pick(avoid)).await
+    }
+
+    /// Whether a replica is ready, or becomes ready within `wait`. Takes no
+    /// lease, so it counts no call: what the startup wait asks.
+    pub async fn any_ready(&self, wait: Duration) -> bool {
+        let any = || self.inner.endpoints.load().iter().any(|e| e.is_ready()).then_some(());
+        self.wait_for(wait, any).await.is_some()
+    }
+
+    /// `look` until it finds something, at most for `wait`, looking again
+    /// whenever an endpoint becomes ready.
+    async fn wait_for<T>(&self, wait: Duration, look: impl Fn() -> Option<T>) -> Option<T> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Listen before looking, so a replica that becomes ready in
             // between is not missed.
-            let became_ready = self.inner.reports.became_ready.notified();
+            let became_ready = self.inner.shared.became_ready.notified();
             tokio::pin!(became_ready);
             became_ready.as_mut().enable();
-            if let Some(lease) = self.pick(avoid) {
-                return Some(lease);
+            if let Some(found) = look() {
+                return Some(found);
             }
             // None ready: perhaps DNS knows of others by now.
-            self.inner.reports.refresh.request();
+            self.inner.shared.refresh.request();
             if tokio::time::timeout_at(deadline, became_ready).await.is_err() {
                 return None;
             }
@@ -161,18 +168,11 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
-    use serving::tls::client::Connector;
-
     use super::*;
 
     /// A pool whose endpoints never connect (nothing listens on port 1).
     fn pool(metrics: Arc<UpstreamMetrics>, stop: &CancellationToken) -> Pool {
-        let dialer = Dialer {
-            connector: Connector::plaintext(),
-            timeout: Duration::from_secs(1),
-            keepalive: Default::default(),
-        };
-        Pool::new(dialer, Refresh::default(), EjectionPolicy::default(), metrics, stop.clone())
+        Pool::new(Dialer::plaintext(), Refresh::default(), EjectionPolicy::default(), metrics, stop.clone())
     }
 
     fn addresses(texts: &[&str]) -> Vec<Address> {
@@ -221,18 +221,40 @@ mod tests {
     async fn with_no_endpoint_ready_a_pick_waits_as_long_as_it_is_told_and_asks_discovery_to_look_again() {
         let stop = CancellationToken::new();
         let refresh = Refresh::default();
-        let dialer = Dialer {
-            connector: Connector::plaintext(),
-            timeout: Duration::from_secs(1),
-            keepalive: Default::default(),
-        };
-        let pool =
-            Pool::new(dialer, refresh.clone(), EjectionPolicy::default(), Default::default(), stop.clone());
+        let pool = Pool::new(
+            Dialer::plaintext(),
+            refresh.clone(),
+            EjectionPolicy::default(),
+            Default::default(),
+            stop.clone(),
+        );
         let started = tokio::time::Instant::now();
 
         assert!(pool.ready(Duration::from_millis(300), None).await.is_none());
 
         assert_eq!(started.elapsed(), Duration::from_millis(300), "on tokio's paused clock");
         refresh.requested().await;
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_ready_replica_takes_no_lease_and_counts_no_call() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = Address::from(listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut connection = h2::server::handshake(tcp).await.expect("server handshake");
+            while let Some(Ok(_)) = connection.accept().await {}
+        });
+        let stop = CancellationToken::new();
+        let metrics = Arc::new(UpstreamMetrics::default());
+        let pool = pool(metrics.clone(), &stop);
+        pool.set_endpoints(vec![address.clone()]);
+
+        assert!(pool.any_ready(Duration::from_secs(10)).await);
+
+        let calls = metrics.calls.get(&EndpointLabels { endpoint: address }).map(|c| c.get());
+        assert_eq!(calls, Some(0));
+        assert_eq!(pool.counts(), (1, 1));
+        stop.cancel();
     }
 }

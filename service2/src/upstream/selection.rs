@@ -21,10 +21,15 @@
 //! separate list of the ready ones, updated as connections come and go,
 //! would make a pick O(1) at the price of that bookkeeping.
 //!
-//! Why not `tower::balance::p2c`: it balances over services that are
-//! ready in tower's sense, which it polls, and routes with no notion of a
-//! retry avoiding the replica it just failed on or of an ejected replica
-//! that is still the last resort; here both are one closure.
+//! Why not `tower::balance::p2c`: its `Balance` is one tower service that
+//! owns the endpoints and is called through `&mut self`, so calls from
+//! many requests at once would share it through `tower::buffer` (a channel
+//! and a task between every call and its connection, which the direct h2
+//! path in `h2_client` exists to avoid). It also keeps endpoints ready in
+//! tower's sense by polling them, and routes with no notion of a retry
+//! avoiding the replica it just failed on, or of an ejected replica that
+//! is still the last resort; here both are one closure, and a pick is one
+//! pass over a list shared without a lock.
 
 /// Loads closer than this factor are taken as equal.
 pub const COMPARABLE: f64 = 1.5;

@@ -192,7 +192,7 @@ impl Material {
         let roots = Arc::new(roots);
         role.check(&chain, &roots, files).map_err(|reason| TlsError::invalid(&files.cert, reason))?;
         Ok(Self {
-            serial: hex(parsed.raw_serial()),
+            serial: hex::encode(parsed.raw_serial()),
             not_after: validity.not_after.timestamp(),
             chain,
             key,
@@ -239,10 +239,6 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the reloader knows, for logs, health and metrics.

@@ -1,7 +1,8 @@
 //! Running a service binary as a real process, for what only a process can
-//! show: exit codes, stderr, signals. Included by each service's
-//! `tests/cli.rs` with `#[path]`, since only a package's own tests know
-//! where cargo put its binary.
+//! show: exit codes, stderr, signals. Each function takes the binary's
+//! path, since only a package's own tests know where cargo put it
+//! (`env!("CARGO_BIN_EXE_service1")`).
+#![forbid(unsafe_code)]
 
 use std::{
     io::{BufRead, BufReader},
@@ -139,7 +140,7 @@ pub fn check_a_port_in_use_stops_the_start(binary: &str, local: &[(&str, &str)])
 /// cannot drift apart.
 pub fn check_readme_limits_match(binary: &str) -> usize {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README");
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
     let help = run(binary, &[], &["--help"]).1;
     let table =
         readme.split("## Limits").nth(1).and_then(|s| s.split("\n## ").next()).expect("a Limits section");
