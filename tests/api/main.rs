@@ -2,6 +2,7 @@
 //! `TEST_LOG=1` prints the services' log lines.
 
 mod call_slots;
+mod connections;
 mod gray_failure;
 mod grpc;
 mod health;
@@ -16,6 +17,7 @@ mod request_id;
 mod say_hello;
 mod shutdown;
 mod tls;
+mod upstream_headers;
 
 use std::time::Duration;
 

@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::upstream::{
     discovery::Refresh,
+    header_limit::{HeaderListLimit, SettingsReader},
     latency::{PeakEwma, Typical},
     outlier::{Change, Ejections, Standing},
     selection::Candidate,
@@ -157,6 +158,8 @@ struct Connection {
     /// When the replica last sent anything, or a call started on an idle
     /// connection: keepalive pings from there.
     heard: Arc<LastRead>,
+    /// The largest header list the replica accepts.
+    header_limit: Arc<HeaderListLimit>,
 }
 
 /// The right to send one call on an endpoint's current connection; counts
@@ -434,11 +437,16 @@ where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let heard = Arc::new(LastRead::new());
+    let header_limit = Arc::new(HeaderListLimit::default());
     let io = OnRead {
         inner: io,
         on_read: {
             let heard = heard.clone();
-            move |_: &[u8]| heard.touch()
+            let mut settings = SettingsReader::new(header_limit.clone());
+            move |bytes: &[u8]| {
+                heard.touch();
+                settings.feed(bytes);
+            }
         },
     };
     // hyper's client defaults.
@@ -461,7 +469,7 @@ where
             tracing::debug!(endpoint = %address, error = %chain(&error), "connection to service1 replica failed");
         }
     };
-    Ok((Connection { send, origin, heard }, driver))
+    Ok((Connection { send, origin, heard, header_limit }, driver))
 }
 
 /// Runs the connection until it ends, and pings the replica as
@@ -652,10 +660,10 @@ impl Drop for Lease {
 
 impl tower::Service<http::Request<tonic::body::Body>> for Lease {
     type Response = http::Response<ResponseBody>;
-    type Error = h2::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, h2::Error>> + Send>>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // A closed connection must fail the call, not readiness: tonic turns
         // a readiness error into UNKNOWN without its cause, which would
         // hide that the call is safe to retry elsewhere. Sending on a
@@ -664,6 +672,10 @@ impl tower::Service<http::Request<tonic::body::Body>> for Lease {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        // Not the connection's failure: it stays up and ready.
+        if let Err(too_large) = self.connection.header_limit.check(&request) {
+            return Box::pin(std::future::ready(Err(HeaderListLimit::refusal(too_large))));
+        }
         let send = self.connection.send.clone();
         let generation = self.generation.clone();
         Box::pin(async move {
@@ -676,7 +688,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for Lease {
                 })),
                 Err(error) => {
                     generation.transport_failed();
-                    Err(error)
+                    Err(error.into())
                 }
             }
         })

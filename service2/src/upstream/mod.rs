@@ -5,6 +5,8 @@
 //! - [`endpoint`]: one replica's connection, which notices its own
 //!   transport failures (and a peer that stops answering keepalive pings)
 //!   and says whether it is ready;
+//! - [`header_limit`]: the largest header list a replica accepts, and
+//!   requests over it refused before they are sent;
 //! - [`latency`]: each replica's latency estimate (PeakEWMA);
 //! - [`outlier`]: ejecting a replica that keeps failing, and its return;
 //! - [`selection`]: power of two choices among the ready endpoints, on
@@ -23,6 +25,7 @@ mod address;
 pub mod call;
 pub mod discovery;
 pub mod endpoint;
+pub mod header_limit;
 pub mod latency;
 pub mod metrics;
 pub mod outlier;
