@@ -171,6 +171,7 @@ impl Health {
             setting: "ADMIN_MAX_CONNECTIONS",
             streams_per_connection: admin.admin_max_concurrent_streams,
             write_timeout: connections.http_write_timeout,
+            probes: PROBES,
         };
         crate::http::serve(listener, router, limits, port, &obs.metrics, stop).await
     }

@@ -394,6 +394,8 @@ pub struct PortLimits {
     pub setting: &'static str,
     pub streams_per_connection: u32,
     pub write_timeout: Duration,
+    /// Paths that need no HTTP/2 stream budget (the admin port's probes).
+    pub probes: &'static [&'static str],
 }
 
 impl PortLimits {
@@ -404,6 +406,7 @@ impl PortLimits {
             setting: "MAX_CONNECTIONS",
             streams_per_connection: connections.http2_max_concurrent_streams,
             write_timeout: connections.http_write_timeout,
+            probes: &[],
         }
     }
 }
@@ -426,10 +429,11 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> io::Result<()> {
     let streams_per_connection = port.streams_per_connection;
+    let mut builder = auto::Builder::new(StreamExecutor { timeout: port.write_timeout });
     // Twice the requests served at once: those, and as many answered ones
     // whose clients have yet to take them.
-    let streams_alive = 2 * limits.http_max_concurrent_requests as usize;
-    let mut builder = auto::Builder::new(StreamExecutor::new(port.write_timeout, streams_alive));
+    let alive = Arc::new(Semaphore::new(2 * limits.http_max_concurrent_requests as usize));
+    let probes = port.probes;
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -461,8 +465,8 @@ pub async fn serve(
     // connection that never finishes cannot outlive its welcome.
     let closing_deadline = limits.http_request_timeout + write_timeout;
     while let Some((tcp, _peer, permit)) = cap.accept(&listener, &stop).await {
-        let (builder, router, stop, metrics) =
-            (builder.clone(), router.clone(), stop.clone(), metrics.clone());
+        let (builder, router, stop, metrics, alive) =
+            (builder.clone(), router.clone(), stop.clone(), metrics.clone(), alive.clone());
         let idle_timeout = limits.http_idle_timeout;
         // Made here, not in the task, so a new connection's first request
         // head is timed from its accept.
@@ -483,7 +487,7 @@ pub async fn serve(
                 None,
             ));
             let service =
-                TowerToHyperService::new(InFlight { inner: router, activity: activity.clone(), streams });
+                TowerToHyperService::new(InFlight { inner: router, activity: activity.clone(), streams, alive, probes });
             let connection = builder.serve_connection_with_upgrades(io, service);
             let head_check = tokio::time::sleep(header_read_timeout);
             let hard_stop = tokio::time::sleep(Duration::MAX / 4);
@@ -827,18 +831,30 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
 /// mistaken for an idle connection. A request is in flight until its
 /// response body is sent or dropped: a long response (a gRPC Watch stream)
 /// keeps its connection in use.
+///
+/// On HTTP/2 it also holds the port's stream budget: at most twice
+/// `HTTP_MAX_CONCURRENT_REQUESTS` streams alive at once, answered or not,
+/// each until its response is taken (or reset, see [`crate::stalled`]). A
+/// stream costs a few KiB whatever it carries, and the write timeout bounds
+/// how long one lives, not how many a client keeps: 2,500 connections of
+/// 128 streams, each answered at once and never taken, would be 320,000.
+/// A request past the budget gets an empty 503 at once (headers need no
+/// window); probes take no part of it.
 #[derive(Clone)]
 struct InFlight<S> {
     inner: S,
     activity: Activity,
     streams: StreamTally,
+    alive: Arc<Semaphore>,
+    probes: &'static [&'static str],
 }
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for InFlight<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
-    ResBody: http_body::Body<Data = Bytes>,
+    ResBody: http_body::Body<Data = Bytes> + Default + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = http::Response<CountedBody<ResBody>>;
     type Error = S::Error;
@@ -853,13 +869,43 @@ where
         self.activity.request_began(request.version());
         self.streams.served();
         let guard = RequestGuard(self.activity.clone());
+        let alive =
+            if request.version() == http::Version::HTTP_2 && !self.probes.contains(&request.uri().path()) {
+                match self.alive.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        tracing::debug!("refusing an HTTP/2 stream: the port has as many alive as it may");
+                        let body = CountedBody {
+                            inner: ResBody::default(),
+                            guard: Some(guard),
+                            clock: None,
+                            held: None,
+                            _alive: None,
+                        };
+                        let mut refused = http::Response::new(body);
+                        *refused.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        refused
+                            .headers_mut()
+                            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                        return Box::pin(std::future::ready(Ok(refused)));
+                    }
+                }
+            } else {
+                None
+            };
         let call = self.inner.call(request);
         Box::pin(async move {
             let response = call.await?;
             // Found here, in the stream's own task (HTTP/2), not in `call`,
             // which hyper runs in the connection's.
             let clock = BodyClock::current();
-            Ok(response.map(|inner| CountedBody { inner, guard: Some(guard), clock, held: None }))
+            Ok(response.map(|inner| CountedBody {
+                inner,
+                guard: Some(guard),
+                clock,
+                held: None,
+                _alive: alive,
+            }))
         })
     }
 }
@@ -885,6 +931,8 @@ pin_project_lite::pin_project! {
         // The last byte of the last chunk, held back (HTTP/2 only) so the
         // stream's task lasts until the client has taken the rest.
         held: Option<Bytes>,
+        // Its place in the port's HTTP/2 stream budget, until dropped.
+        _alive: Option<OwnedSemaphorePermit>,
     }
 }
 

@@ -31,10 +31,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    sync::Semaphore,
-    time::{Instant, Sleep},
-};
+use tokio::time::{Instant, Sleep};
 
 tokio::task_local! {
     static CLOCK: BodyClock;
@@ -86,23 +83,10 @@ impl BodyClock {
 }
 
 /// The executor hyper runs a port's HTTP/2 streams on: each stream with its
-/// [`BodyClock`], dropped once its body has waited `timeout` for the client;
-/// and at most `streams` of them alive at once on the port, answered or
-/// not. Each costs a few KiB whatever it carries, and the write timeout
-/// bounds only how long one lives, not how many a client keeps: 2,500
-/// connections of 128 streams, each answered at once and never taken,
-/// would be 320,000. A stream beyond the budget is dropped before it runs,
-/// which resets it.
-#[derive(Clone)]
+/// [`BodyClock`], dropped once its body has waited `timeout` for the client.
+#[derive(Clone, Copy)]
 pub(crate) struct StreamExecutor {
-    timeout: Duration,
-    streams: Arc<Semaphore>,
-}
-
-impl StreamExecutor {
-    pub(crate) fn new(timeout: Duration, streams: usize) -> Self {
-        Self { timeout, streams: Arc::new(Semaphore::new(streams)) }
-    }
+    pub(crate) timeout: Duration,
 }
 
 impl<F> hyper::rt::Executor<F> for StreamExecutor
@@ -111,16 +95,9 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, stream: F) {
-        let Ok(permit) = self.streams.clone().try_acquire_owned() else {
-            tracing::debug!("resetting an HTTP/2 stream: the port has as many alive as it may");
-            return;
-        };
         let clock = BodyClock::new();
         let stalls = Stalls { stream, clock: clock.clone(), timeout: self.timeout, alarm: None };
-        tokio::spawn(CLOCK.scope(clock, async move {
-            stalls.await;
-            drop(permit);
-        }));
+        tokio::spawn(CLOCK.scope(clock, stalls));
     }
 }
 
