@@ -110,6 +110,21 @@ pub struct Config {
     #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
     pub tls_handshake_timeout: Duration,
 
+    /// Connections open at once on the gRPC port; one more is reset as soon
+    /// as it is accepted. Its clients are service2's replicas (one
+    /// connection each) and tools; an mTLS connection costs more memory
+    /// than a REST one, so this is well below MAX_CONNECTIONS.
+    #[arg(long, env = "GRPC_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub grpc_max_connections: u32,
+
+    /// TLS handshakes in progress at once on the gRPC port; a connection
+    /// beyond them is reset as soon as it is accepted. Each takes at most
+    /// TLS_HANDSHAKE_TIMEOUT.
+    #[arg(long, env = "MAX_TLS_HANDSHAKES", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_tls_handshakes: u32,
+
     /// Most certificates a client may present, its own included; a longer
     /// chain is refused before any of it is verified.
     #[arg(long, env = "TLS_MAX_CLIENT_CHAIN", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]

@@ -9,7 +9,11 @@ use serving::{
     grpc::{LimitsLayer, ObserveLayer},
     h2_guard::PingPolicy,
     shutdown::{drain_then_stop, drain_within},
-    tls::{self, server::StreamLimits, ServerReloader},
+    tls::{
+        self,
+        server::{PortCaps, StreamLimits},
+        ServerReloader,
+    },
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -85,16 +89,21 @@ impl Application {
         let limits = &config.common.http;
         let obs = &self.obs;
         let router = rest::router(max_name_bytes, limits, obs);
+        let connections = &config.common.connections;
         let rest = {
             let listeners = listeners.clone();
+            let port = serving::http::PortLimits::rest(connections);
             async move {
                 match self.rest {
-                    Some(rest) => serving::http::serve(rest, router, limits, &obs.metrics, listeners).await,
+                    Some(rest) => {
+                        serving::http::serve(rest, router, limits, port, &obs.metrics, listeners).await
+                    }
                     None => Ok(()),
                 }
             }
         };
-        let admin = health.serve(self.admin, limits, &config.common.admin, obs, listeners.clone());
+        let admin =
+            health.serve(self.admin, limits, &config.common.admin, connections, obs, listeners.clone());
         let allowed = self.tls.as_ref().map(|_| &config.tls_allowed_clients[..]);
         let incoming = tls::server::incoming(
             self.grpc,
@@ -104,6 +113,11 @@ impl Application {
                 per_connection: config.grpc_max_concurrent_streams,
                 unserved: limits.http2_max_local_reset_streams,
                 pings: Some(PingPolicy { min_interval: config.grpc_min_ping_interval }),
+            },
+            PortCaps {
+                max_connections: config.grpc_max_connections,
+                max_handshakes: config.max_tls_handshakes,
+                lifetime: Some(config.max_connection_age + config.max_connection_age_grace),
             },
             listeners.clone(),
         );
@@ -117,8 +131,10 @@ impl Application {
         };
         let grpc = async {
             Server::builder()
+                // Only the age: with a grace too, tonic would send no GOAWAY
+                // and cut the connection at age + grace; here it sends the
+                // GOAWAY at the age and `incoming` cuts at age + grace.
                 .max_connection_age(config.max_connection_age)
-                .max_connection_age_grace(config.max_connection_age_grace)
                 .max_concurrent_streams(config.grpc_max_concurrent_streams)
                 .http2_keepalive_interval(Some(config.grpc_keepalive_interval))
                 .http2_keepalive_timeout(Some(config.grpc_keepalive_timeout))

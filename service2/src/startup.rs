@@ -150,8 +150,11 @@ impl Application {
         let (startup_pool, startup_wait) = (pool.clone(), config.service1_startup_wait);
         let service1 = Service1Client::new(pool, policy, self.metrics, obs.traces);
         let router = rest::router(service1, config.common.names.max_name_bytes, limits, obs);
-        let rest = serving::http::serve(self.rest, router, limits, &obs.metrics, listeners.clone());
-        let admin = health.serve(self.admin, limits, &config.common.admin, obs, listeners.clone());
+        let connections = &config.common.connections;
+        let port = serving::http::PortLimits::rest(connections);
+        let rest = serving::http::serve(self.rest, router, limits, port, &obs.metrics, listeners.clone());
+        let admin =
+            health.serve(self.admin, limits, &config.common.admin, connections, obs, listeners.clone());
         let (stopping, health) = (listeners.clone(), health.clone());
         let started = async move {
             if !startup_wait.is_zero() {

@@ -31,7 +31,7 @@ use tonic_health::{
 };
 
 use observability::{Metrics, Observability};
-use settings::{AdminLimits, HttpLimits};
+use settings::{AdminLimits, ConnectionLimits, HttpLimits};
 
 /// What the kubelet and people probe. They are cheap, so they take no
 /// request slot: whoever holds the admin port's slots, a probe is still
@@ -140,31 +140,40 @@ impl Health {
         }
     }
 
-    /// The admin routes: gRPC health, `/livez` and `/readyz`.
-    pub fn router(&self, limits: &HttpLimits, obs: &Observability) -> Router {
+    /// The admin routes: gRPC health, `/livez`, `/readyz` and `/metrics`.
+    pub fn router(&self, limits: &HttpLimits, admin: &AdminLimits, obs: &Observability) -> Router {
         let metrics = obs.metrics.clone();
+        let scrapes = Arc::new(Semaphore::new(admin.admin_max_metrics_responses as usize));
         let http = Router::new()
             .route("/livez", get(|| async { Json(json!({ "status": "alive" })) }))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(move || render_metrics(metrics.clone())))
+            .route("/metrics", get(move || render_metrics(metrics.clone(), scrapes.clone())))
             .with_state(self.clone());
         let grpc = tonic::service::Routes::new(self.grpc_service()).into_axum_router();
         crate::http::with_common_layers_and_probes(http.merge(grpc), limits, PROBES, obs)
     }
 
     /// Serves the admin routes on `listener` until `stop`, with few streams
-    /// per HTTP/2 connection: a probe needs one.
+    /// per HTTP/2 connection (a probe needs one) and connections counted
+    /// apart from the other ports'.
     pub async fn serve(
         &self,
         listener: TcpListener,
         limits: &HttpLimits,
         admin: &AdminLimits,
+        connections: &ConnectionLimits,
         obs: &Observability,
         stop: CancellationToken,
     ) -> std::io::Result<()> {
-        let router = self.router(limits, obs);
-        let streams = admin.admin_max_concurrent_streams;
-        crate::http::serve_with_streams(listener, router, limits, streams, &obs.metrics, stop).await
+        let router = self.router(limits, admin, obs);
+        let port = crate::http::PortLimits {
+            max_connections: connections.admin_max_connections,
+            setting: "ADMIN_MAX_CONNECTIONS",
+            streams_per_connection: admin.admin_max_concurrent_streams,
+            write_timeout: connections.http_write_timeout,
+            probes: PROBES,
+        };
+        crate::http::serve(listener, router, limits, port, &obs.metrics, stop).await
     }
 }
 
@@ -275,9 +284,54 @@ impl Body for EndsOnClose {
     }
 }
 
-async fn render_metrics(metrics: Metrics) -> impl IntoResponse {
+/// The metrics, rendered: tens of KiB each time, so at most
+/// `ADMIN_MAX_METRICS_RESPONSES` at once, each counted until its client
+/// has taken all of it. A scraper asks once per interval; a client that
+/// asks on many streams and never opens its window would otherwise hold a
+/// copy per stream (see [`crate::stalled`]).
+async fn render_metrics(metrics: Metrics, scrapes: Arc<Semaphore>) -> axum::response::Response {
+    let Ok(permit) = scrapes.try_acquire_owned() else {
+        tracing::warn!("refusing a /metrics request: too many being answered (ADMIN_MAX_METRICS_RESPONSES)");
+        let mut response = crate::ApiError::new(
+            wire::ErrorKind::Overloaded,
+            "too many metrics requests in flight, try again shortly",
+        )
+        .into_response();
+        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        return response;
+    };
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(http::header::CONTENT_TYPE, content_type)], metrics.render())
+    let body = HoldsPermit { inner: axum::body::Body::from(metrics.render()), _permit: permit };
+    ([(http::header::CONTENT_TYPE, content_type)], axum::body::Body::new(body)).into_response()
+}
+
+pin_project_lite::pin_project! {
+    /// A body that holds a permit until it is dropped.
+    struct HoldsPermit<B> {
+        #[pin]
+        inner: B,
+        _permit: OwnedSemaphorePermit,
+    }
+}
+
+impl<B: Body> Body for HoldsPermit<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {

@@ -22,9 +22,10 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
+use bytes::Bytes;
 use http_body::Body as _;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
     service::TowerToHyperService,
 };
@@ -37,12 +38,13 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::{Layer, Service};
 
 use observability::{metrics, Metrics, Observability};
-use settings::{HttpLimits, ListenArgs};
+use settings::{ConnectionLimits, HttpLimits, ListenArgs};
 use wire::{request_id, ErrorKind, RequestId};
 
 use crate::{
     h2_guard::{H2Guard, StreamTally},
     head_errors::HeadErrors,
+    stalled::{BodyClock, StreamExecutor},
     ApiError,
 };
 
@@ -383,6 +385,38 @@ pub fn bind_port(listen: &ListenArgs, port: u16) -> io::Result<TcpListener> {
     bind(SocketAddr::new(listen.bind_addr, port), listen.listen_backlog)
 }
 
+/// What one port allows: connections at once, HTTP/2 streams at once on
+/// each, and how long a response may wait for its client to take it.
+#[derive(Debug, Clone, Copy)]
+pub struct PortLimits {
+    pub max_connections: u32,
+    /// The setting `max_connections` comes from, for the log.
+    pub setting: &'static str,
+    pub streams_per_connection: u32,
+    pub write_timeout: Duration,
+    /// Paths that need no HTTP/2 stream budget (the admin port's probes).
+    pub probes: &'static [&'static str],
+}
+
+impl PortLimits {
+    /// A REST port's.
+    pub fn rest(connections: &ConnectionLimits) -> Self {
+        Self {
+            max_connections: connections.max_connections,
+            setting: "MAX_CONNECTIONS",
+            streams_per_connection: connections.http2_max_concurrent_streams,
+            write_timeout: connections.http_write_timeout,
+            probes: &[],
+        }
+    }
+}
+
+/// The most an HTTP/2 stream's response may have buffered in h2 beyond what
+/// the client's window lets out (hyper's default is 400 KiB). Our responses
+/// are far smaller, and a chunk larger than this is still taken whole: it
+/// bounds a stream that streams, not one that answers.
+const HTTP2_MAX_SEND_BUFFER: usize = 64 * 1024;
+
 /// Serves `router` until `stop` is cancelled, then stops accepting, asks
 /// every connection to close once its requests are done (HTTP/2 GOAWAY),
 /// and waits for them (the caller bounds that wait).
@@ -390,23 +424,16 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &HttpLimits,
+    port: PortLimits,
     metrics: &Metrics,
     stop: CancellationToken,
 ) -> io::Result<()> {
-    serve_with_streams(listener, router, limits, limits.http_max_concurrent_requests, metrics, stop).await
-}
-
-/// [`serve`], with at most `streams_per_connection` requests at once on one
-/// HTTP/2 connection.
-pub async fn serve_with_streams(
-    listener: TcpListener,
-    router: Router,
-    limits: &HttpLimits,
-    streams_per_connection: u32,
-    metrics: &Metrics,
-    stop: CancellationToken,
-) -> io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let streams_per_connection = port.streams_per_connection;
+    let mut builder = auto::Builder::new(StreamExecutor { timeout: port.write_timeout });
+    // Twice the requests served at once: those, and as many answered ones
+    // whose clients have yet to take them.
+    let alive = Arc::new(Semaphore::new(2 * limits.http_max_concurrent_requests as usize));
+    let probes = port.probes;
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -422,6 +449,7 @@ pub async fn serve_with_streams(
         .timer(TokioTimer::new())
         .max_header_list_size(limits.http_max_header_bytes)
         .max_concurrent_streams(streams_per_connection)
+        .max_send_buf_size(HTTP2_MAX_SEND_BUFFER)
         // Each stream the server resets for a client's protocol error costs
         // work and yields nothing; past this many, GOAWAY.
         .max_local_error_reset_streams(limits.http2_max_local_reset_streams as usize)
@@ -429,16 +457,24 @@ pub async fn serve_with_streams(
         .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let builder = Arc::new(builder);
     let connections = TaskTracker::new();
+    let cap = ConnectionCap::new(port.max_connections, port.setting, &listener);
     let header_read_timeout = limits.http_header_read_timeout;
-    while let Some((tcp, _peer)) = accept(&listener, &stop).await {
-        let (builder, router, stop, metrics) =
-            (builder.clone(), router.clone(), stop.clone(), metrics.clone());
+    let write_timeout = port.write_timeout;
+    // After GOAWAY (idle, or stopping), what a connection may still need:
+    // a request's time, then its response's. Past that it is dropped, so a
+    // connection that never finishes cannot outlive its welcome.
+    let closing_deadline = limits.http_request_timeout + write_timeout;
+    while let Some((tcp, _peer, permit)) = cap.accept(&listener, &stop).await {
+        let (builder, router, stop, metrics, alive) =
+            (builder.clone(), router.clone(), stop.clone(), metrics.clone(), alive.clone());
         let idle_timeout = limits.http_idle_timeout;
         // Made here, not in the task, so a new connection's first request
         // head is timed from its accept.
         let activity = Activity::new();
         let unserved_cap = limits.http2_max_local_reset_streams;
         connections.spawn(async move {
+            // Held until the connection ends, however it ends.
+            let _permit = permit;
             let tracked = Tracked { inner: tcp, activity: activity.clone() };
             let streams = StreamTally::default();
             let io = TokioIo::new(H2Guard::new(
@@ -451,25 +487,37 @@ pub async fn serve_with_streams(
                 None,
             ));
             let service =
-                TowerToHyperService::new(InFlight { inner: router, activity: activity.clone(), streams });
+                TowerToHyperService::new(InFlight { inner: router, activity: activity.clone(), streams, alive, probes });
             let connection = builder.serve_connection_with_upgrades(io, service);
             let head_check = tokio::time::sleep(header_read_timeout);
-            tokio::pin!(connection, head_check);
+            let hard_stop = tokio::time::sleep(Duration::MAX / 4);
+            tokio::pin!(connection, head_check, hard_stop);
             let mut closing = false;
-            let mut check = tokio::time::interval(idle_timeout / 4);
+            let mut check = tokio::time::interval(idle_timeout.min(write_timeout) / 4);
             loop {
                 tokio::select! {
                     _ = &mut connection => break,
                     _ = stop.cancelled(), if !closing => {
                         closing = true;
                         connection.as_mut().graceful_shutdown();
+                        hard_stop.as_mut().reset(tokio::time::Instant::now() + closing_deadline);
                     }
-                    _ = check.tick(), if !closing => {
-                        if activity.idle_for() >= idle_timeout {
+                    _ = check.tick() => {
+                        // A client that does not read what it asked for
+                        // (its window full, the kernel's buffers full behind
+                        // it) holds its responses in memory; no graceful
+                        // close can finish, so it is dropped.
+                        if activity.write_blocked_for().is_some_and(|blocked| blocked >= write_timeout) {
+                            tracing::warn!(?write_timeout, "closing a connection whose client does not read its responses (HTTP_WRITE_TIMEOUT)");
+                            break;
+                        }
+                        if !closing && activity.idle_for() >= idle_timeout {
                             closing = true;
                             connection.as_mut().graceful_shutdown();
+                            hard_stop.as_mut().reset(tokio::time::Instant::now() + closing_deadline);
                         }
                     }
+                    _ = &mut hard_stop, if closing => break,
                     // A head begins without waking this task, so it is looked
                     // for once per timeout; one found is then cut off exactly
                     // the timeout after it began.
@@ -491,6 +539,76 @@ pub async fn serve_with_streams(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// The connections one port holds at once (or, on a TLS port, the
+/// handshakes it runs at once). One past the limit is closed as soon as it
+/// is accepted, with a TCP reset (`SO_LINGER` 0), so it costs the server no
+/// socket in `TIME_WAIT` and the client learns at once; leaving it in the
+/// kernel's accept queue instead would make every client wait, the probes
+/// included, behind connections the port will never serve.
+pub struct ConnectionCap {
+    permits: Arc<Semaphore>,
+    limit: u32,
+    setting: &'static str,
+    local: Option<SocketAddr>,
+    /// Refusals since the last line, and when that was written: one line a
+    /// second at most, however fast connections come.
+    refused: AtomicU64,
+    logged: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ConnectionCap {
+    /// `limit` at once, set by `setting` (named in the log line).
+    pub fn new(limit: u32, setting: &'static str, listener: &TcpListener) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit as usize)),
+            limit,
+            setting,
+            local: listener.local_addr().ok(),
+            refused: AtomicU64::new(0),
+            logged: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The next connection within the limit, with its permit (the
+    /// connection holds a place until the permit is dropped), or `None` once
+    /// `stop` is cancelled.
+    pub async fn accept(
+        &self,
+        listener: &TcpListener,
+        stop: &CancellationToken,
+    ) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+        loop {
+            let (tcp, peer) = accept(listener, stop).await?;
+            if let Some((tcp, permit)) = self.admit(tcp) {
+                return Some((tcp, peer, permit));
+            }
+        }
+    }
+
+    /// `tcp` with a place, or `None` after closing it with a reset.
+    pub fn admit(&self, tcp: TcpStream) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Some((tcp, permit)),
+            Err(_) => {
+                self.refuse(tcp);
+                None
+            }
+        }
+    }
+
+    fn refuse(&self, tcp: TcpStream) {
+        let _ = tcp.set_zero_linger();
+        drop(tcp);
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut logged = self.logged.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if logged.is_none_or(|last| last.elapsed() >= Duration::from_secs(1)) {
+            *logged = Some(Instant::now());
+            self.refused.store(0, Ordering::Relaxed);
+            tracing::warn!(local = ?self.local, limit = self.limit, refused, setting = self.setting, "refusing connections: the port holds as many as its limit allows");
+        }
+    }
 }
 
 /// The next connection (with Nagle off: our messages are small), or `None`
@@ -549,10 +667,14 @@ struct ActivityInner {
     head_since: AtomicU64,
     in_flight: AtomicUsize,
     http2: AtomicBool,
+    /// Milliseconds since `since` when a write first found the socket
+    /// full, or `NOT_BLOCKED` while writes go through.
+    write_blocked: AtomicU64,
     since: Instant,
 }
 
 const NO_HEAD: u64 = u64::MAX;
+const NOT_BLOCKED: u64 = u64::MAX;
 
 impl Activity {
     /// A new connection: its first head is being read from now.
@@ -563,6 +685,7 @@ impl Activity {
             head_since: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             http2: AtomicBool::new(false),
+            write_blocked: AtomicU64::new(NOT_BLOCKED),
             since: Instant::now(),
         };
         Self { inner: Arc::new(inner) }
@@ -574,6 +697,28 @@ impl Activity {
 
     fn touch(&self) {
         self.inner.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A write went through (`true`) or found the socket full.
+    fn wrote(&self, through: bool) {
+        if through {
+            self.inner.write_blocked.store(NOT_BLOCKED, Ordering::Relaxed);
+            self.touch();
+        } else {
+            let now = self.now_ms();
+            let _ = self.inner.write_blocked.compare_exchange(
+                NOT_BLOCKED,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// How long writes have been finding the socket full, if they are.
+    fn write_blocked_for(&self) -> Option<Duration> {
+        let since = self.inner.write_blocked.load(Ordering::Relaxed);
+        (since != NOT_BLOCKED).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
     }
 
     fn bytes_read(&self) {
@@ -654,9 +799,7 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.project();
         let polled = this.inner.poll_write(cx, buf);
-        if polled.is_ready() {
-            this.activity.touch();
-        }
+        this.activity.wrote(polled.is_ready());
         polled
     }
 
@@ -667,9 +810,7 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let polled = this.inner.poll_write_vectored(cx, bufs);
-        if polled.is_ready() {
-            this.activity.touch();
-        }
+        this.activity.wrote(polled.is_ready());
         polled
     }
 
@@ -690,17 +831,30 @@ impl<T: AsyncWrite> AsyncWrite for Tracked<T> {
 /// mistaken for an idle connection. A request is in flight until its
 /// response body is sent or dropped: a long response (a gRPC Watch stream)
 /// keeps its connection in use.
+///
+/// On HTTP/2 it also holds the port's stream budget: at most twice
+/// `HTTP_MAX_CONCURRENT_REQUESTS` streams alive at once, answered or not,
+/// each until its response is taken (or reset, see [`crate::stalled`]). A
+/// stream costs a few KiB whatever it carries, and the write timeout bounds
+/// how long one lives, not how many a client keeps: 2,500 connections of
+/// 128 streams, each answered at once and never taken, would be 320,000.
+/// A request past the budget gets an empty 503 at once (headers need no
+/// window); probes take no part of it.
 #[derive(Clone)]
 struct InFlight<S> {
     inner: S,
     activity: Activity,
     streams: StreamTally,
+    alive: Arc<Semaphore>,
+    probes: &'static [&'static str],
 }
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for InFlight<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Default + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
 {
     type Response = http::Response<CountedBody<ResBody>>;
     type Error = S::Error;
@@ -715,10 +869,43 @@ where
         self.activity.request_began(request.version());
         self.streams.served();
         let guard = RequestGuard(self.activity.clone());
+        let alive =
+            if request.version() == http::Version::HTTP_2 && !self.probes.contains(&request.uri().path()) {
+                match self.alive.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        tracing::debug!("refusing an HTTP/2 stream: the port has as many alive as it may");
+                        let body = CountedBody {
+                            inner: ResBody::default(),
+                            guard: Some(guard),
+                            clock: None,
+                            held: None,
+                            _alive: None,
+                        };
+                        let mut refused = http::Response::new(body);
+                        *refused.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                        refused
+                            .headers_mut()
+                            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                        return Box::pin(std::future::ready(Ok(refused)));
+                    }
+                }
+            } else {
+                None
+            };
         let call = self.inner.call(request);
         Box::pin(async move {
             let response = call.await?;
-            Ok(response.map(|inner| CountedBody { inner, guard: Some(guard) }))
+            // Found here, in the stream's own task (HTTP/2), not in `call`,
+            // which hyper runs in the connection's.
+            let clock = BodyClock::current();
+            Ok(response.map(|inner| CountedBody {
+                inner,
+                guard: Some(guard),
+                clock,
+                held: None,
+                _alive: alive,
+            }))
         })
     }
 }
@@ -733,35 +920,70 @@ impl Drop for RequestGuard {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that keeps its request in flight until it is done.
+    /// A response body that keeps its request in flight until it is done,
+    /// and on HTTP/2 tells its stream's [`BodyClock`] when it waits for the
+    /// client (see [`crate::stalled`]).
     struct CountedBody<B> {
         #[pin]
         inner: B,
         guard: Option<RequestGuard>,
+        clock: Option<BodyClock>,
+        // The last byte of the last chunk, held back (HTTP/2 only) so the
+        // stream's task lasts until the client has taken the rest.
+        held: Option<Bytes>,
+        // Its place in the port's HTTP/2 stream budget, until dropped.
+        _alive: Option<OwnedSemaphorePermit>,
     }
 }
 
-impl<B: http_body::Body> http_body::Body for CountedBody<B> {
-    type Data = B::Data;
+impl<B: http_body::Body<Data = Bytes>> http_body::Body for CountedBody<B> {
+    type Data = Bytes;
     type Error = B::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) {
-            this.guard.take();
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        let Some(clock) = this.clock.as_ref() else {
+            let polled = this.inner.poll_frame(cx);
+            if matches!(polled, Poll::Ready(None)) {
+                this.guard.take();
+            }
+            return polled;
+        };
+        clock.moving();
+        if let Some(last) = this.held.take() {
+            clock.waiting();
+            return Poll::Ready(Some(Ok(http_body::Frame::data(last))));
         }
-        polled
+        match std::task::ready!(this.inner.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(mut data) => {
+                    if this.inner.is_end_stream() && data.len() > 1 {
+                        *this.held = Some(data.split_off(data.len() - 1));
+                    }
+                    clock.waiting();
+                    Poll::Ready(Some(Ok(http_body::Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Some(Err(error)) => Poll::Ready(Some(Err(error))),
+            None => {
+                this.guard.take();
+                Poll::Ready(None)
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.held.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        match &self.held {
+            Some(held) => http_body::SizeHint::with_exact(held.len() as u64),
+            None => self.inner.size_hint(),
+        }
     }
 }

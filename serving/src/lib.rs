@@ -14,6 +14,7 @@ pub mod http;
 mod log_text;
 pub mod runtime;
 pub mod shutdown;
+mod stalled;
 pub mod tls;
 
 pub use errors::ApiError;

@@ -108,6 +108,9 @@ pub struct CommonArgs {
 
     #[command(flatten)]
     pub admin: AdminLimits,
+
+    #[command(flatten)]
+    pub connections: ConnectionLimits,
 }
 
 /// Where a service listens, shared by both.
@@ -250,6 +253,54 @@ pub struct AdminLimits {
     #[arg(long, env = "HEALTH_MAX_WATCHES", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub health_max_watches: u32,
+
+    /// /metrics responses being answered at once on the admin port, each
+    /// until its client has taken all of it; more get 503 and Retry-After.
+    #[arg(long, env = "ADMIN_MAX_METRICS_RESPONSES", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub admin_max_metrics_responses: u32,
+}
+
+/// What one connection, and all of a port's connections together, may
+/// hold: a flood of clients, or one that stops reading, costs a bounded
+/// amount of memory and is let go within a bounded time.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections open at once on each REST port (service1's gRPC port has
+    /// GRPC_MAX_CONNECTIONS); one more is closed (TCP reset) as soon as it
+    /// is accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 2500,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Connections open at once on the admin port, counted apart from the
+    /// other ports, so a flood of those leaves room for probes and scrapes.
+    #[arg(long, env = "ADMIN_MAX_CONNECTIONS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub admin_max_connections: u32,
+
+    /// HTTP/2 streams at once on one connection to a REST port (the admin
+    /// port has ADMIN_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub http2_max_concurrent_streams: u32,
+
+    /// Longest a response may wait for the client to take it: an HTTP/1
+    /// connection whose writes are blocked this long is closed, an HTTP/2
+    /// stream whose body waits this long for the client's flow-control
+    /// window is reset.
+    #[arg(long, env = "HTTP_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_nonzero_duration)]
+    pub http_write_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        <Self as clap::FromArgMatches>::from_arg_matches(
+            &<Self as clap::Args>::augment_args(clap::Command::new("defaults"))
+                .get_matches_from(["defaults"]),
+        )
+        .expect("the defaults are valid")
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

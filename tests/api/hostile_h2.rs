@@ -112,7 +112,7 @@ async fn oversized_header_blocks_get_goaway_on_the_grpc_port() {
 #[tokio::test]
 async fn oversized_header_blocks_get_goaway_on_the_rest_and_admin_ports() {
     let service1 =
-        spawn_service1(&["--http2-max-local-reset-streams", "16", "--http-max-concurrent-requests", "8"])
+        spawn_service1(&["--http2-max-local-reset-streams", "16", "--http2-max-concurrent-streams", "8"])
             .await;
 
     let ended = flood_rest_and_admin(&service1, 500, oversized_headers).await;

@@ -2,6 +2,7 @@
 //! `TEST_LOG=1` prints the services' log lines.
 
 mod call_slots;
+mod connections;
 mod gray_failure;
 mod grpc;
 mod health;
@@ -17,6 +18,7 @@ mod say_hello;
 mod setting_ranges;
 mod shutdown;
 mod tls;
+mod upstream_headers;
 
 use std::time::Duration;
 

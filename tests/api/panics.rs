@@ -21,7 +21,8 @@ async fn a_panicking_handler_gives_a_json_500_and_the_server_stays_up() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let _server = Running::start(|stop| async move {
-        serving::http::serve(listener, app, &limits, &obs.metrics, stop).await
+        let port = serving::http::PortLimits::rest(&settings::ConnectionLimits::default());
+        serving::http::serve(listener, app, &limits, port, &obs.metrics, stop).await
     });
     let id = unique_id("panic");
 

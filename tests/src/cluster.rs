@@ -101,6 +101,14 @@ impl Replica {
         Self { ip, admin, listening, child: Some(child), lines }
     }
 
+    /// The process's resident memory now (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("a running process").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its /proc status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
+    }
+
     /// ProcessName calls this replica has logged as served.
     pub fn calls_served(&self) -> usize {
         let lines = self.lines.lock().unwrap();

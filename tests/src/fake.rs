@@ -8,7 +8,7 @@ use std::{
 };
 
 use serving::tls::{
-    server::{incoming, StreamLimits},
+    server::{incoming, PortCaps, StreamLimits},
     ServerReloader, TlsFiles,
 };
 use tokio::{
@@ -26,6 +26,10 @@ use crate::{Pki, Running};
 /// The stand-in counts no served streams, so it must not cap unserved ones.
 const NO_STREAM_CAP: StreamLimits =
     StreamLimits { per_connection: u32::MAX, unserved: u32::MAX, pings: None };
+
+/// Nor does it cap connections.
+const NO_CONNECTION_CAP: PortCaps =
+    PortCaps { max_connections: 100_000, max_handshakes: 100_000, lifetime: None };
 
 #[derive(Clone)]
 pub enum Behaviour {
@@ -91,6 +95,16 @@ impl FakeService1 {
 
     /// The same, with `pki`'s service1 certificate.
     pub async fn start_with(behaviour: Behaviour, pki: &Pki) -> Self {
+        Self::start_serving(behaviour, pki, None).await
+    }
+
+    /// A fake that tells its clients (SETTINGS_MAX_HEADER_LIST_SIZE) it
+    /// accepts header lists of at most `bytes`.
+    pub async fn start_with_header_list_limit(behaviour: Behaviour, bytes: u32) -> Self {
+        Self::start_serving(behaviour, Pki::shared(), Some(bytes)).await
+    }
+
+    async fn start_serving(behaviour: Behaviour, pki: &Pki, header_list: Option<u32>) -> Self {
         let files = TlsFiles {
             cert: pki.path("service1.crt"),
             key: pki.path("service1.key"),
@@ -103,9 +117,17 @@ impl FakeService1 {
         let handler = Handler { behaviour, calls: calls.clone() };
         let running = Running::start(move |stop| async move {
             tonic::transport::Server::builder()
+                .http2_max_header_list_size(header_list)
                 .add_service(Service1Server::new(handler))
                 .serve_with_incoming_shutdown(
-                    incoming(listener, Some(tls), Duration::from_secs(5), NO_STREAM_CAP, stop.clone()),
+                    incoming(
+                        listener,
+                        Some(tls),
+                        Duration::from_secs(5),
+                        NO_STREAM_CAP,
+                        NO_CONNECTION_CAP,
+                        stop.clone(),
+                    ),
                     stop.cancelled_owned(),
                 )
                 .await

@@ -290,6 +290,10 @@ LOG_FORMAT: {{ $v.logFormat | quote }}
 RUST_LOG: {{ $v.rustLog | quote }}
 DRAIN_DELAY: {{ include "grpc-services.seconds" $v.drainDelaySeconds | quote }}
 SHUTDOWN_GRACE: {{ include "grpc-services.seconds" $v.shutdownGraceSeconds | quote }}
+MAX_CONNECTIONS: {{ int $v.connections.max | quote }}
+ADMIN_MAX_CONNECTIONS: {{ int $v.connections.adminMax | quote }}
+HTTP2_MAX_CONCURRENT_STREAMS: {{ int $v.connections.http2MaxConcurrentStreams | quote }}
+HTTP_WRITE_TIMEOUT: {{ include "grpc-services.seconds" $v.connections.writeTimeoutSeconds | quote }}
 TLS_MODE: "mtls"
 TLS_CERT: "/etc/tls/tls.crt"
 TLS_KEY: "/etc/tls/tls.key"
@@ -326,6 +330,8 @@ MAX_CONNECTION_AGE: {{ include "grpc-services.seconds" $c.maxConnectionAgeSecond
 MAX_CONNECTION_AGE_GRACE: {{ include "grpc-services.seconds" $c.maxConnectionAgeGraceSeconds | quote }}
 GRPC_REFLECTION: {{ $c.grpcReflection | quote }}
 TLS_MAX_CLIENT_CHAIN: {{ int $c.maxClientChain | quote }}
+GRPC_MAX_CONNECTIONS: {{ int $c.grpcMaxConnections | quote }}
+MAX_TLS_HANDSHAKES: {{ int $c.maxTlsHandshakes | quote }}
 {{- else }}
 SERVICE1_CHANNEL: {{ printf "dns:///%s.%s.svc.%s:%d" (include "grpc-services.service1GrpcName" $root) $root.Release.Namespace $v.clusterDomain (int $v.service1.ports.grpc) | quote }}
 TLS_SERVER_NAME: {{ include "grpc-services.tlsServerName" $root | quote }}

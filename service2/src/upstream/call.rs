@@ -25,7 +25,7 @@ use wire::{
     request_id, ErrorKind, RequestId,
 };
 
-use crate::upstream::{endpoint::Lease, Address, Pool, UpstreamMetrics};
+use crate::upstream::{endpoint::Lease, header_limit, Address, Pool, UpstreamMetrics};
 
 /// Retries wait from this...
 const BACKOFF_BASE: Duration = Duration::from_millis(10);
@@ -153,7 +153,9 @@ impl Service1Client {
                     ))
                 }
                 Err(Failed::Status(status)) => {
-                    if says_the_replica_failed(&status) {
+                    if header_limit::refused_locally(&status) {
+                        // Never sent: it says nothing about the replica.
+                    } else if says_the_replica_failed(&status) {
                         endpoint.failed();
                     } else {
                         endpoint.succeeded();

@@ -38,6 +38,7 @@ use tokio::{
 };
 
 use crate::upstream::{
+    header_limit::{HeaderListLimit, SettingsReader},
     keepalive::{self, Keepalive, LastRead, OnRead, Watch},
     Address,
 };
@@ -60,6 +61,8 @@ pub struct Connection {
     /// When the replica last sent anything, or a call started on an idle
     /// connection: keepalive pings from there.
     heard: Arc<LastRead>,
+    /// The largest header list the replica accepts.
+    header_limit: Arc<HeaderListLimit>,
 }
 
 /// The right to send one call on a connection; its life is the call's
@@ -106,11 +109,16 @@ where
     W: Watch,
 {
     let heard = Arc::new(LastRead::now());
+    let header_limit = Arc::new(HeaderListLimit::default());
     let io = OnRead {
         inner: io,
         on_read: {
             let heard = heard.clone();
-            move |_: &[u8]| heard.touch()
+            let mut settings = SettingsReader::new(header_limit.clone());
+            move |bytes: &[u8]| {
+                heard.touch();
+                settings.feed(bytes);
+            }
         },
     };
     // hyper's client defaults.
@@ -132,7 +140,7 @@ where
             tracing::debug!(endpoint = %address, error = %chain(&error), "connection to service1 replica failed");
         }
     };
-    Ok((Connection { send, origin, heard }, driver))
+    Ok((Connection { send, origin, heard, header_limit }, driver))
 }
 
 // === impl Connection ===
@@ -172,10 +180,10 @@ impl<L: Lessor> Drop for Lease<L> {
 
 impl<L: Lessor> tower::Service<http::Request<tonic::body::Body>> for Lease<L> {
     type Response = http::Response<ResponseBody<L>>;
-    type Error = h2::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, h2::Error>> + Send>>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), h2::Error>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // A closed connection must fail the call, not readiness: tonic turns
         // a readiness error into UNKNOWN without its cause, which would
         // hide that the call is safe to retry elsewhere. Sending on a
@@ -184,6 +192,10 @@ impl<L: Lessor> tower::Service<http::Request<tonic::body::Body>> for Lease<L> {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        // Not the connection's failure: it stays up and ready.
+        if let Err(too_large) = self.connection.header_limit.check(&request) {
+            return Box::pin(std::future::ready(Err(HeaderListLimit::refusal(too_large))));
+        }
         let send = self.connection.send.clone();
         let handle = self.handle.clone();
         Box::pin(async move {
@@ -193,7 +205,7 @@ impl<L: Lessor> tower::Service<http::Request<tonic::body::Body>> for Lease<L> {
                 }
                 Err(error) => {
                     handle.transport_failed();
-                    Err(error)
+                    Err(error.into())
                 }
             }
         })

@@ -7,6 +7,8 @@
 //!   keepalive pings) and says whether it is ready;
 //! - [`h2_client`]: the gRPC client on one HTTP/2 connection (leases,
 //!   unary calls only, and the response body);
+//! - [`header_limit`]: the largest header list a replica accepts, and
+//!   requests over it refused before they are sent;
 //! - [`keepalive`]: the task that drives a connection and pings a quiet
 //!   replica;
 //! - [`latency`]: each replica's latency estimate (PeakEWMA);
@@ -28,6 +30,7 @@ pub mod call;
 pub mod discovery;
 pub mod endpoint;
 pub mod h2_client;
+pub mod header_limit;
 pub mod keepalive;
 pub mod latency;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! current config, bounded in time, and hands finished connections to tonic.
 
 use std::{
+    future::Future,
     io,
     net::SocketAddr,
     pin::Pin,
@@ -13,7 +14,7 @@ use std::{
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{mpsc, OwnedSemaphorePermit},
 };
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
@@ -21,7 +22,10 @@ use tokio_util::{either::Either, sync::CancellationToken};
 use tonic::transport::server::Connected;
 
 use super::{identities, Identity, Logged, ServerReloader};
-use crate::h2_guard::{H2Guard, PingPolicy, StreamTally};
+use crate::{
+    h2_guard::{H2Guard, PingPolicy, StreamTally},
+    http::ConnectionCap,
+};
 
 /// Who is on the other end of a connection; handlers and layers find it in
 /// the request extensions.
@@ -52,6 +56,22 @@ impl StreamLimits {
     }
 }
 
+/// What the port holds at once, and how long a connection lives.
+#[derive(Debug, Clone, Copy)]
+pub struct PortCaps {
+    /// Connections open at once (GRPC_MAX_CONNECTIONS); one more is reset
+    /// as soon as it is accepted.
+    pub max_connections: u32,
+    /// TLS handshakes in progress at once (MAX_TLS_HANDSHAKES); one more
+    /// connection is reset before its handshake begins.
+    pub max_handshakes: u32,
+    /// When a connection is cut, whatever it is doing: MAX_CONNECTION_AGE
+    /// plus its grace. tonic sends the GOAWAY at the age; with a grace set
+    /// it would instead send none and cut at age + grace, so it is given
+    /// only the age and the cut is made here.
+    pub lifetime: Option<Duration>,
+}
+
 /// The HTTP/2 client connection preface, which must arrive in time.
 const PREFACE_BYTES: usize = 24;
 
@@ -68,6 +88,10 @@ pin_project_lite::pin_project! {
         // memory) until MAX_CONNECTION_AGE and its grace, minutes later.
         preface_due: Option<Pin<Box<tokio::time::Sleep>>>,
         preface_read: usize,
+        // When the connection is cut, if it lives that long.
+        cut_at: Option<Pin<Box<tokio::time::Sleep>>>,
+        // Its place among the port's connections, until it is dropped.
+        _permit: OwnedSemaphorePermit,
     }
 }
 
@@ -76,38 +100,57 @@ impl Connection {
         io: H2Guard<Either<Box<TlsStream<TcpStream>>, TcpStream>>,
         peer: PeerInfo,
         within: Duration,
+        lifetime: Option<Duration>,
+        permit: OwnedSemaphorePermit,
     ) -> Self {
-        Self { io, peer, preface_due: Some(Box::pin(tokio::time::sleep(within))), preface_read: 0 }
+        Self {
+            io,
+            peer,
+            preface_due: Some(Box::pin(tokio::time::sleep(within))),
+            preface_read: 0,
+            cut_at: lifetime.map(|lifetime| Box::pin(tokio::time::sleep(lifetime))),
+            _permit: permit,
+        }
     }
 }
 
-/// Accepts on `listener` until `stop`; with a reloader, each connection is
-/// a finished mTLS handshake (at most `handshake_timeout` long), and failed
-/// handshakes are logged and dropped.
+/// Accepts on `listener` until `stop`, within `caps`; with a reloader, each
+/// connection is a finished mTLS handshake (at most `handshake_timeout`
+/// long), and failed handshakes are logged and dropped.
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<ServerReloader>>,
     handshake_timeout: Duration,
     limits: StreamLimits,
+    caps: PortCaps,
     stop: CancellationToken,
 ) -> impl Stream<Item = io::Result<Connection>> {
     // Handshakes finish in any order; a small queue is enough because tonic
     // takes connections as fast as they come.
     let (tx, rx) = mpsc::channel(64);
     let local = listener.local_addr().ok();
+    let connections = ConnectionCap::new(caps.max_connections, "GRPC_MAX_CONNECTIONS", &listener);
+    let handshakes = Arc::new(ConnectionCap::new(caps.max_handshakes, "MAX_TLS_HANDSHAKES", &listener));
     tokio::spawn(async move {
-        while let Some((tcp, remote_addr)) = crate::http::accept(&listener, &stop).await {
+        while let Some((tcp, remote_addr, permit)) = connections.accept(&listener, &stop).await {
             let tx = tx.clone();
             let streams = StreamTally::default();
             let Some(tls) = tls.clone() else {
                 let peer = PeerInfo { remote_addr, identities: Arc::from([]), streams: streams.clone() };
                 let io = limits.cap(Either::Right(tcp), &streams);
-                let _ = tx.send(Ok(Connection::new(io, peer, handshake_timeout))).await;
+                let connection = Connection::new(io, peer, handshake_timeout, caps.lifetime, permit);
+                let _ = tx.send(Ok(connection)).await;
                 continue;
             };
+            // A handshake takes a place of its own until it ends, so
+            // half-finished ones cannot crowd out finished connections'
+            // memory, nor finished ones new handshakes.
+            let Some((tcp, handshake)) = handshakes.admit(tcp) else { continue };
             tokio::spawn(async move {
                 let acceptor = TlsAcceptor::from(tls.current());
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                let accepted = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await;
+                drop(handshake);
+                match accepted {
                     Ok(Ok(stream)) => {
                         let names =
                             stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(identities);
@@ -125,7 +168,8 @@ pub fn incoming(
                             "TLS connection accepted"
                         );
                         let io = limits.cap(Either::Left(Box::new(stream)), &peer.streams);
-                        let _ = tx.send(Ok(Connection::new(io, peer, handshake_timeout))).await;
+                        let connection = Connection::new(io, peer, handshake_timeout, caps.lifetime, permit);
+                        let _ = tx.send(Ok(connection)).await;
                     }
                     Ok(Err(error)) => tracing::warn!(peer = %remote_addr, %error, "TLS handshake failed"),
                     Err(_) => tracing::warn!(peer = %remote_addr, "TLS handshake timed out"),
@@ -149,6 +193,17 @@ impl Connected for Connection {
 impl AsyncRead for Connection {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
+        if let Some(cut_at) = this.cut_at.as_mut() {
+            // h2 always has a read waiting, so this is polled, and wakes
+            // the connection, when the time comes.
+            if cut_at.as_mut().poll(cx).is_ready() {
+                tracing::debug!(peer = %this.peer.remote_addr, "closing a connection at MAX_CONNECTION_AGE + MAX_CONNECTION_AGE_GRACE");
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the connection reached MAX_CONNECTION_AGE and its grace",
+                )));
+            }
+        }
         let before = buf.filled().len();
         let polled = this.io.poll_read(cx, buf);
         if let Some(due) = this.preface_due.as_mut() {
@@ -157,7 +212,7 @@ impl AsyncRead for Connection {
             }
             if *this.preface_read >= PREFACE_BYTES {
                 *this.preface_due = None;
-            } else if std::future::Future::poll(due.as_mut(), cx).is_ready() {
+            } else if due.as_mut().poll(cx).is_ready() {
                 tracing::warn!(peer = %this.peer.remote_addr, "no HTTP/2 connection preface within TLS_HANDSHAKE_TIMEOUT of the handshake; closing the connection");
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
