@@ -88,7 +88,9 @@ def targets_table(doc):
            "| target | run | measured | limit | result |", "|---|---|---|---|---|"]
     for t in doc["targets"]:
         unit = f" {t['unit']}" if t["unit"] else ""
-        value = "–" if t["value"] is None else f"{fmt(t['value'])}{unit}"
+        # Ratios to 3 digits, so a value just over its limit does not print as equal to it.
+        digits = 3 if t["unit"] == "×" else 2
+        value = "–" if t["value"] is None else f"{fmt(t['value'], digits)}{unit}"
         if len(t.get("rounds") or []) > 1:
             value += " (rounds: " + ", ".join(fmt(v) for v in t["rounds"]) + ")"
         result = {"PASS": "PASS", "FAIL": "**FAIL**"}.get(t["status"], "**NOT MEASURED**")

@@ -72,4 +72,5 @@ def test_results_md_shows_both_ratios_and_not_measured_targets(measured):
     assert "| say-hello | c10 | 30.0 | 60.0 | 100.0 | **0.50** | **0.30** |" in md
     assert ("| name CPU/request ours ÷ Go | name-1x-c100 | – | ≤ 0.45 × "
             "| **NOT MEASURED** |") in md
+    assert "| say-hello CPU/request ours ÷ Go | say-hello-1x-c10 | 0.300 × | ≤ 0.40 × | PASS |" in md
     assert "All targets met: **no**." in md
