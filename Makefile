@@ -31,6 +31,7 @@ test: ## Run every test that needs Rust, python3 with venv, and PyPI and crates.
 	scripts/test-chart.sh
 	scripts/test-interop.sh
 	scripts/test-quickstart.sh
+	scripts/test-loadtools.sh
 
 test-chart: ## Only the Helm chart tests (offline; makes .venv on first use)
 	scripts/test-chart.sh

@@ -13,6 +13,9 @@ RELEASE = REPO / "target" / "release"
 # The baseline pair (bench/baseline/): its own workspace, built into its own target dir.
 BASELINE_DIR = REPO / "bench" / "baseline"
 BASELINE_RELEASE = BASELINE_DIR / "target" / "release"
+# The Go pair (bench/baseline-go/): its own Go module, built into bin/ there.
+GO_DIR = REPO / "bench" / "baseline-go"
+GO_BIN = GO_DIR / "bin"
 MIB = 1024 * 1024
 
 

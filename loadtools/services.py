@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
-from loadtools.common import BASELINE_RELEASE, RELEASE, SetupError, logger, read_text
+from loadtools.common import BASELINE_RELEASE, GO_BIN, RELEASE, SetupError, logger, read_text
 
 log = logger("bench")  # bench's message; stress prints it the same way
 
@@ -53,9 +53,10 @@ def free_port(hosts, taken, attempts=50):
 
 
 class Launch:
-    """How to start a topology's processes: which pair (`ours` or the
-    `baseline` of bench/baseline/), WORKER_THREADS for each process (None:
-    the binary's default), and `wrap(label)`, a command prefix (callgrind)."""
+    """How to start a topology's processes: which pair (`ours`, the tonic +
+    axum `baseline` of bench/baseline/ or the `go` pair of bench/baseline-go/),
+    WORKER_THREADS for each process (GOMAXPROCS for the Go pair; None: the
+    binary's default), and `wrap(label)`, a command prefix (callgrind)."""
 
     def __init__(self, pair="ours", worker_threads=None, wrap=None):
         self.pair, self.worker_threads, self.wrap = pair, worker_threads, wrap
@@ -130,8 +131,12 @@ def tls_env(certs, name):
             "TLS_CA": str(certs / "ca.crt")}
 
 
+# The pairs written from the docs, measured beside ours (bench/baseline*/).
+SIMPLE_PAIRS = ("baseline", "go")
+
+
 def baseline_env(extra):
-    """The baseline reads only what it has a setting for; nothing of ours but PATH."""
+    """The simple pairs read only what they have a setting for; nothing of ours but PATH."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RUST_LOG": "info"}
     env.update(extra)
     return env
@@ -139,12 +144,16 @@ def baseline_env(extra):
 
 def launch(label, kind, how, env, addr, port, admin, logfile):
     """One process of either pair, with its pair's binary and environment."""
+    threads = "WORKER_THREADS"
     if how.pair == "baseline":
         binary, env = BASELINE_RELEASE / f"baseline-{kind}", baseline_env(env)
+    elif how.pair == "go":
+        # Go's counterpart of a runtime's worker threads: the Ps that run Go code.
+        binary, env, threads = GO_BIN / kind, baseline_env(env), "GOMAXPROCS"
     else:
         binary, env = RELEASE / kind, service_env(env)
     if how.worker_threads:
-        env["WORKER_THREADS"] = str(how.worker_threads)
+        env[threads] = str(how.worker_threads)
     prefix = how.wrap(label) if how.wrap else ()
     return Service(label, binary, env, addr, port, admin, logfile, kind=kind, prefix=prefix,
                    pair=how.pair)
@@ -154,9 +163,9 @@ def start_service1(i, addr, grpc_port, taken, certs, logdir, how):
     port = free_port([addr], taken)
     env = {"BIND_ADDR": addr, "PORT": str(port), "GRPC_PORT": str(grpc_port),
            **tls_env(certs, "service1")}
-    if how.pair == "baseline":
-        return launch("baseline-service1", "service1", how, env, addr, port, None,
-                      logdir / "baseline-service1.log")
+    if how.pair in SIMPLE_PAIRS:
+        label = f"{how.pair}-service1"
+        return launch(label, "service1", how, env, addr, port, None, logdir / f"{label}.log")
     admin = free_port([addr], taken)
     env["ADMIN_PORT"] = str(admin)
     return launch(f"service1[{i}]", "service1", how, env, addr, port, admin,
@@ -165,15 +174,15 @@ def start_service1(i, addr, grpc_port, taken, certs, logdir, how):
 
 def start_service2(service1_addrs, grpc_port, taken, certs, logdir, how):
     """service2 on 127.0.0.1; ours balances over every service1 (static:///),
-    the baseline's one tonic Channel takes host:port."""
+    the simple pairs' one channel (tonic Channel, grpc.NewClient) takes host:port."""
     addr = "127.0.0.1"
     port = free_port([addr], taken)
     env = {"BIND_ADDR": addr, "PORT": str(port), "TLS_SERVER_NAME": "service1",
            **tls_env(certs, "service2")}
-    if how.pair == "baseline":
+    if how.pair in SIMPLE_PAIRS:
         env["SERVICE1_CHANNEL"] = f"{service1_addrs[0]}:{grpc_port}"
-        return launch("baseline-service2", "service2", how, env, addr, port, None,
-                      logdir / "baseline-service2.log")
+        label = f"{how.pair}-service2"
+        return launch(label, "service2", how, env, addr, port, None, logdir / f"{label}.log")
     admin = free_port([addr], taken)
     env["ADMIN_PORT"] = str(admin)
     env["SERVICE1_CHANNEL"] = "static:///" + ",".join(f"{a}:{grpc_port}" for a in service1_addrs)
@@ -198,17 +207,36 @@ def start_topology(target, replicas, certs, logdir, cfg, how=None):
         else:
             url = f"http://{addrs[0]}:{services[0].port}/api/v1/name?name={cfg['name']}"
         wait_ready(services, replicas, cfg["ready_timeout_s"])
-        code, body = http_get(url, timeout=5.0)
-        if code != 200:
-            raise SetupError(f"smoke request {url} answered {code}: {body[:200]!r}")
+        check_contract(url, target, cfg["name"])
         return services, url
     except BaseException:
         stop_all(services)
         raise
 
 
+def expected_body(target, name):
+    """The REST contract every pair must keep (README, "API"): say-hello answers
+    the JSON string "Hello, NAME!", /api/v1/name {"name": NAME}, upper-cased."""
+    return f"Hello, {name.upper()}!" if target == "say-hello" else {"name": name.upper()}
+
+
+def check_contract(url, target, name):
+    """One request before the load: a 200 with the contract's body, so a pair that
+    answers something else is not measured at all."""
+    code, body = http_get(url, timeout=5.0)
+    if code != 200:
+        raise SetupError(f"first request {url} answered {code}: {body[:200]!r}")
+    try:
+        got = json.loads(body)
+    except ValueError:
+        got = body[:200]
+    if got != expected_body(target, name):
+        raise SetupError(f"first request {url} answered {got!r}, not "
+                         f"{expected_body(target, name)!r}")
+
+
 def rest_answers(s, last):
-    """The baseline's readiness: its REST port answers at all (it has no /readyz)."""
+    """A simple pair's readiness: its REST port answers at all (it has no /readyz)."""
     try:
         code, _ = http_get(f"http://{s.addr}:{s.port}/", timeout=0.5)
     except OSError as e:
@@ -277,9 +305,11 @@ def metrics_counts(service):
     return {"say_hello_by_status": counts, "log_lines_dropped": dropped}
 
 
-# Access lines: ours, then the baseline's (bench/baseline/src/bin/).
+# Access lines: ours, the tonic + axum pair's (bench/baseline/src/bin/), the Go
+# pair's (slog's key is "msg").
 ACCESS_MESSAGES = (b'"http request served"', b'"grpc call served"',
-                   b'"message":"http request"', b'"message":"grpc request"')
+                   b'"message":"http request"', b'"message":"grpc request"',
+                   b'"msg":"http request"', b'"msg":"grpc request"')
 
 
 def count_and_gzip(path):

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from loadtools.common import BASELINE_DIR, RELEASE, REPO, SetupError, logger, read_text, run_bounded
+from loadtools.common import BASELINE_DIR, GO_BIN, GO_DIR, RELEASE, REPO, SetupError, logger, read_text, run_bounded
 from loadtools.procfs import loadavg
 
 # These steps were bench's first, and both tools print them under its name.
@@ -28,6 +28,30 @@ def build_baseline(cfg):
     code, _, _ = run_bounded(cmd, 3600, cwd=REPO)
     if code != 0:
         raise SetupError(f"cargo build of the baseline failed (exit {code})")
+
+
+def build_go(cfg):
+    """The Go pair (bench/baseline-go/) into bench/baseline-go/bin, with the Go
+    toolchain on PATH (`GO` to choose another); Go's module and build caches
+    are its usual ones, so a second build is quick."""
+    cmd = [cfg["go"], "build", "-trimpath", "-o", str(GO_BIN) + "/", "./cmd/..."]
+    log(" ".join(cmd) + f"  (in {GO_DIR.relative_to(REPO)})")
+    try:
+        code, _, _ = run_bounded(cmd, 3600, cwd=GO_DIR)
+    except FileNotFoundError:
+        raise SetupError(f"{cfg['go']}: not found; the Go pair needs Go 1.26 "
+                         "(or BENCH_BASELINES=tonic to leave it out)")
+    if code != 0:
+        raise SetupError(f"go build of the Go pair failed (exit {code})")
+
+
+def go_version(cfg):
+    try:
+        code, out, _ = run_bounded([cfg["go"], "version"], 60, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True)
+        return out.strip() if code == 0 else ""
+    except (OSError, SetupError):
+        return ""
 
 
 def make_certs(certs):

@@ -1,12 +1,13 @@
 """Load benchmark of service1 and service2, as shipped: `make bench`.
 
-Builds the release binaries (ours, and the baseline pair of bench/baseline/),
+Builds the release binaries (ours, the tonic + axum pair of bench/baseline/,
+and the Go pair of bench/baseline-go/ with the Go toolchain),
 makes throw-away certificates, installs the load generator (oha) when
 missing, then for each run starts fresh service processes on loopback (mTLS
 on, JSON logs to files), waits until they are ready, warms up, measures a
 fixed-duration oha run, and reads each service process's CPU time and memory
 from /proc around the measured window. Each 1-replica run of ours is followed
-by the baseline's at the same load. The whole plan runs BENCH_ROUNDS times
+by the other pairs' at the same load. The whole plan runs BENCH_ROUNDS times
 (default 3), rounds interleaved, and each figure is the median over them.
 With BENCH_INSTRUCTIONS=1 it then counts instructions per request under
 callgrind; BENCH_INSTRUCTIONS_ONLY=1 counts them alone, with no timed runs
@@ -18,7 +19,12 @@ baseline.svg,logs/} and points results/latest at it. See bench/README.md.
 Python 3 standard library only. Every process it starts is stopped before it
 exits (SIGTERM, then SIGKILL after a bounded wait); every wait is bounded.
 
-Exit status: 0 done; 1 a target missed and BENCH_STRICT=1; 2 setup failed
+BENCH_SMOKE=1 (CI) runs every run once for 1 s and fails when a run, a
+target's measurement or a log line is missing, or a request failed; it
+asserts no timing.
+
+Exit status: 0 done; 1 a target missed and BENCH_STRICT=1, or the smoke
+failed; 2 setup failed
 (build, load generator, a service that does not start); 130 interrupted.
 """
 
@@ -30,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtools.bench import instructions, rounds, targets
+from loadtools.bench import instructions, rounds, smoke, targets
 from loadtools.bench.baseline_chart import baseline_chart
 from loadtools.bench.chart import svg_chart
 from loadtools.bench.report import markdown
@@ -39,7 +45,7 @@ from loadtools.bench.settings import settings
 from loadtools.common import fmt, logger, run_main, settings_doc, stop_on_signals, utc_stamp
 from loadtools.loadgen import ensure_oha
 from loadtools.procfs import loadavg
-from loadtools.toolchain import build, build_baseline, machine_info, make_certs
+from loadtools.toolchain import build, build_baseline, build_go, go_version, machine_info, make_certs
 
 log = logger("bench")
 
@@ -95,7 +101,8 @@ def write_results(doc, outdir, started):
 def report_missed(doc, outdir):
     missed = [t for t in doc["targets"] if not t["pass"]]
     for t in missed:
-        print(f"bench: target missed: {t['target']} [{t['run']}]: {fmt(t['value'])} "
+        what = "not measured" if t["status"] == targets.NOT_MEASURED else "missed"
+        print(f"bench: target {what}: {t['target']} [{t['run']}]: {fmt(t['value'])} "
               f"(limit {t.get('op', '≤')} {fmt(t['limit'])} {t['unit']})".rstrip(),
               file=sys.stderr)
     log(f"done in {doc['elapsed_s']:.0f} s ({doc['build_and_tools_s']:.0f} s of it build and "
@@ -104,10 +111,12 @@ def report_missed(doc, outdir):
 
 
 def prepare(cfg):
-    """The release builds (ours, and the baseline's unless BENCH_BASELINE=0) and oha."""
+    """The release builds (ours, and each other pair in BENCH_BASELINES) and oha."""
     build(cfg)
     if cfg["baseline"]:
         build_baseline(cfg)
+    if "go" in cfg["baselines"] and not cfg["instructions_only"]:
+        build_go(cfg)
     if cfg["instructions"]:
         instructions.check_tools()
     return ensure_oha(cfg)
@@ -124,20 +133,22 @@ def main():
     outdir.mkdir(parents=True, exist_ok=False)
     (outdir / "logs").mkdir()
     machine = machine_info(oha_version)
+    if "go" in cfg["baselines"]:
+        machine["go_version"] = go_version(cfg)
     each_round, counts = run_all(cfg, oha, outdir)
     runs, every = rounds.combine(each_round or [[]])
     # Instructions alone have no target: they compare two commits.
     checked = targets.check_targets(runs, cfg) if runs else []
     doc = {
         "timestamp": stamp,
-        "settings": settings_doc(cfg, ("cargo", "oha")),
+        "settings": settings_doc(cfg, ("cargo", "oha", "go")),
         "machine": machine,
         "targets_definition": targets.DEFINITION,
         "runs": runs,
         "round_runs": every if cfg["rounds"] > 1 else None,
         "instructions": counts,
         "targets": checked,
-        "all_targets_met": all(t["pass"] for t in checked),
+        "all_targets_met": all(t["pass"] for t in checked) if checked else None,
         "elapsed_s": None,
         "build_and_tools_s": round(prepared - started, 1),
     }
@@ -146,6 +157,15 @@ def main():
     point_latest(cfg["results_dir"], outdir)
     print(md)
     missed = report_missed(doc, outdir)
+    if cfg["smoke"]:
+        planned = [] if cfg["instructions_only"] else [r["id"] for r in plan(cfg)]
+        failed = smoke.problems(doc, planned)
+        for line in failed:
+            print(f"bench: smoke: {line}", file=sys.stderr)
+        log(f"smoke: {'FAILED, ' + str(len(failed)) + ' problem(s)' if failed else 'passed'} "
+            f"({len(doc['runs'])} runs, {len(doc['targets'])} target rows; no timing asserted)")
+        if failed:
+            return 1
     return 1 if missed and cfg["strict"] else 0
 
 

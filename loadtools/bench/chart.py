@@ -4,7 +4,7 @@ p99 target as a dashed line. Hand-written SVG (standard library only)."""
 import math
 
 from loadtools.bench.report import load_desc
-from loadtools.bench.targets import TARGET_P99_MS
+from loadtools.bench.targets import PAIR_NAMES, TARGET_P99_MS
 
 KEYS = [("p50", "#4e79a7"), ("p90", "#59a14f"), ("p99", "#f28e2b"), ("p99.9", "#e15759")]
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 60, 110
@@ -76,7 +76,8 @@ def bars(scale, gi, r):
                  f'height="{TOP + PLOT_H - yy:.1f}" fill="{color}">'
                  f'<title>{esc(r["id"])} {k}: {v:.3f} ms</title></rect>')
     cx = LEFT + gi * GROUP_W + GROUP_W / 2
-    what = r["target"] if r.get("pair", "ours") == "ours" else f"baseline {r['target']}"
+    pair = r.get("pair", "ours")
+    what = r["target"] if pair == "ours" else f"{PAIR_NAMES[pair]} {r['target']}"
     lines = [what, f"{r['replicas']}× service1", load_desc(r)]
     for li, text in enumerate(lines):
         s.append(f'<text x="{cx:.1f}" y="{TOP + PLOT_H + 16 + 13 * li}" '

@@ -1,8 +1,8 @@
 """results.md: the runs, the targets and every process, as tables."""
 
-from statistics import median
 
 from loadtools.bench.instructions import instructions_table
+from loadtools.bench.targets import PAIR_NAMES
 from loadtools.common import fmt
 
 
@@ -11,23 +11,38 @@ def load_desc(r):
             else f"c{r['concurrency']}")
 
 
+def pairs_desc(cfg):
+    names = {"baseline": "`baseline-*`: the straightforward tonic + axum pair (bench/baseline/)",
+             "go": "`go-*`: the straightforward Go pair, grpc-go + net/http + slog "
+                   "(bench/baseline-go/)"}
+    chosen = cfg.get("baselines", ["baseline"] if cfg.get("baseline") else [])
+    if not chosen:
+        return "- No other pairs measured (`BENCH_BASELINES=none`)"
+    return ("- Other pairs, each run right after ours at the same load: "
+            + "; ".join(names[p] for p in chosen))
+
+
 def header(doc):
+    """The first lines say what was measured where: commit, dirty tree, machine,
+    load at the start."""
     m, cfg = doc["machine"], doc["settings"]
     return [
         f"# Benchmark {doc['timestamp']}", "",
-        f"- Machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['mem_total']}, {m['kernel']}",
-        f"- Commit: `{m['git_commit'][:12]}`{' (uncommitted changes)' if m['git_dirty'] else ''}"
-        f"; load generator: {m['oha_version']} (HTTP/1.1, keep-alive, on the same cores)",
-        f"- Each run: fresh processes, mTLS, `LOG_FORMAT=json` to files, "
-        f"{cfg['worker_threads']} worker thread(s) per process; "
+        f"- Commit: `{m['git_commit'][:12]}`, "
+        + ("**uncommitted changes** in the tree" if m["git_dirty"] else "clean tree"),
+        f"- Machine: {m['nproc']} cores, {m['cpu_model']}, {m['kernel']}, {m['mem_total']}",
+        f"- Load average at start: {' '.join(m['loadavg_at_start'])}"
+        + (" — **smoke mode** (`BENCH_SMOKE=1`): checks that every run and target is "
+           "there and that nothing failed; its timings mean nothing" if cfg.get("smoke") else ""),
+        f"- Load generator: {m['oha_version']} (HTTP/1.1, keep-alive, on the same cores)"
+        + (f"; {m['go_version']}" if m.get("go_version") else ""),
+        f"- Each run: fresh processes, mTLS, JSON logs to files, "
+        f"{cfg['worker_threads']} worker thread(s) per process (Go: GOMAXPROCS); "
         f"{cfg['warmup_s']:g} s warm-up, then {cfg['duration_s']:g} s measured. "
         + (f"{cfg['rounds']} rounds, interleaved (every run of round 1, then of round 2, ...); "
            "each figure is the median over the rounds (ratios taken within a round), "
-           "RSS the largest, errors the sum. " if cfg.get("rounds", 1) > 1 else "")
-        + f"Load average at start: {' '.join(m['loadavg_at_start'])}",
-        "- `baseline-*` runs: the straightforward tonic + axum pair (bench/baseline/), "
-        "each right after ours at the same load" if cfg["baseline"] else
-        "- No baseline runs (`BENCH_BASELINE=0`)",
+           "RSS the largest, errors the sum." if cfg.get("rounds", 1) > 1 else "One round."),
+        pairs_desc(cfg),
         "- CPU µs/request: utime+stime of each service process (/proc/PID/stat) over the "
         "measured window ÷ requests completed in it; s1 sums the replicas. RSS: VmHWM "
         "(peak) and VmRSS after the run (/proc/PID/status), largest replica for s1. "
@@ -67,43 +82,59 @@ def runs_table(runs):
 
 def targets_table(doc):
     cfg = doc["settings"]
-    out = ["", "## Targets", "", "| target | run | measured | limit | result |",
-           "|---|---|---|---|---|"]
+    out = ["", "## Targets", "",
+           "A target whose run was not measured counts as missed. The p99 target holds in "
+           "every round; its value is the worst round's.", "",
+           "| target | run | measured | limit | result |", "|---|---|---|---|---|"]
     for t in doc["targets"]:
         unit = f" {t['unit']}" if t["unit"] else ""
-        out.append(f"| {t['target']} | {t['run']} | {fmt(t['value'])}{unit} | "
-                   f"{t.get('op', '≤')} {fmt(t['limit'])}{unit} | {'PASS' if t['pass'] else '**FAIL**'} |")
+        # Ratios to 3 digits, so a value just over its limit does not print as equal to it.
+        digits = 3 if t["unit"] == "×" else 2
+        value = "–" if t["value"] is None else f"{fmt(t['value'], digits)}{unit}"
+        if len(t.get("rounds") or []) > 1:
+            value += " (rounds: " + ", ".join(fmt(v) for v in t["rounds"]) + ")"
+        result = {"PASS": "PASS", "FAIL": "**FAIL**"}.get(t["status"], "**NOT MEASURED**")
+        out.append(f"| {t['target']} | {t['run']} | {value} | "
+                   f"{t.get('op', '≤')} {fmt(t['limit'])}{unit} | {result} |")
+    met = doc.get("all_targets_met")
+    out += ["", f"All targets met: **{'yes' if met else 'no'}**."]
     if any(t.get("note") for t in doc["targets"]):
-        out += ["", f"Note: non-default settings (duration {cfg['duration_s']:g} s, rate "
-                f"{cfg['rate']} req/s); the targets are meant for the defaults."]
-    sh = [r for r in doc["runs"] if r["target"] == "say-hello" and r.get("cpu_ratio_vs_name")
-          and r["pair"] == "ours"]
-    if sh:
-        out += ["", f"Median say-hello ÷ name CPU/request over {len(sh)} runs: "
-                f"{median(r['cpu_ratio_vs_name'] for r in sh):.2f}×."]
+        out += ["", f"Note: non-default settings (duration {cfg['duration_s']:g} s, "
+                f"{cfg['rounds']} round(s), rate {cfg['rate']} req/s); the targets are "
+                "meant for the defaults."]
     return out
 
 
-def baseline_row(r, twin):
-    v, c, t = r["vs_baseline"], r["cpu_us_per_req"], twin["cpu_us_per_req"]
-    return (f"| {r['target']} | {load_desc(r)} | {fmt(c['total'], 1)} | {fmt(t['total'], 1)} "
-            f"| **{fmt(v['cpu'])}** | {r['rps']:,.0f} | {twin['rps']:,.0f} | {fmt(v['rps'])} "
-            f"| {fmt(r.get('cpu_ratio_vs_name'))} | {fmt(twin.get('cpu_ratio_vs_name'))} |")
+def compare_row(r, others, pairs):
+    c = r["cpu_us_per_req"]
+    cells = [r["target"], load_desc(r), fmt(c["total"], 1)]
+    cells += [fmt(others[p]["cpu_us_per_req"]["total"], 1) if p in others else "–" for p in pairs]
+    cells += [f"**{fmt(r['vs'][p]['cpu'])}**" if p in r["vs"] else "–" for p in pairs]
+    cells += [f"{r['rps']:,.0f}"]
+    cells += [f"{others[p]['rps']:,.0f}" if p in others else "–" for p in pairs]
+    cells += [fmt(r["vs"][p]["rps"]) if p in r["vs"] else "–" for p in pairs]
+    return "| " + " | ".join(cells) + " |"
 
 
 def baseline_table(runs):
-    """Each 1-replica run of ours beside the baseline's at the same load."""
-    by_id = {r["id"]: r for r in runs}
-    paired = [r for r in runs if r.get("vs_baseline")]
+    """Each 1-replica run of ours beside the other pairs' at the same load."""
+    runs_by_id = {r["id"]: r for r in runs}
+    paired = [r for r in runs if r.get("vs")]
     if not paired:
         return []
-    return ["", "## Ours ÷ baseline", "",
-            "The baseline is the straightforward tonic + axum pair (bench/baseline/), "
-            "measured in the same run right after ours at the same load, 1 service1 each. "
-            "CPU µs/req: both services together (name: service1 alone).", "",
-            "| endpoint | load | CPU µs/req ours | baseline | ours ÷ baseline | req/s ours "
-            "| baseline | ours ÷ baseline | ÷ name ours | ÷ name baseline |",
-            "|" + "---|" * 10] + [baseline_row(r, by_id[r["vs_baseline"]["run"]]) for r in paired]
+    pairs = [p for p in ("baseline", "go") if any(p in r["vs"] for r in paired)]
+    names = [PAIR_NAMES[p] for p in pairs]
+    head = (["endpoint", "load", "CPU µs/req ours"] + names
+            + [f"ours ÷ {n}" for n in names] + ["req/s ours"] + names
+            + [f"req/s ours ÷ {n}" for n in names])
+    rows = []
+    for r in paired:
+        others = {p: runs_by_id[v["run"]] for p, v in r["vs"].items()}
+        rows.append(compare_row(r, others, pairs))
+    return ["", "## Ours beside the other pairs", "",
+            "Measured in the same run, each right after ours at the same load, 1 service1 "
+            "each. CPU µs/req: both services together (name: service1 alone).", "",
+            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + rows
 
 
 def process_table(runs):
@@ -122,14 +153,15 @@ def process_table(runs):
 
 def markdown(doc):
     if not doc["runs"]:  # BENCH_INSTRUCTIONS_ONLY=1
-        out = header(doc)[:4] + instructions_table(doc.get("instructions"))
+        out = header(doc)[:5] + instructions_table(doc.get("instructions"))
         return "\n".join(out + ["", "Raw numbers: [results.json](results.json)."]) + "\n"
     out = (header(doc) + runs_table(doc["runs"]) + baseline_table(doc["runs"])
            + instructions_table(doc.get("instructions")) + targets_table(doc)
            + process_table(doc["runs"]))
     charts = "[latency.svg](latency.svg)"
-    if any(r.get("vs_baseline") for r in doc["runs"]):
-        charts += ", [baseline.svg](baseline.svg) (ours and the baseline's CPU per request)"
+    if any(r.get("vs") for r in doc["runs"]):
+        charts += (", [baseline.svg](baseline.svg) (CPU per request of ours and the other "
+                   "pairs, with both ratios)")
     out += ["", f"Charts: {charts}. Raw numbers: [results.json](results.json). "
             "Service logs: `logs/<run>/` (gzip; they include the warm-up)."]
     return "\n".join(out) + "\n"

@@ -33,12 +33,14 @@ def merge(rounds_of_one):
     for key in out["cpu_us_per_req"]:
         out["cpu_us_per_req"][key] = med(r["cpu_us_per_req"][key] for r in rounds_of_one)
     out["cpu_ratio_vs_name"] = med(r.get("cpu_ratio_vs_name") for r in rounds_of_one)
-    if out.get("vs_baseline"):
-        out["vs_baseline"] = {
-            "run": out["vs_baseline"]["run"].split("@")[0],
-            "cpu": med(r["vs_baseline"]["cpu"] for r in rounds_of_one if r.get("vs_baseline")),
-            "rps": med(r["vs_baseline"]["rps"] for r in rounds_of_one if r.get("vs_baseline")),
-        }
+    pairs = sorted({p for r in rounds_of_one for p in r.get("vs") or {}})
+    if pairs:
+        twins = [r.get("vs") or {} for r in rounds_of_one]
+        out["vs"] = {p: {
+            "run": next(t[p]["run"] for t in twins if p in t).split("@")[0],
+            "cpu": med(t[p]["cpu"] for t in twins if p in t),
+            "rps": med(t[p]["rps"] for t in twins if p in t),
+        } for p in pairs}
     out["errors"] = sum(r["errors"] for r in rounds_of_one)
     out["completed"] = sum(r["completed"] for r in rounds_of_one)
     for p in out["processes"]:
@@ -47,7 +49,8 @@ def merge(rounds_of_one):
         p["rss_after_mib"] = max(q["rss_after_mib"] for q in same)
     out["rounds"] = [{"id": r["id"], "rps": r["rps"], "cpu_us_per_req": r["cpu_us_per_req"]["total"],
                       "p99_ms": r["latency_ms"]["p99"],
-                      "vs_baseline_cpu": (r.get("vs_baseline") or {}).get("cpu")} for r in rounds_of_one]
+                      "vs_cpu": {p: v["cpu"] for p, v in (r.get("vs") or {}).items()}}
+                     for r in rounds_of_one]
     return out
 
 

@@ -7,7 +7,7 @@ import time
 from loadtools.common import SetupError, fmt, logger
 from loadtools.loadgen import oha_cmd, run_oha, summarize_oha
 from loadtools.procfs import cpu_between, cpu_snapshot, loadavg, proc_mem_kib
-from loadtools.services import Launch, count_and_gzip, start_topology, stop_all
+from loadtools.services import SIMPLE_PAIRS, Launch, count_and_gzip, start_topology, stop_all
 
 log = logger("bench")
 
@@ -21,22 +21,21 @@ def loads_of(cfg):
 
 
 def spec(target, replicas, pair, load):
-    prefix = "baseline-" if pair == "baseline" else ""
+    prefix = "" if pair == "ours" else f"{pair}-"
     return dict(target=target, replicas=replicas, pair=pair,
                 id=f"{prefix}{target}-{replicas}x-{load['mode']}", **load)
 
 
 def plan(cfg):
-    """name x1, then say-hello at each replica count; each at every load. With
-    the baseline, each 1-replica run of ours is followed at once by the
-    baseline's at the same load (ours, baseline, ours, baseline, ...), so
-    both see the same machine."""
+    """name x1, then say-hello at each replica count; each at every load. Each
+    1-replica run of ours is followed at once by each other pair's at the same
+    load (ours, tonic + axum, Go, ours, ...), so all see the same machine."""
     runs = []
     for target, replicas in [("name", 1)] + [("say-hello", r) for r in cfg["replicas"]]:
         for load in loads_of(cfg):
             runs.append(spec(target, replicas, "ours", load))
-            if cfg["baseline"] and replicas == 1:
-                runs.append(spec(target, replicas, "baseline", load))
+            if replicas == 1:
+                runs += [spec(target, replicas, pair, load) for pair in cfg["baselines"]]
     return runs
 
 
@@ -88,9 +87,9 @@ def cpu_per_req(procs, kind):
 
 
 def clean_exit(pair):
-    """Ours drain and exit 0 on SIGTERM; the baseline, like the docs' examples,
-    has no signal handler, so SIGTERM ends it (-15)."""
-    return -signal.SIGTERM if pair == "baseline" else 0
+    """Ours drain and exit 0 on SIGTERM; the simple pairs, like the docs'
+    examples, have no signal handler, so SIGTERM ends them (-15)."""
+    return -signal.SIGTERM if pair in SIMPLE_PAIRS else 0
 
 
 def run_result(run, url, window, procs, cfg):
