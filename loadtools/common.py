@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TOOLS = REPO / "bench" / ".tools"  # oha's install root (git-ignored)
 RELEASE = REPO / "target" / "release"
 # The baseline pair (bench/baseline/): its own workspace, built into its own target dir.
 BASELINE_DIR = REPO / "bench" / "baseline"

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from loadtools.common import REPO, TOOLS, SetupError, logger, run_bounded
+from loadtools.common import REPO, SetupError, logger, run_bounded
 
 log = logger("bench")  # bench's message; stress prints it the same way
 
@@ -15,15 +15,24 @@ OHA_FLAGS = ["--no-tui", "--output-format", "-z", "-n", "-c", "-q", "-w", "--lat
 TIMEOUT_FLAGS = ["-t", "--connect-timeout"]  # what oha_cmd(timeouts=True) adds
 
 
+def oha_home():
+    """Where oha OHA_VERSION is installed: the user's cache, one directory
+    per version, so that a fresh clone (as CI makes) does not build it again
+    and a version bump never reuses an old binary."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "grpc-services", f"oha-{OHA_VERSION}")
+
+
 def install_oha(cfg):
-    """$OHA, or bench/.tools/bin/oha, installed with cargo on first use."""
+    """$OHA, or oha_home()/bin/oha, installed with cargo on first use."""
     if cfg["oha"]:
         return cfg["oha"]
-    oha = str(TOOLS / "bin" / "oha")
+    root = oha_home()
+    oha = os.path.join(root, "bin", "oha")
     if not os.access(oha, os.X_OK):
         cmd = [cfg["cargo"], "install", "oha", "--version", OHA_VERSION, "--locked",
-               "--root", str(TOOLS)]
-        log(" ".join(cmd) + "  (once; cached in bench/.tools)")
+               "--root", root]
+        log(" ".join(cmd) + f"  (once; cached in {root})")
         code, _, _ = run_bounded(cmd, 3600, cwd=REPO)
         if code != 0:
             raise SetupError(f"cargo install oha failed (exit {code})")
