@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Builds every program the test cluster runs from its Go module, each into
 # target/k8s-bin/<program>-<version>/, and skips a program whose folder is
-# there already (binaries are kept by version; a version bump builds anew).
-# The Go build and module caches make a rebuild after a flag change
-# incremental. Prints the folder of each, as NAME=DIR lines.
+# there already (go-build.sh). Prints the folder of each, as NAME=DIR lines.
 #
 #   kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler,
 #               kubelet, kube-proxy, kubectl (k8s.io/kubernetes, this module)
@@ -20,32 +18,10 @@ OUT=${OUT:-$(cd ../../.. && pwd)/target/k8s-bin}
 K8S_VERSION=$(cat K8S_VERSION)
 export CGO_ENABLED=0
 
-# module_version DIR MODULE: the version DIR's go.mod requires.
-module_version() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
+# shellcheck source=go-build.sh
+. ./go-build.sh
 
-# build NAME VERSION DIR: go build (args after --) into $OUT/NAME-VERSION unless there.
-build() {
-  local name=$1 version=$2 dir=$3 dest=$OUT/$1-$2
-  shift 4
-  if [[ ! -f $dest/.complete ]]; then
-    echo "build: $name $version" >&2
-    rm -rf "$dest"
-    mkdir -p "$dest"
-    (cd "$dir" && go build -trimpath -o "$dest/" "$@")
-    touch "$dest/.complete"
-  fi
-  echo "${name//-/_}=$dest"
-}
-
-minor=${K8S_VERSION#v1.}
-minor=${minor%%.*}
-# What hack/lib/version.sh sets, so `kubectl version` and Helm's kubeVersion
-# check see the real release, not v0.0.0-master.
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
-  ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
-done
+ldflags=$(k8s_ldflags "$K8S_VERSION")
 k8s_pkgs=()
 for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
   k8s_pkgs+=("k8s.io/kubernetes/cmd/$c")
