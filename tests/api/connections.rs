@@ -95,17 +95,27 @@ async fn the_grpc_port_resets_connections_beyond_its_tls_handshakes_and_serves_o
     assert_eq!(answered.as_deref(), Some("X"), "the handshakes that ended freed their places");
 }
 
-/// Opens `streams` requests for `path` on a connection whose client never
-/// opens its window, and waits (at most 5 s each) for how each body ends.
-async fn bodies_of_a_closed_window(addr: SocketAddr, path: &str, streams: usize) -> Vec<Option<Reason>> {
-    let raw_h2::H2 { mut send, connection: _connection, .. } =
-        raw_h2::connect_with_a_closed_window(addr).await;
+/// Sends `streams` GET requests for `path` on one connection whose client
+/// never opens its window. The connection lives as long as the handle.
+async fn requests_on_a_closed_window(
+    addr: SocketAddr,
+    path: &str,
+    streams: usize,
+) -> (tokio::task::JoinHandle<Result<(), h2::Error>>, Vec<h2::client::ResponseFuture>) {
+    let raw_h2::H2 { mut send, connection, .. } = raw_h2::connect_with_a_closed_window(addr).await;
     let mut responses = Vec::new();
     for _ in 0..streams {
         send = send.ready().await.expect("the connection takes another stream");
         let request = http::Request::get(format!("http://{addr}{path}")).body(()).unwrap();
         responses.push(send.send_request(request, true).expect("the request goes out").0);
     }
+    (connection, responses)
+}
+
+/// Opens `streams` requests for `path` on a connection whose client never
+/// opens its window, and waits (at most 5 s each) for how each body ends.
+async fn bodies_of_a_closed_window(addr: SocketAddr, path: &str, streams: usize) -> Vec<Option<Reason>> {
+    let (_connection, responses) = requests_on_a_closed_window(addr, path, streams).await;
     let mut ended = Vec::new();
     for response in responses {
         let mut body = response.await.expect("the response head needs no window").into_body();
@@ -206,14 +216,7 @@ async fn a_grpc_connection_with_a_call_in_flight_is_cut_at_its_age_and_grace() {
 /// Sends `streams` requests for `path` on a connection that never opens its
 /// window; how each was answered: a status, or `None` for a reset stream.
 async fn heads_of_a_closed_window(addr: SocketAddr, path: &str, streams: usize) -> Vec<Option<u16>> {
-    let raw_h2::H2 { mut send, connection: _connection, .. } =
-        raw_h2::connect_with_a_closed_window(addr).await;
-    let mut responses = Vec::new();
-    for _ in 0..streams {
-        send = send.ready().await.expect("the connection takes another stream");
-        let request = http::Request::get(format!("http://{addr}{path}")).body(()).unwrap();
-        responses.push(send.send_request(request, true).expect("the request goes out").0);
-    }
+    let (_connection, responses) = requests_on_a_closed_window(addr, path, streams).await;
     let mut heads = Vec::new();
     for response in responses {
         let head = tokio::time::timeout(Duration::from_secs(5), response).await.expect("answered or reset");
