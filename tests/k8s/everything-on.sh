@@ -7,8 +7,8 @@
 # tolerations). The release is uninstalled at the end.
 #
 # Source it in tests/k8s/run.sh after checks.sh (it uses helm_install,
-# kubectl, node_sh and CHECKS_DIR from there), then:
-#   run_check "m. ..." check_everything_on
+# kubectl, node_sh and CHECKS_DIR from there), then call
+# run_everything_on_check (CHECKS may name it "everything_on").
 
 EVERYTHING_ON_VALUES=$(cd "$(dirname "${BASH_SOURCE[0]}")/../chart" && pwd)/values-everything-on.yaml
 
@@ -58,4 +58,10 @@ check_everything_on() {
   helm uninstall "$release" --namespace "$namespace" --wait >/dev/null 2>&1 || true
   kubectl delete namespace "$namespace" --wait=false >/dev/null 2>&1 || true
   return $status
+}
+
+run_everything_on_check() {
+  if [[ -z ${CHECKS:-} || " $CHECKS " == *" everything_on "* ]]; then
+    run_check "o. tests/chart/values-everything-on.yaml: init container, sidecar, extraObjects volumes; say-hello through service2's NodePort; helm test" check_everything_on
+  fi
 }

@@ -119,9 +119,7 @@ source tests/k8s/two-nodes.sh
 
 run_all_checks
 run_two_node_checks
-if [[ -z ${CHECKS:-} || " $CHECKS " == *" everything_on "* ]]; then
-  run_check "o. tests/chart/values-everything-on.yaml: init container, sidecar, extraObjects volumes; say-hello through service2's NodePort; helm test" check_everything_on
-fi
+run_everything_on_check
 run_gray_failure_checks
 if [[ -z ${CHECKS:-} || " $CHECKS " == *" monitoring "* ]]; then
   run_check "l. monitoring on: a Prometheus configured from the PodMonitor scrapes every pod; every dashboard query gives a number, every alert evaluates" check_monitoring

@@ -261,8 +261,6 @@ source tests/k8s/two-nodes.sh
 # j, k, w and l are make test-cluster's only: see tests/kind/README.md.
 run_all_checks
 run_two_node_checks
-if [[ -z ${CHECKS:-} || " $CHECKS " == *" everything_on "* ]]; then
-  run_check "o. tests/chart/values-everything-on.yaml: init container, sidecar, extraObjects volumes; say-hello through service2's NodePort; helm test" check_everything_on
-fi
+run_everything_on_check
 run_gray_failure_checks
 checks_summary
