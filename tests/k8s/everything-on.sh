@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Check m: the chart with tests/chart/values-everything-on.yaml, live: a
+# Check o: the chart with tests/chart/values-everything-on.yaml, live: a
 # second release in its own namespace with an init container, a sidecar
 # (both from the project's image, which has no shell), extra volumes from
 # extraObjects, an HPA, and service2 as a NodePort Service; say-hello through
