@@ -70,18 +70,29 @@ async fn a_client_certificate_from_another_ca_fails_the_handshake() {
     assert!(error.contains("UnknownIssuer"), "{error}");
 }
 
-#[tokio::test]
-async fn an_expired_client_certificate_fails_the_handshake() {
+/// Presents a client certificate valid only between `from` and `until` to
+/// service1, checks it is refused, and returns the failure service1 logs.
+async fn handshake_failure_with_a_client_valid_between(
+    from: std::time::SystemTime,
+    until: std::time::SystemTime,
+) -> String {
     let pki = Pki::shared();
     let service1 = spawn_service1(&[]).await;
-    let (from, until) = expired();
     let leaf = pki.issue(LeafSpec::client("service2").valid_between(from, until));
 
     let outcome =
         handshake(service1.grpc_addr, client_config(pki, Some((&leaf.cert_pem, &leaf.key_pem)))).await;
 
     assert!(!outcome.accepted);
-    let error = handshake_failure_logged_for(outcome.local_addr).await;
+    handshake_failure_logged_for(outcome.local_addr).await
+}
+
+#[tokio::test]
+async fn an_expired_client_certificate_fails_the_handshake() {
+    let (from, until) = expired();
+
+    let error = handshake_failure_with_a_client_valid_between(from, until).await;
+
     assert!(error.contains("expired"), "{error}");
 }
 
@@ -134,16 +145,10 @@ async fn a_client_that_completes_the_handshake_but_sends_no_http2_preface_is_cut
 
 #[tokio::test]
 async fn a_not_yet_valid_client_certificate_fails_the_handshake() {
-    let pki = Pki::shared();
-    let service1 = spawn_service1(&[]).await;
     let (from, until) = not_yet_valid();
-    let leaf = pki.issue(LeafSpec::client("service2").valid_between(from, until));
 
-    let outcome =
-        handshake(service1.grpc_addr, client_config(pki, Some((&leaf.cert_pem, &leaf.key_pem)))).await;
+    let error = handshake_failure_with_a_client_valid_between(from, until).await;
 
-    assert!(!outcome.accepted);
-    let error = handshake_failure_logged_for(outcome.local_addr).await;
     assert!(error.contains("not valid yet"), "{error}");
 }
 
