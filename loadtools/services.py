@@ -168,8 +168,10 @@ def start_service1(i, addr, grpc_port, taken, certs, logdir, how):
         return launch(label, "service1", how, env, addr, port, None, logdir / f"{label}.log")
     admin = free_port([addr], taken)
     env["ADMIN_PORT"] = str(admin)
-    return launch(f"service1[{i}]", "service1", how, env, addr, port, admin,
-                  logdir / f"service1-{i}.log")
+    service = launch(f"service1[{i}]", "service1", how, env, addr, port, admin,
+                     logdir / f"service1-{i}.log")
+    service.grpc_port = grpc_port
+    return service
 
 
 def start_service2(service1_addrs, grpc_port, taken, certs, logdir, how):

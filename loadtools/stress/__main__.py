@@ -19,17 +19,23 @@
 4. Exhaustion on fresh processes (STRESS_EXHAUST_SECONDS, 100 s;
    exhaust.py): idle HTTP/2 connections, Watch streams and held health
    calls on every admin port, probes every second, then SIGTERM.
-5. A soak on fresh processes (STRESS_SOAK_SECONDS, 600 s; soak.py): oha at
+5. Hostile clients on fresh processes (STRESS_HOSTILE_SECONDS, 40 s;
+   hostile.py, issue 26): zero-window HTTP/2 streams, HTTP/1 that never
+   reads, silent connections past MAX_CONNECTIONS, half TLS handshakes past
+   MAX_TLS_HANDSHAKES, mTLS without a preface, all under full load (oha on
+   say-hello) with probes every second; each released in time, the caps
+   held, only 200s for the load, and every process under the chart's 64 MiB.
+6. A soak on fresh processes (STRESS_SOAK_SECONDS, 600 s; soak.py): oha at
    500 req/s over 20 connections; RSS every 10 s; flat RSS and zero errors.
-6. Gray failure on fresh processes, service1 x3 (gray.py): oha in a closed
+7. Gray failure on fresh processes, service1 x3 (gray.py): oha in a closed
    loop while one replica is frozen (SIGSTOP, STRESS_GRAY_FREEZE_SECONDS)
    and resumed; then, on fresh processes again, while one answers 200 ms
    late through a relay (relay.py). Zero errors, no request over 2 s, the
    frozen replica ejected and taken back, the slow one avoided.
-7. results/stress-<UTC>/stress.json and stress.md, a printed summary, and a
+8. results/stress-<UTC>/stress.json and stress.md, a printed summary, and a
    last line `stress: N passed, N failed`.
 
-STRESS_PHASES (e.g. `gray`; default all: storm,exhaust,soak,gray) runs
+STRESS_PHASES (e.g. `gray`; default all: storm,exhaust,hostile,soak,gray) runs
 only those phases. Python 3 standard library and oha only. Loopback only.
 Every loop and every wait is bounded in count and time; every process
 started is stopped (by pid: SIGTERM, then SIGKILL after a bounded wait)
@@ -52,7 +58,7 @@ from loadtools.common import logger, run_main, settings_doc, stop_on_signals, ut
 from loadtools.loadgen import check_timeout_flags, ensure_oha
 from loadtools.procfs import loadavg, proc_sample, proc_start_ticks
 from loadtools.services import count_and_gzip, start_topology, stop_all
-from loadtools.stress import exhaust, gray
+from loadtools.stress import exhaust, gray, hostile
 from loadtools.stress.checks import summarize
 from loadtools.stress.limits import (CUTOFF_SLACK_S, GRAY_REPLICAS, GRAY_WARMUP_S,
                                      HEADER_READ_TIMEOUT_S, REPLICAS)
@@ -118,6 +124,13 @@ class Phases:
         self.doc["exhaust"] = asyncio.run(exhaust.run(self.services, self.cfg))
         self.finish("exhaust")
 
+    def hostile(self):
+        """On fresh processes, so their peak memory is this phase's."""
+        url = self.start("hostile", "hostile")
+        self.doc["hostile"] = asyncio.run(hostile.run(self.services, url, self.certs, self.oha,
+                                                      self.cfg))
+        self.finish("hostile")
+
     def soak(self):
         """On fresh processes: the storm's retained heap would hide slow growth."""
         url = self.start("soak", "soak")
@@ -155,6 +168,8 @@ class Phases:
                 self.storm_and_recovery()
             if "exhaust" in phases and self.cfg["exhaust_s"]:
                 self.exhaustion()
+            if "hostile" in phases:
+                self.hostile()
             if "soak" in phases:
                 self.soak()
             if "gray" in phases:
@@ -171,6 +186,7 @@ def expected_seconds(cfg):
     phases = cfg["phases"]
     return (("storm" in phases) * (cfg["storm_s"] + 20)
             + ("exhaust" in phases) * (cfg["exhaust_s"] + 10 if cfg["exhaust_s"] else 0)
+            + ("hostile" in phases) * (cfg["hostile_s"] + 15)
             + ("soak" in phases) * (cfg["soak_s"] + 10)
             + ("gray" in phases) * (2 * GRAY_WARMUP_S + cfg["gray_freeze_s"] + 2 * cfg["gray_s"]
                                     + 20))

@@ -3,9 +3,11 @@ as {phase, check, measured, limit, pass}, in the order stress.md lists them."""
 
 from loadtools.common import fmt
 from loadtools.procfs import series_of
-from loadtools.stress.limits import (CUTOFF_SLACK_S, FLOOD_ERROR_PCT, GRAY_LONGEST_S,
-                                     HEADER_READ_TIMEOUT_S, HEALTH_MAX_WATCHES, IDLE_SLACK_S, IDLE_TIMEOUT_S,
-                                     SHUTDOWN_GRACE_S, SHUTDOWN_LIMIT_S)
+from loadtools.stress.limits import (CAP_SLACK, CHART_MEMORY_MIB, CUTOFF_SLACK_S, FLOOD_ERROR_PCT,
+                                     GRAY_LONGEST_S, HEADER_READ_TIMEOUT_S, HEALTH_MAX_WATCHES,
+                                     HOSTILE_SLACK_S, IDLE_SLACK_S, IDLE_TIMEOUT_S, MAX_CONNECTIONS,
+                                     MAX_TLS_HANDSHAKES, SHUTDOWN_GRACE_S, SHUTDOWN_LIMIT_S,
+                                     TLS_HANDSHAKE_TIMEOUT_S, WRITE_TIMEOUT_S)
 
 
 class Checks(list):
@@ -49,6 +51,8 @@ def summarize(doc, cfg):
         recovery_checks(doc["recovery"], cfg, checks)
     if doc.get("exhaust") is not None:
         exhaustion_checks(doc["exhaust"], cfg, checks)
+    if doc.get("hostile") is not None:
+        hostile_checks(doc["hostile"], checks)
     if doc.get("soak") is not None:
         soak_checks(doc, cfg, checks)
     if doc.get("gray") is not None:
@@ -262,17 +266,17 @@ def watch_checks(per_process, checks):
                    and w.get("unanswered_or_ended", 0) == 0, "exhaustion")
 
 
-def probe_checks(results, checks):
+def probe_checks(results, checks, phase="exhaustion"):
     probe_rows = [(k, v) for k, v in results.items() if not k.endswith("say-hello")]
     failed = sum(v["failed"] for _, v in probe_rows)
     total = sum(v["ok"] + v["failed"] for _, v in probe_rows)
-    checks.add("exhaustion: probes answered (/livez, /readyz 200, gRPC Check SERVING; new "
+    checks.add(f"{phase}: probes answered (/livez, /readyz 200, gRPC Check SERVING; new "
                "connection, 1 s timeout, every admin port every second)",
-               f"{total - failed:,} of {total:,}", "all", total > 0 and failed == 0, "exhaustion")
+               f"{total - failed:,} of {total:,}", "all", total > 0 and failed == 0, phase)
     hello = results.get("service2 say-hello", {"ok": 0, "failed": 0})
-    checks.add("exhaustion: say-hello served throughout", f"{hello['ok']:,} of "
+    checks.add(f"{phase}: say-hello served throughout", f"{hello['ok']:,} of "
                f"{hello['ok'] + hello['failed']:,}", "all",
-               hello["ok"] > 0 and hello["failed"] == 0, "exhaustion")
+               hello["ok"] > 0 and hello["failed"] == 0, phase)
 
 
 def exhaustion_memory_checks(ex, cfg, checks):
@@ -305,6 +309,114 @@ def shutdown_checks(sd, checks):
                ", ".join(f"{k} {fmt(v['exit_s'], 2)} s (exit {v['exit_code']})"
                          for k, v in sd.items()),
                f"≤ {SHUTDOWN_LIMIT_S:g} s, exit 0", not slow, "exhaustion")
+
+
+# ----------------------------------------------------------------- hostile
+
+
+AT_ONCE_S = 1.0  # hostile.AT_ONCE_S: closed this soon means refused at the cap
+
+
+def span(values):
+    """`min–max` of the values, or `none`."""
+    return f"{fmt(min(values), 1)}–{fmt(max(values), 1)}" if values else "none"
+
+
+def most_held_at_once(records, at_once_s=AT_ONCE_S):
+    """The most connections open at the same moment among those the server
+    held (not closed at once), from their opening times and lifetimes."""
+    events = []
+    for r in records:
+        closed = r.get("closed_after_s")
+        if r.get("opened_at") is None or closed is None or closed < at_once_s:
+            continue
+        events += [(r["opened_at"], 1), (r["opened_at"] + closed, -1)]
+    most = held = 0
+    for _, step in sorted(events):
+        held += step
+        most = max(most, held)
+    return most
+
+
+def released_in_time(records, key, limit):
+    """(records released within `limit`, how many were judged, their times)."""
+    times = [r[key] for r in records if r.get(key) is not None]
+    return sum(t <= limit for t in times), len(records), times
+
+
+def hostile_stream_checks(h, checks):
+    limit = WRITE_TIMEOUT_S + HOSTILE_SLACK_S
+    for key, what in (("zero_window_admin", "service1 admin port, /metrics"),
+                      ("zero_window_rest", "service2 REST port, say-hello")):
+        ok, n, times = released_in_time(h[key], "released_after_s", limit)
+        streams = sum(r["streams"] for r in h[key])
+        checks.add(f"hostile: zero-window HTTP/2 streams ({what}) released by the server within "
+                   f"HTTP_WRITE_TIMEOUT + {HOSTILE_SLACK_S:g} s",
+                   f"{ok:,} of {n:,} connections ({streams:,} streams, "
+                   f"{sum(r['reset'] for r in h[key]):,} reset) after {span(times)} s",
+                   f"all, ≤ {limit:g} s", n > 0 and ok == n, "hostile")
+    ok, n, times = released_in_time(h["never_read"], "closed_after_s", limit)
+    checks.add(f"hostile: HTTP/1.1 connections that never read closed by the server within "
+               f"HTTP_WRITE_TIMEOUT + {HOSTILE_SLACK_S:g} s of the writes stalling",
+               f"{ok:,} of {n:,} after {span(times)} s from their first request",
+               f"all, ≤ {limit:g} s after the stall", n > 0 and ok == n, "hostile")
+
+
+def hostile_cap_checks(h, checks):
+    for key, what, cap, timeout in (
+            ("over_cap", "silent connections to service1[1]'s REST port", MAX_CONNECTIONS,
+             HEADER_READ_TIMEOUT_S),
+            ("half_handshakes", "half-finished TLS handshakes on service1[0]'s gRPC port",
+             MAX_TLS_HANDSHAKES, TLS_HANDSHAKE_TIMEOUT_S)):
+        recs = h[key]
+        refused = sum(1 for r in recs if r["closed_after_s"] is not None
+                      and r["closed_after_s"] < AT_ONCE_S)
+        most = most_held_at_once(recs)
+        checks.add(f"hostile: {what}: past the cap ({cap:,}) closed at once, never more held",
+                   f"{refused:,} of {len(recs):,} closed within {AT_ONCE_S:g} s; at most "
+                   f"{most:,} held at once", f"some refused, ≤ {cap + CAP_SLACK:,} held",
+                   refused > 0 and most <= cap + CAP_SLACK, "hostile")
+        limit = timeout + HOSTILE_SLACK_S
+        ok, n, times = released_in_time(recs, "closed_after_s", limit)
+        checks.add(f"hostile: {what}: every one closed by the server within its timeout + "
+                   f"{HOSTILE_SLACK_S:g} s", f"{ok:,} of {n:,} after {span(times)} s",
+                   f"all, ≤ {limit:g} s", n > 0 and ok == n, "hostile")
+    limit = 2 * TLS_HANDSHAKE_TIMEOUT_S + HOSTILE_SLACK_S
+    ok, n, times = released_in_time(h["no_preface"], "closed_after_s", limit)
+    checks.add("hostile: finished mTLS connections that never send the HTTP/2 preface closed "
+               f"within TLS_HANDSHAKE_TIMEOUT (handshake, then preface) + {HOSTILE_SLACK_S:g} s",
+               f"{ok:,} of {n:,} after {span(times)} s", f"all, ≤ {limit:g} s",
+               n > 0 and ok == n, "hostile")
+
+
+def hostile_service_checks(h, checks):
+    load = h["load"]
+    errors = sum(load["connection_errors"].values())
+    other = {k: v for k, v in load["status_codes"].items() if str(k) != "200"}
+    checks.add("hostile: say-hello at full load (oha, closed loop) while every shape runs: only "
+               "200s", f"{load['completed']:,} answers ({counts_text(load['status_codes'])}); "
+               f"connection errors {errors:,}", "all 200, no errors",
+               load["completed"] > 0 and not other and errors == 0, "hostile")
+    probe_checks(h["probes"], checks, "hostile")
+    dead = [k for k, alive in h["alive"].items() if not alive]
+    for label in h["alive"]:
+        hwm = [v for _, v in series_of(h["samples"], label, "hwm_kib")]
+        peak = max(hwm) / 1024 if hwm else None
+        checks.add(f"hostile: {label} peak RSS (VmHWM) under the chart's memory limit",
+                   f"{fmt(peak, 1)} MiB", f"< {CHART_MEMORY_MIB:g} MiB",
+                   peak is not None and peak < CHART_MEMORY_MIB, "hostile")
+    checks.add("hostile: every process still up at the end", ", ".join(dead) or "all up", "all",
+               not dead, "hostile")
+
+
+def counts_text(d):
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(d.items(), key=lambda kv: str(kv[0])))
+
+
+def hostile_checks(h, checks):
+    hostile_stream_checks(h, checks)
+    hostile_cap_checks(h, checks)
+    hostile_service_checks(h, checks)
 
 
 # -------------------------------------------------------------------- soak

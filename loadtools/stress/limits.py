@@ -23,6 +23,21 @@ FLOOD_ERROR_PCT = 0.01
 # first byte, which under the storm can lag the client's connect.
 CUTOFF_SLACK_S = 5.0
 
+# The hostile phase (hostile.py, issue 26).
+WRITE_TIMEOUT_S = 10.0  # HTTP_WRITE_TIMEOUT
+TLS_HANDSHAKE_TIMEOUT_S = 10.0  # TLS_HANDSHAKE_TIMEOUT (and again for the preface)
+MAX_CONNECTIONS = 2500  # MAX_CONNECTIONS, each REST port
+MAX_TLS_HANDSHAKES = 128  # MAX_TLS_HANDSHAKES, service1's gRPC port
+# On top of a timeout, for "closed in time": the server's timers start when
+# it has accepted the connection (or seen its writes stall), which under
+# full load can lag the client's view by seconds.
+HOSTILE_SLACK_S = 5.0
+# Connections the client sees open at once beyond a cap: a close the server
+# has made and the client not yet seen, while the next one is accepted.
+CAP_SLACK = 16
+# The chart's memory limit for a pod: what a flooded process must stay under.
+CHART_MEMORY_MIB = 64.0
+
 REPLICAS = 2  # service1 processes (127.0.0.2, .3) behind service2
 
 # The gray-failure phase (gray.py): three replicas, so that one can be frozen

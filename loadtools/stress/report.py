@@ -186,6 +186,32 @@ def exhaust_section(ex):
     return out
 
 
+# ----------------------------------------------------------------- hostile
+
+
+def hostile_section(h):
+    load = h["load"]
+    out = ["", f"## Hostile clients ({h['seconds']:g} s, fresh processes)", "",
+           f"**Full load** (oha on say-hello, closed loop): {load['completed']:,} answers "
+           f"({load['rps']:,.0f}/s): {counts(load['status_codes'])}; connection errors: "
+           f"{counts(load['connection_errors'], sort=False) or 'none'}; p50 "
+           f"{fmt(load['latency_ms']['p50'], 1)} ms, p99 {fmt(load['latency_ms']['p99'], 1)} ms.",
+           "", "| group | rounds | released or closed after (s) | errors |", "|---|---|---|---|"]
+    for key, field in (("zero_window_admin", "released_after_s"), ("zero_window_rest", "released_after_s"),
+                       ("never_read", "closed_after_s"), ("over_cap", "closed_after_s"),
+                       ("half_handshakes", "closed_after_s"), ("no_preface", "closed_after_s")):
+        times = [r[field] for r in h[key] if r.get(field) is not None]
+        errors = sum(1 for r in h[key] if r.get("error"))
+        out.append(f"| {key.replace('_', ' ')} | {len(h[key]):,} | "
+                   f"{fmt(min(times) if times else None, 2)}–{fmt(max(times) if times else None, 1)} "
+                   f"| {errors:,} |")
+    out += ["", "Probes (new connection each, 1 s timeout): "
+            + "; ".join(f"{k}: {v['ok']:,} ok" + (f", {v['failed']} failed {v['answers']}"
+                                                   if v["failed"] else "")
+                        for k, v in sorted(h["probes"].items())) + "."]
+    return out
+
+
 # -------------------------------------------------------------------- soak
 
 
@@ -310,6 +336,8 @@ def markdown(doc, cfg):
         out += recovery_section(doc["recovery"])
     if doc.get("exhaust") is not None:
         out += exhaust_section(doc["exhaust"])
+    if doc.get("hostile") is not None:
+        out += hostile_section(doc["hostile"])
     if doc.get("soak") is not None:
         out += soak_section(doc["soak"], cfg)
     if doc.get("gray") is not None:

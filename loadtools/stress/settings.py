@@ -35,6 +35,13 @@ def phase_knobs():
         "good_attempts": env_int("STRESS_GOOD_ATTEMPTS", 3, 1, 10),
         "good_deadline_s": env_float("STRESS_GOOD_DEADLINE", 10.0, 1.0, 60.0),
         "phases": env_phases(),
+        # The hostile-client phase (hostile.py).
+        "hostile_s": env_seconds("STRESS_HOSTILE_SECONDS", 40.0, lo=30.0, hi=3600.0),
+        "hostile_zero_window_conns": env_int("STRESS_HOSTILE_ZERO_WINDOW", 100, 0, 200),
+        "hostile_never_read_conns": env_int("STRESS_HOSTILE_NEVER_READ", 50, 0, 1000),
+        "hostile_over_cap": env_int("STRESS_HOSTILE_OVER_CAP", 200, 1, 5000),
+        "hostile_no_preface_conns": env_int("STRESS_HOSTILE_NO_PREFACE", 100, 0, 300),
+        "hostile_load_conns": env_int("STRESS_HOSTILE_LOAD_CONNECTIONS", 50, 1, 1000),
         # The gray-failure phase (gray.py).
         "gray_s": env_seconds("STRESS_GRAY_SECONDS", 30.0, lo=20.0, hi=3600.0),
         "gray_freeze_s": env_seconds("STRESS_GRAY_FREEZE_SECONDS", 20.0, lo=5.0, hi=600.0),
@@ -43,7 +50,7 @@ def phase_knobs():
     }
 
 
-PHASES = ("storm", "exhaust", "soak", "gray")
+PHASES = ("storm", "exhaust", "hostile", "soak", "gray")
 
 
 def env_phases():
