@@ -5,8 +5,8 @@ from loadtools.common import fmt
 from loadtools.procfs import series_of
 from loadtools.stress.limits import (CAP_SLACK, CHART_MEMORY_MIB, CUTOFF_SLACK_S, FLOOD_ERROR_PCT,
                                      GRAY_LONGEST_S, HEADER_READ_TIMEOUT_S, HEALTH_MAX_WATCHES,
-                                     HOSTILE_SLACK_S, IDLE_SLACK_S, IDLE_TIMEOUT_S, MAX_CONNECTIONS,
-                                     MAX_TLS_HANDSHAKES, SHUTDOWN_GRACE_S, SHUTDOWN_LIMIT_S,
+                                     HOSTILE_SLACK_S, IDLE_SLACK_S, IDLE_TIMEOUT_S, SHUTDOWN_GRACE_S,
+                                     SHUTDOWN_LIMIT_S,
                                      TLS_HANDSHAKE_TIMEOUT_S, WRITE_TIMEOUT_S)
 
 
@@ -322,22 +322,6 @@ def span(values):
     return f"{fmt(min(values), 1)}–{fmt(max(values), 1)}" if values else "none"
 
 
-def most_held_at_once(records, at_once_s=AT_ONCE_S):
-    """The most connections open at the same moment among those the server
-    held (not closed at once), from their opening times and lifetimes."""
-    events = []
-    for r in records:
-        closed = r.get("closed_after_s")
-        if r.get("opened_at") is None or closed is None or closed < at_once_s:
-            continue
-        events += [(r["opened_at"], 1), (r["opened_at"] + closed, -1)]
-    most = held = 0
-    for _, step in sorted(events):
-        held += step
-        most = max(most, held)
-    return most
-
-
 def released_in_time(records, key, limit):
     """(records released within `limit`, how many were judged, their times)."""
     times = [r[key] for r in records if r.get(key) is not None]
@@ -355,27 +339,37 @@ def hostile_stream_checks(h, checks):
                    f"{ok:,} of {n:,} connections ({streams:,} streams, "
                    f"{sum(r['reset'] for r in h[key]):,} reset) after {span(times)} s",
                    f"all, ≤ {limit:g} s", n > 0 and ok == n, "hostile")
-    ok, n, times = released_in_time(h["never_read"], "closed_after_s", limit)
+    ok, n, times = released_in_time(h["never_read"], "closed_after_stall_s", limit)
     checks.add(f"hostile: HTTP/1.1 connections that never read closed by the server within "
                f"HTTP_WRITE_TIMEOUT + {HOSTILE_SLACK_S:g} s of the writes stalling",
-               f"{ok:,} of {n:,} after {span(times)} s from their first request",
-               f"all, ≤ {limit:g} s after the stall", n > 0 and ok == n, "hostile")
+               f"{ok:,} of {n:,} after {span(times)} s from the last write the connection took",
+               f"all, ≤ {limit:g} s", n > 0 and ok == n, "hostile")
+
+
+def fds_held(samples, label):
+    """(open fds at the first sample, the most open at any sample) of a process."""
+    fds = [v for _, v in series_of(samples, label, "fds")]
+    return (fds[0], max(fds)) if fds else (None, None)
 
 
 def hostile_cap_checks(h, checks):
-    for key, what, cap, timeout in (
-            ("over_cap", "silent connections to service1[1]'s REST port", MAX_CONNECTIONS,
-             HEADER_READ_TIMEOUT_S),
-            ("half_handshakes", "half-finished TLS handshakes on service1[0]'s gRPC port",
-             MAX_TLS_HANDSHAKES, TLS_HANDSHAKE_TIMEOUT_S)):
-        recs = h[key]
+    groups = (("over_cap", "silent connections to service1[1]'s REST port", "service1[1]",
+               HEADER_READ_TIMEOUT_S),
+              ("half_handshakes", "half-finished TLS handshakes on service1[0]'s gRPC port",
+               "service1[0]", TLS_HANDSHAKE_TIMEOUT_S))
+    for key, what, label, timeout in groups:
+        recs, bound = h[key], h["fd_bounds"][label]
         refused = sum(1 for r in recs if r["closed_after_s"] is not None
                       and r["closed_after_s"] < AT_ONCE_S)
-        most = most_held_at_once(recs)
-        checks.add(f"hostile: {what}: past the cap ({cap:,}) closed at once, never more held",
-                   f"{refused:,} of {len(recs):,} closed within {AT_ONCE_S:g} s; at most "
-                   f"{most:,} held at once", f"some refused, ≤ {cap + CAP_SLACK:,} held",
-                   refused > 0 and most <= cap + CAP_SLACK, "hostile")
+        first, most = fds_held(h["samples"], label)
+        extra = None if first is None else most - first
+        limit = bound["cap"] + bound["others"] + CAP_SLACK
+        checks.add(f"hostile: {what}: past the cap ({bound['cap']:,}) closed at once, and the "
+                   f"process never holds more (its open fds, beyond {bound['others']:,} other "
+                   f"connections)", f"{refused:,} of {len(recs):,} closed within {AT_ONCE_S:g} s; "
+                   f"{label} at most {fmt(extra, 0)} fds more than at the start",
+                   f"some refused, ≤ {limit:,} more", refused > 0 and extra is not None
+                   and extra <= limit, "hostile")
         limit = timeout + HOSTILE_SLACK_S
         ok, n, times = released_in_time(recs, "closed_after_s", limit)
         checks.add(f"hostile: {what}: every one closed by the server within its timeout + "

@@ -6,9 +6,10 @@ Groups, for STRESS_HOSTILE_SECONDS:
   asks for responses on every stream it may open (`/metrics` on service1's
   admin port, say-hello on service2's REST port); the server must release
   each stream (reset it) within HTTP_WRITE_TIMEOUT;
-- never read: HTTP/1.1 connections to service2 that pipeline say-hello
-  requests and never read an answer; the server must close each within
-  HTTP_WRITE_TIMEOUT of its writes stalling;
+- never read: HTTP/1.1 connections to service1[0]'s REST port that pipeline
+  /api/v1/name requests with a 1,000-byte name and never read an answer
+  (answered locally, a KiB each, so the server's writes stall within
+  seconds); the server must close each within HTTP_WRITE_TIMEOUT of that;
 - over the cap: MAX_CONNECTIONS + STRESS_HOSTILE_OVER_CAP silent TCP
   connections to service1[1]'s REST port, reopened as they end; past the
   cap each is closed at once, and no more than the cap are ever held;
@@ -18,15 +19,20 @@ Groups, for STRESS_HOSTILE_SECONDS:
   service1[1]'s gRPC port that never send HTTP/2's preface; each closed
   within TLS_HANDSHAKE_TIMEOUT of its handshake;
 - full load: oha on say-hello, closed loop, STRESS_HOSTILE_LOAD_CONNECTIONS;
-- probes every second on every admin port, and a say-hello (exhaust.py).
+- probes every second on every admin port, and a say-hello (exhaust.py),
+  from a process of their own: this one, a single thread with thousands of
+  sockets, can fall behind a probe's 1 s timeout on a loaded machine.
 A connection group stops opening new rounds once a whole timeout and its
 slack no longer fit before the end, so that every round it opened is judged.
 """
 
 import asyncio
+import multiprocessing
+import socket
 import ssl
 import struct
 import time
+from types import SimpleNamespace
 
 from loadtools.common import logger
 from loadtools.loadgen import oha_cmd, run_oha_async, summarize_oha
@@ -94,29 +100,45 @@ async def zero_window(addr, port, path, streams, deadline, results):
             await conn.close()
 
 
+async def small_window_connection(addr, port):
+    """A TCP connection whose client stops reading once 1 KiB waits in its
+    buffer, with a receive window of a few KiB: the server's writes find the
+    socket full after a few hundred responses, not after the megabytes
+    loopback's autotuned buffers would take."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (addr, port))
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock, limit=1024)
+
+
 async def never_read(addr, port, deadline, results):
-    """Rounds of: a connection that pipelines say-hello requests and never
-    reads; records when the server closed it."""
-    request = f"GET /api/v1/say-hello?name=never-read HTTP/1.1\r\nHost: {addr}:{port}\r\n\r\n".encode()
+    """Rounds of: a connection that pipelines /api/v1/name requests and never
+    reads; records when the server closed it, counted from the last write
+    the connection took (when the server had stopped reading)."""
+    path = "/api/v1/name?name=" + "n" * 1000
+    request = f"GET {path} HTTP/1.1\r\nHost: {addr}:{port}\r\n\r\n".encode()
+    limit_s = WRITE_TIMEOUT_S + HOSTILE_SLACK_S + 5
     for _ in range(10_000):
         if not rounds(deadline, WRITE_TIMEOUT_S + HOSTILE_SLACK_S):
             return
-        rec = {"closed_after_s": None, "sent_kib": 0, "error": None}
+        rec = {"closed_after_stall_s": None, "sent_kib": 0, "error": None}
         results.append(rec)
-        writer, t0 = None, time.monotonic()
+        writer, last_taken = None, time.monotonic()
         try:
-            # A small read buffer: once it is full, the client stops reading.
-            _, writer = await asyncio.wait_for(asyncio.open_connection(addr, port, limit=1024), 5)
-            end = t0 + WRITE_TIMEOUT_S + HOSTILE_SLACK_S + 5
+            _, writer = await asyncio.wait_for(small_window_connection(addr, port), 5)
+            last_taken = time.monotonic()
             for _ in range(1_000_000):
-                left = end - time.monotonic()
-                if left <= 0:
-                    break
-                writer.write(request * 64)
-                rec["sent_kib"] += len(request) * 64 // 1024
-                await asyncio.wait_for(writer.drain(), left)
+                writer.write(request * 16)
+                rec["sent_kib"] += len(request) * 16 // 1024
+                await asyncio.wait_for(writer.drain(), last_taken + limit_s - time.monotonic())
+                last_taken = time.monotonic()
         except (ConnectionError, asyncio.IncompleteReadError):
-            rec["closed_after_s"] = round(time.monotonic() - t0, 2)
+            rec["closed_after_stall_s"] = round(time.monotonic() - last_taken, 2)
         except (OSError, asyncio.TimeoutError) as e:
             rec["error"] = type(e).__name__
         finally:
@@ -157,8 +179,9 @@ async def reopened(connect, timeout_s, deadline, results, start_delay):
         await held_until_closed(connect, timeout_s + HOSTILE_SLACK_S + 5, rec)
         closed = rec["closed_after_s"]
         if rec["error"] or (closed is not None and closed < AT_ONCE_S):
-            # Refused: try again soon, as a flood would, but not in a busy loop.
-            await asyncio.sleep(0.5)
+            # Refused: try again, as a flood would, but slowly enough that
+            # this process (one thread, thousands of sockets) keeps up.
+            await asyncio.sleep(2.0)
 
 
 def silent_tcp(addr, port):
@@ -202,14 +225,14 @@ def groups(services, certs, cfg, deadline, doc):
     over = cfg["hostile_over_cap"]
     spawn = asyncio.create_task
     doc.update(zero_window_admin=[], zero_window_rest=[], never_read=[], over_cap=[],
-               half_handshakes=[], no_preface=[], probes={})
+               half_handshakes=[], no_preface=[])
     tasks = [spawn(zero_window(s1a.addr, s1a.admin_port, "/metrics", 16, deadline,
                                doc["zero_window_admin"]))
              for _ in range(cfg["hostile_zero_window_conns"])]
     tasks += [spawn(zero_window(s2.addr, s2.port, "/api/v1/say-hello?name=zero-window", 16,
                                 deadline, doc["zero_window_rest"]))
               for _ in range(cfg["hostile_zero_window_conns"])]
-    tasks += [spawn(never_read(s2.addr, s2.port, deadline, doc["never_read"]))
+    tasks += [spawn(never_read(s1a.addr, s1a.port, deadline, doc["never_read"]))
               for _ in range(cfg["hostile_never_read_conns"])]
     tasks += [spawn(reopened(silent_tcp(s1b.addr, s1b.port), HEADER_READ_TIMEOUT_S, deadline,
                              doc["over_cap"], 0.001 * i))
@@ -221,8 +244,37 @@ def groups(services, certs, cfg, deadline, doc):
     tasks += [spawn(reopened(no_preface(s1b.addr, s1b.grpc_port, ctx), TLS_HANDSHAKE_TIMEOUT_S,
                              deadline, doc["no_preface"], 0.01 * i))
               for i in range(cfg["hostile_no_preface_conns"])]
-    tasks.append(spawn(probes(services, s2, deadline, doc["probes"])))
     return tasks
+
+
+def run_probes(targets, s2, seconds, queue):
+    """The probes, in a process of their own (see the module's doc)."""
+    results = {}
+    asyncio.run(probes(targets, s2, time.monotonic() + seconds, results))
+    queue.put(results)
+
+
+def start_probes(services, seconds):
+    """A process probing `services` for `seconds`; (process, queue of its results)."""
+    def address(s):
+        return SimpleNamespace(label=s.label, addr=s.addr, port=s.port, admin_port=s.admin_port)
+    targets = [address(s) for s in services]
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=run_probes, args=(targets, targets[-1], seconds, queue), daemon=True)
+    process.start()
+    return process, queue
+
+
+def probe_results(process, queue, timeout):
+    try:
+        return queue.get(timeout=timeout)
+    except Exception:  # queue.Empty, or the process died: no probe answered
+        return {"probes": {"ok": 0, "failed": 1, "answers": {"no results": 1}}}
+    finally:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
 
 
 async def run(services, url, certs, oha, cfg):
@@ -239,6 +291,7 @@ async def run(services, url, certs, oha, cfg):
         f"{cfg['hostile_load_conns']} connections, probes every second")
     doc = {"seconds": seconds}
     sampling = asyncio.create_task(sampler.run(seconds + 60))
+    prober = start_probes(services, seconds)
     tasks = groups(services, certs, cfg, deadline, doc)
     try:
         doc["load"] = await full_load(url, oha, cfg)
@@ -253,8 +306,16 @@ async def run(services, url, certs, oha, cfg):
         for t in tasks + [sampling]:
             t.cancel()
         await asyncio.gather(*tasks, sampling, return_exceptions=True)
+    doc["probes"] = probe_results(*prober, timeout=60)
     sampler.sample()
     doc["alive"] = {s.label: s.alive() for s in services}
+    # What each capped process may hold beyond its fds at the start: the cap,
+    # and the other groups' connections to it (checks.hostile_cap_checks).
+    doc["fd_bounds"] = {
+        services[1].label: {"cap": MAX_CONNECTIONS, "others": cfg["hostile_no_preface_conns"]},
+        services[0].label: {"cap": MAX_TLS_HANDSHAKES,
+                            "others": cfg["hostile_zero_window_conns"] + cfg["hostile_never_read_conns"]},
+    }
     doc["wall_s"] = round(time.monotonic() - t0, 1)
     doc["samples"] = sampler.samples
     for key in ("over_cap", "half_handshakes", "no_preface"):

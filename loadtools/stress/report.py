@@ -198,7 +198,7 @@ def hostile_section(h):
            f"{fmt(load['latency_ms']['p50'], 1)} ms, p99 {fmt(load['latency_ms']['p99'], 1)} ms.",
            "", "| group | rounds | released or closed after (s) | errors |", "|---|---|---|---|"]
     for key, field in (("zero_window_admin", "released_after_s"), ("zero_window_rest", "released_after_s"),
-                       ("never_read", "closed_after_s"), ("over_cap", "closed_after_s"),
+                       ("never_read", "closed_after_stall_s"), ("over_cap", "closed_after_s"),
                        ("half_handshakes", "closed_after_s"), ("no_preface", "closed_after_s")):
         times = [r[field] for r in h[key] if r.get(field) is not None]
         errors = sum(1 for r in h[key] if r.get("error"))
