@@ -30,11 +30,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use observability::{metrics, Metrics};
 use wire::{request_id, ErrorKind, RequestId};
 
-use crate::{http::Activity, ApiError};
+use super::tracking::Activity;
+use crate::ApiError;
 
 pin_project_lite::pin_project! {
     /// A server connection that answers unparsable request heads in JSON.
-    pub(crate) struct HeadErrors<T> {
+    pub(super) struct HeadErrors<T> {
         #[pin]
         inner: T,
         // The connection's activity, which times the head now being read
@@ -59,7 +60,7 @@ struct Answer {
 }
 
 impl<T> HeadErrors<T> {
-    pub(crate) fn new(inner: T, activity: Activity, metrics: Metrics) -> Self {
+    pub(super) fn new(inner: T, activity: Activity, metrics: Metrics) -> Self {
         Self { inner, activity, answer: None, http2: None, metrics }
     }
 }
