@@ -49,12 +49,6 @@ pub fn with_common_layers_and_probes(
     probes: &'static [&'static str],
     obs: &Observability,
 ) -> Router {
-    let admission = Admission {
-        permits: Arc::new(Semaphore::new(limits.http_max_concurrent_requests as usize)),
-        queue_timeout: limits.http_queue_timeout,
-        timeout: limits.http_request_timeout,
-        probes,
-    };
     // One layer, in this order:
     // 1. observe: takes or makes the request id, opens the request span,
     //    writes the access line and echoes X-Request-ID on every response,
@@ -67,7 +61,7 @@ pub fn with_common_layers_and_probes(
     router
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(ObserveAdmitLayer { obs: obs.clone(), admission })
+        .layer(ObserveAdmitLayer::new(limits, probes, obs))
 }
 
 #[derive(Clone)]
@@ -91,6 +85,20 @@ struct ObserveAdmitLayer {
     admission: Admission,
 }
 
+// === impl ObserveAdmitLayer ===
+
+impl ObserveAdmitLayer {
+    fn new(limits: &HttpLimits, probes: &'static [&'static str], obs: &Observability) -> Self {
+        let admission = Admission {
+            permits: Arc::new(Semaphore::new(limits.http_max_concurrent_requests as usize)),
+            queue_timeout: limits.http_queue_timeout,
+            timeout: limits.http_request_timeout,
+            probes,
+        };
+        Self { obs: obs.clone(), admission }
+    }
+}
+
 impl<S> Layer<S> for ObserveAdmitLayer {
     type Service = ObserveAdmit<S>;
 
@@ -105,6 +113,8 @@ struct ObserveAdmit<S> {
     obs: Observability,
     admission: Admission,
 }
+
+// === impl ObserveAdmit ===
 
 impl<S> Service<Request> for ObserveAdmit<S>
 where
@@ -349,4 +359,154 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or("non-string panic payload");
     tracing::error!(panic = detail, "handler panicked");
     ApiError::internal().into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use tokio::sync::Notify;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+
+    const PROBES: &[&str] = &["/livez"];
+
+    /// The layer around `inner`, with one request slot.
+    fn one_slot<S>(inner: S) -> ObserveAdmit<S> {
+        let limits = HttpLimits { http_max_concurrent_requests: 1, ..HttpLimits::default() };
+        ObserveAdmitLayer::new(&limits, PROBES, &Observability::default()).layer(inner)
+    }
+
+    fn get(path: &str) -> Request {
+        http::Request::get(path).header(http::header::HOST, "test").body(Body::empty()).unwrap()
+    }
+
+    /// A service that answers 200 at once, except on `/hold`, which answers
+    /// only once `release` is notified.
+    fn holds(
+        release: Arc<Notify>,
+    ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+    {
+        service_fn(move |request: Request| {
+            let release = release.clone();
+            async move {
+                if request.uri().path() == "/hold" {
+                    release.notified().await;
+                }
+                Ok::<_, Infallible>(http::StatusCode::OK.into_response())
+            }
+        })
+    }
+
+    async fn json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn admit_sheds_with_503_and_retry_after_when_every_slot_is_held() {
+        let release = Arc::new(Notify::new());
+        let mut service = one_slot(holds(release.clone()));
+        // Called, not yet answered: it holds the only slot.
+        let held = service.ready().await.unwrap().call(get("/hold"));
+
+        let shed = service.clone().oneshot(get("/other")).await.unwrap();
+
+        assert_eq!(shed.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(shed.headers()[http::header::RETRY_AFTER], "1");
+        assert!(shed.headers().contains_key(request_id::HEADER), "a shed response has a request id too");
+        assert!(json(shed).await["error"].is_string());
+        release.notify_one();
+        assert_eq!(held.await.unwrap().status(), http::StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waiting_for_a_slot_is_served_once_the_slot_is_freed() {
+        let release = Arc::new(Notify::new());
+        let mut service = one_slot(holds(release.clone()));
+        let held = tokio::spawn(service.ready().await.unwrap().call(get("/hold")));
+
+        let waiting = tokio::spawn(service.clone().oneshot(get("/other")));
+        tokio::task::yield_now().await;
+        release.notify_one();
+
+        assert_eq!(held.await.unwrap().unwrap().status(), http::StatusCode::OK);
+        assert_eq!(waiting.await.unwrap().unwrap().status(), http::StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_are_answered_while_every_slot_is_held() {
+        let release = Arc::new(Notify::new());
+        let mut service = one_slot(holds(release.clone()));
+        let _held = service.ready().await.unwrap().call(get("/hold"));
+
+        let probe = service.clone().oneshot(get("/livez")).await.unwrap();
+
+        assert_eq!(probe.status(), http::StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_outlasts_the_request_timeout_gets_a_json_504() {
+        let never = service_fn(|_: Request| std::future::pending::<Result<Response, Infallible>>());
+
+        let response = one_slot(never).oneshot(get("/slow")).await.unwrap();
+
+        assert_eq!(response.status(), http::StatusCode::GATEWAY_TIMEOUT);
+        assert!(json(response).await["error"].is_string());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_json_500_without_the_panic_message() {
+        let panics = service_fn(|_: Request| async { panic!("secret detail") });
+
+        let response = one_slot(panics).oneshot(get("/boom")).await.unwrap();
+
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "application/json");
+        let body = json(response).await;
+        assert!(!body.to_string().contains("secret"), "{body}");
+    }
+
+    /// A service that answers with the request id it was given.
+    fn echo_id(
+    ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+    {
+        service_fn(|request: Request| async move {
+            let id = request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned());
+            Ok::<_, Infallible>(id.unwrap_or_default().into_response())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_clients_request_id_is_handed_to_the_route_and_echoed() {
+        let mut request = get("/id");
+        request.headers_mut().insert(request_id::HEADER, http::HeaderValue::from_static("client-id-1"));
+
+        let response = one_slot(echo_id()).oneshot(request).await.unwrap();
+
+        assert_eq!(response.headers()[request_id::HEADER], "client-id-1");
+        let seen = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        assert_eq!(&seen[..], b"client-id-1");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_id_gets_a_new_one_that_the_route_sees_and_the_response_echoes() {
+        let response = one_slot(echo_id()).oneshot(get("/id")).await.unwrap();
+
+        let echoed = response.headers()[request_id::HEADER].to_str().unwrap().to_owned();
+        let seen = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        assert!(!echoed.is_empty());
+        assert_eq!(seen, echoed.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn an_http_1_1_request_without_a_host_header_is_refused_with_a_400() {
+        let request = http::Request::get("/x").body(Body::empty()).unwrap();
+
+        let response = one_slot(echo_id()).oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+    }
 }
