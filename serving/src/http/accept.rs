@@ -19,6 +19,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use observability::{metrics::ConnectionsRefused, Metrics};
 use settings::ListenArgs;
 
 /// Binds a listener, with an error that names the address.
@@ -57,6 +58,8 @@ pub struct ConnectionCap {
     /// second at most, however fast connections come.
     refused: AtomicU64,
     logged: std::sync::Mutex<Option<Instant>>,
+    /// `connections_refused_total`, once [`ConnectionCap::counted`].
+    counter: Option<ConnectionsRefused>,
 }
 
 impl ConnectionCap {
@@ -69,7 +72,16 @@ impl ConnectionCap {
             local: listener.local_addr().ok(),
             refused: AtomicU64::new(0),
             logged: std::sync::Mutex::new(None),
+            counter: None,
         }
+    }
+
+    /// Counts each refusal in `connections_refused_total`, with this
+    /// listener's port and `reason` (`metrics::REFUSED_*`).
+    pub fn counted(mut self, metrics: &Metrics, reason: &'static str) -> Self {
+        let port = self.local.map_or(0, |local| local.port());
+        self.counter = Some(metrics.connections_refused(port, reason));
+        self
     }
 
     /// The next connection within the limit, with its permit (the
@@ -100,6 +112,11 @@ impl ConnectionCap {
     }
 
     fn refuse(&self, tcp: TcpStream) {
+        // Counted before the reset goes out, so a client that sees it can
+        // already see the count.
+        if let Some(counter) = &self.counter {
+            counter.inc();
+        }
         let _ = tcp.set_zero_linger();
         drop(tcp);
         let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
@@ -131,5 +148,57 @@ pub async fn accept(listener: &TcpListener, stop: &CancellationToken) -> Option<
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use observability::metrics::REFUSED_CONNECTION_LIMIT;
+
+    use super::*;
+
+    async fn loopback() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_past_the_cap_is_reset_at_once_and_counted_and_a_freed_place_admits_the_next() {
+        let listener = loopback().await;
+        let addr = listener.local_addr().unwrap();
+        let metrics = Metrics::new();
+        let cap =
+            ConnectionCap::new(1, "MAX_CONNECTIONS", &listener).counted(&metrics, REFUSED_CONNECTION_LIMIT);
+        let stop = CancellationToken::new();
+        let _first = TcpStream::connect(addr).await.unwrap();
+        let (_, _, first_place) = cap.accept(&listener, &stop).await.unwrap();
+
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let third = tokio::join!(cap.accept(&listener, &stop), async {
+            let refused = second.read(&mut [0; 1]).await;
+            assert!(
+                matches!(&refused, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+                "the second connection is reset, not left waiting: {refused:?}"
+            );
+            let line =
+                format!(r#"connections_refused_total{{port="{}",reason="connection_limit"}} 1"#, addr.port());
+            assert!(metrics.render().contains(&line), "{}", metrics.render());
+            drop(first_place);
+            TcpStream::connect(addr).await.unwrap()
+        });
+
+        let (admitted, client) = third;
+        let (_, peer, _) = admitted.expect("a place was free again");
+        assert_eq!(peer, client.local_addr().unwrap());
+    }
+
+    #[tokio::test]
+    async fn accept_returns_none_once_stop_is_cancelled() {
+        let listener = loopback().await;
+        let stop = CancellationToken::new();
+        stop.cancel();
+
+        assert!(accept(&listener, &stop).await.is_none());
     }
 }

@@ -23,7 +23,7 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use observability::Metrics;
+use observability::{metrics, Metrics};
 use settings::{ConnectionLimits, HttpLimits};
 
 use super::{
@@ -85,7 +85,8 @@ pub async fn serve(
     metrics: &Metrics,
     stop: CancellationToken,
 ) -> io::Result<()> {
-    let cap = ConnectionCap::new(port.max_connections, port.setting, &listener);
+    let cap = ConnectionCap::new(port.max_connections, port.setting, &listener)
+        .counted(metrics, metrics::REFUSED_CONNECTION_LIMIT);
     let connections = Arc::new(Connections::new(router, limits, &port, metrics));
     let tasks = TaskTracker::new();
     while let Some((tcp, _peer, permit)) = cap.accept(&listener, &stop).await {
