@@ -249,3 +249,124 @@ impl Connections {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{convert::Infallible, sync::Arc};
+
+    use axum::{extract::Request, response::IntoResponse};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt, DuplexStream},
+        sync::Notify,
+        time::timeout,
+    };
+    use tower::service_fn;
+
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    /// Less than any timer a test leaves out of play (an hour), more than
+    /// any it puts in.
+    const WITHIN: Duration = Duration::from_secs(60);
+
+    /// `/ok` answers at once; `/hang` notifies `entered` and never answers.
+    fn router(entered: Arc<Notify>) -> Router {
+        Router::new()
+            .route_service(
+                "/ok",
+                service_fn(|_: Request| async { Ok::<_, Infallible>("ok".into_response()) }),
+            )
+            .route_service(
+                "/hang",
+                service_fn(move |_: Request| {
+                    let entered = entered.clone();
+                    async move {
+                        entered.notify_one();
+                        std::future::pending::<Result<axum::response::Response, Infallible>>().await
+                    }
+                }),
+            )
+    }
+
+    /// One connection over an in-memory pipe, served with `limits`; the
+    /// client's end.
+    fn connect(limits: HttpLimits, router: Router, stop: &CancellationToken) -> DuplexStream {
+        let port = PortLimits {
+            max_connections: 1,
+            setting: "MAX_CONNECTIONS",
+            streams_per_connection: 8,
+            write_timeout: Duration::from_secs(10),
+            probes: &[],
+        };
+        let connections = Connections::new(router, &limits, &port, &Metrics::new());
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let stop = stop.clone();
+        tokio::spawn(async move { connections.serve(server, Activity::new(), &stop).await });
+        client
+    }
+
+    /// Everything the server writes until it closes the connection, if it
+    /// closes within `within`.
+    async fn until_closed(client: &mut DuplexStream, within: Duration) -> Option<String> {
+        let mut read = Vec::new();
+        timeout(within, client.read_to_end(&mut read)).await.ok()?.unwrap();
+        Some(String::from_utf8(read).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_not_finished_within_the_header_read_timeout_is_dropped_unanswered() {
+        let limits = HttpLimits {
+            http_header_read_timeout: Duration::from_secs(2),
+            http_idle_timeout: HOUR,
+            ..HttpLimits::default()
+        };
+        let stop = CancellationToken::new();
+        let mut client = connect(limits, router(Arc::default()), &stop);
+
+        client.write_all(b"GET /ok HTTP/1.1\r\nhost: t\r\n").await.unwrap();
+
+        let written = until_closed(&mut client, WITHIN).await.expect("the connection is dropped");
+        assert_eq!(written, "");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_with_no_requests_for_the_idle_timeout_is_closed_after_its_last_answer() {
+        let limits = HttpLimits {
+            http_header_read_timeout: HOUR,
+            http_idle_timeout: Duration::from_secs(5),
+            ..HttpLimits::default()
+        };
+        let stop = CancellationToken::new();
+        let mut client = connect(limits, router(Arc::default()), &stop);
+
+        client.write_all(b"GET /ok HTTP/1.1\r\nhost: t\r\n\r\n").await.unwrap();
+
+        let written = until_closed(&mut client, WITHIN).await.expect("the idle connection is closed");
+        assert!(written.starts_with("HTTP/1.1 200 OK\r\n"), "{written}");
+        assert!(written.ends_with("ok"), "{written}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_whose_request_outlasts_a_graceful_shutdown_is_cut_at_the_closing_deadline() {
+        let limits = HttpLimits {
+            http_header_read_timeout: HOUR,
+            http_idle_timeout: HOUR,
+            http_request_timeout: Duration::from_secs(5),
+            ..HttpLimits::default()
+        };
+        // The request's time, then its response's (the port's write timeout).
+        let closing_deadline = Duration::from_secs(5 + 10);
+        let entered = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let mut client = connect(limits, router(entered.clone()), &stop);
+        client.write_all(b"GET /hang HTTP/1.1\r\nhost: t\r\n\r\n").await.unwrap();
+        entered.notified().await;
+
+        stop.cancel();
+
+        let early = closing_deadline - Duration::from_secs(1);
+        assert_eq!(until_closed(&mut client, early).await, None, "graceful: the request may still finish");
+        let written = until_closed(&mut client, Duration::from_secs(2)).await.expect("cut at the deadline");
+        assert_eq!(written, "", "the hanging request was never answered");
+    }
+}
