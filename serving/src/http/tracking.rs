@@ -382,3 +382,83 @@ impl<B: http_body::Body<Data = Bytes>> http_body::Body for CountedBody<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::advance;
+
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_connections_first_head_is_timed_from_its_accept_until_its_request_begins() {
+        let activity = Activity::new();
+        advance(2 * SECOND).await;
+
+        assert_eq!(activity.head_read_for(), Some(2 * SECOND));
+        activity.request_began(http::Version::HTTP_11);
+        assert_eq!(activity.head_read_for(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_head_is_timed_from_its_first_byte_and_a_bodys_bytes_start_no_head() {
+        let activity = Activity::new();
+        activity.request_began(http::Version::HTTP_11);
+        activity.bytes_read();
+        assert_eq!(activity.head_read_for(), None, "bytes during a request are its body");
+        activity.request_ended();
+        advance(5 * SECOND).await;
+        assert_eq!(activity.head_read_for(), None, "no byte, no head");
+
+        activity.bytes_read();
+        advance(SECOND).await;
+        activity.bytes_read();
+
+        assert_eq!(activity.head_read_for(), Some(SECOND));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_with_a_request_in_flight_is_never_idle() {
+        let activity = Activity::new();
+        activity.request_began(http::Version::HTTP_11);
+
+        advance(60 * SECOND).await;
+
+        assert_eq!(activity.idle_for(), Duration::ZERO);
+        activity.request_ended();
+        advance(SECOND).await;
+        assert_eq!(activity.idle_for(), SECOND);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_keep_an_http_1_connection_busy_but_not_an_http_2_one() {
+        let (http1, http2) = (Activity::new(), Activity::new());
+        for (activity, version) in [(&http1, http::Version::HTTP_11), (&http2, http::Version::HTTP_2)] {
+            activity.request_began(version);
+            activity.request_ended();
+        }
+        advance(3 * SECOND).await;
+
+        // A ping, say: bytes and no request.
+        http1.touch();
+        http2.touch();
+
+        assert_eq!(http1.idle_for(), Duration::ZERO);
+        assert_eq!(http2.idle_for(), 3 * SECOND);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_are_blocked_from_the_first_that_finds_the_socket_full_until_one_goes_through() {
+        let activity = Activity::new();
+        assert_eq!(activity.write_blocked_for(), None);
+
+        activity.wrote(false);
+        advance(2 * SECOND).await;
+        activity.wrote(false);
+
+        assert_eq!(activity.write_blocked_for(), Some(2 * SECOND));
+        activity.wrote(true);
+        assert_eq!(activity.write_blocked_for(), None);
+    }
+}
