@@ -50,6 +50,32 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// The listener's local port number: one value per listener.
+    pub port: String,
+    /// One of [`REFUSED_CONNECTION_LIMIT`] and [`REFUSED_HANDSHAKE_LIMIT`].
+    pub reason: String,
+}
+
+/// The `reason` of a connection refused because its port held as many
+/// connections as it may.
+pub const REFUSED_CONNECTION_LIMIT: &str = "connection_limit";
+/// The `reason` of a connection refused because its port was running as
+/// many TLS handshakes as it may.
+pub const REFUSED_HANDSHAKE_LIMIT: &str = "handshake_limit";
+
+/// One series of `connections_refused_total` (see
+/// [`Metrics::connections_refused`]).
+#[derive(Clone, Debug)]
+pub struct ConnectionsRefused(Counter);
+
+impl ConnectionsRefused {
+    pub fn inc(&self) {
+        self.0.inc();
+    }
+}
+
 /// The `route` of requests no route matched: one value, whatever the path.
 pub const UNMATCHED_ROUTE: &str = "<unmatched>";
 /// The `route` of requests whose head could not be parsed at all.
@@ -112,6 +138,7 @@ struct Inner {
 struct Families {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
+    connections_refused: Family<RefusedLabels, Counter>,
     grpc_server: GrpcMetrics,
     tls_not_after: Gauge,
     tls_reloads: Counter,
@@ -133,6 +160,7 @@ impl Families {
         Self {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(histogram),
+            connections_refused: Family::default(),
             grpc_server: GrpcMetrics::default(),
             tls_not_after: Gauge::default(),
             tls_reloads: Counter::default(),
@@ -152,6 +180,11 @@ impl Families {
             f.http_requests.clone(),
         );
         r.register("http_server_request_duration_seconds", "HTTP request latency", f.http_duration.clone());
+        r.register(
+            "connections_refused",
+            "Connections closed at accept because the port was at a limit, by port and limit",
+            f.connections_refused.clone(),
+        );
         f.grpc_server.register_in(Side::Server, r);
         r.register(
             "tls_certificate_not_after_seconds",
@@ -283,6 +316,14 @@ impl Metrics {
         write.entry(route).or_default().insert(key, (count, latency));
     }
 
+    /// The counter of connections refused on local `port` for `reason`
+    /// ([`REFUSED_CONNECTION_LIMIT`] or [`REFUSED_HANDSHAKE_LIMIT`]), for
+    /// the accept loop to keep and bump.
+    pub fn connections_refused(&self, port: u16, reason: &'static str) -> ConnectionsRefused {
+        let labels = RefusedLabels { port: port.to_string(), reason: reason.to_owned() };
+        ConnectionsRefused(self.inner.families.connections_refused.get_or_create(&labels).clone())
+    }
+
     /// The `grpc_server_*` families: what a gRPC server records into,
     /// through the [`MethodMetrics`] of each method it serves.
     pub fn grpc_server(&self) -> &GrpcMetrics {
@@ -385,6 +426,21 @@ mod tests {
         );
         assert!(text.contains("process_resident_memory_bytes "), "{text}");
         assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    }
+
+    #[test]
+    fn refused_connections_are_counted_by_port_and_reason() {
+        let metrics = Metrics::new();
+        metrics.connections_refused(8080, REFUSED_CONNECTION_LIMIT).inc();
+        metrics.connections_refused(8443, REFUSED_HANDSHAKE_LIMIT).inc();
+        metrics.connections_refused(8443, REFUSED_HANDSHAKE_LIMIT).inc();
+
+        let text = metrics.render();
+
+        let line = r#"connections_refused_total{port="8080",reason="connection_limit"} 1"#;
+        assert!(text.contains(line), "{text}");
+        let line = r#"connections_refused_total{port="8443",reason="handshake_limit"} 2"#;
+        assert!(text.contains(line), "{text}");
     }
 
     #[test]

@@ -360,3 +360,101 @@ pub fn tls_details(status: Option<crate::tls::TlsStatus>) -> Value {
         }}),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn health() -> Health {
+        Health::new(&["app.Svc"], 1, || json!({ "tls": "off" })).await
+    }
+
+    fn router(health: &Health) -> Router {
+        let admin = AdminLimits {
+            admin_max_concurrent_streams: 16,
+            health_max_watches: 1,
+            admin_max_metrics_responses: 1,
+        };
+        health.router(&HttpLimits::default(), &admin, &Observability::default())
+    }
+
+    /// `/readyz`'s status code and body.
+    async fn readyz(health: &Health) -> (StatusCode, Value) {
+        let request =
+            http::Request::get("/readyz").header(http::header::HOST, "t").body(Body::empty()).unwrap();
+        let response = router(health).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// What `grpc.health.v1.Health/Check` says of `service`, as the wire
+    /// number of its `ServingStatus` (1 SERVING, 2 NOT_SERVING).
+    async fn grpc_check(health: &Health, service: &str) -> u8 {
+        // A gRPC message: uncompressed, its length, then the field
+        // `service` (1, length-delimited) when not empty.
+        let mut message = Vec::new();
+        if !service.is_empty() {
+            message.extend_from_slice(&[0x0a, service.len() as u8]);
+            message.extend_from_slice(service.as_bytes());
+        }
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        let request = http::Request::post("/grpc.health.v1.Health/Check")
+            .version(http::Version::HTTP_2)
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header("te", "trailers")
+            .body(Body::from(framed))
+            .unwrap();
+        let response = router(health).oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        // The reply: the frame header, then field `status` (1, varint).
+        assert_eq!(body.len(), 7, "{body:?}");
+        assert_eq!(&body[..6], &[0, 0, 0, 0, 2, 0x08], "{body:?}");
+        body[6]
+    }
+
+    #[tokio::test]
+    async fn a_starting_service_is_not_ready_and_not_serving() {
+        let health = health().await;
+
+        assert_eq!(health.phase(), Phase::Starting);
+        let (status, body) = readyz(&health).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, json!({ "status": "starting", "tls": "off" }));
+        assert_eq!(grpc_check(&health, "").await, 2);
+        assert_eq!(grpc_check(&health, "app.Svc").await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_serving_service_is_ready_and_serving_for_the_server_and_each_service() {
+        let health = health().await;
+
+        health.serving().await;
+
+        let (status, body) = readyz(&health).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({ "status": "ready", "tls": "off" }));
+        assert_eq!(grpc_check(&health, "").await, 1);
+        assert_eq!(grpc_check(&health, "app.Svc").await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_draining_service_is_not_ready_and_not_serving_though_still_alive() {
+        let health = health().await;
+        health.serving().await;
+
+        health.draining().await;
+
+        let (status, body) = readyz(&health).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "draining");
+        assert_eq!(grpc_check(&health, "").await, 2);
+        let livez = http::Request::get("/livez").header(http::header::HOST, "t").body(Body::empty()).unwrap();
+        assert_eq!(router(&health).oneshot(livez).await.unwrap().status(), StatusCode::OK);
+    }
+}

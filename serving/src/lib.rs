@@ -9,7 +9,6 @@ pub mod admin;
 pub mod errors;
 pub mod grpc;
 pub mod h2_guard;
-mod head_errors;
 pub mod http;
 mod log_text;
 pub mod runtime;

@@ -86,3 +86,62 @@ pub fn drain_then_stop(
     });
     listeners
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use serde_json::json;
+    use tokio::time::{sleep, timeout};
+
+    use super::*;
+    use crate::admin::{Health, Phase};
+
+    const GRACE: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_within_returns_what_serving_returns_when_it_ends_before_any_stop() {
+        let stop = CancellationToken::new();
+
+        assert_eq!(drain_within(&stop, GRACE, async { 7 }).await, Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_within_returns_what_serving_returns_when_it_drains_within_the_grace_period() {
+        let stop = CancellationToken::new();
+        let serve = {
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                sleep(GRACE - Duration::from_secs(1)).await;
+                7
+            }
+        };
+        stop.cancel();
+
+        assert_eq!(drain_within(&stop, GRACE, serve).await, Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_within_returns_none_when_the_grace_period_runs_out() {
+        let stop = CancellationToken::new();
+        stop.cancel();
+
+        assert_eq!(drain_within(&stop, GRACE, pending::<u8>()).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_then_stop_reports_draining_and_closes_the_listeners_only_after_the_drain_delay() {
+        let health = Health::new(&[], 1, || json!({})).await;
+        health.serving().await;
+        let stop = CancellationToken::new();
+        let listeners = drain_then_stop(stop.clone(), health.clone(), GRACE);
+
+        stop.cancel();
+
+        let early = timeout(GRACE - Duration::from_secs(1), listeners.cancelled()).await;
+        assert!(early.is_err(), "the listeners stay open through the drain delay");
+        assert_eq!(health.phase(), Phase::Draining);
+        listeners.cancelled().await;
+    }
+}

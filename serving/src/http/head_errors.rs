@@ -9,6 +9,12 @@
 //! (the head could not be read, so neither could an `X-Request-ID`), and
 //! an access line and a metric like any other request.
 //!
+//! The contract with hyper, which has no API for it: hyper writes its
+//! answer as a head alone (`HTTP/1.1 400 Bad Request`, `content-length: 0`
+//! and a date, no `Content-Type`, no body) in one write. If a hyper upgrade
+//! changes that, clients get hyper's empty answer again; the tests
+//! `a_real_hyper_server_s_answer_to_*` drive hyper itself and fail then.
+//!
 //! hyper's answer is recognised by its shape: one of those three statuses,
 //! a head with no `Content-Type` and nothing after it, written on its own.
 //! Every response our routers make has a `Content-Type`, and no body of
@@ -30,11 +36,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use observability::{metrics, Metrics};
 use wire::{request_id, ErrorKind, RequestId};
 
-use crate::{http::Activity, ApiError};
+use super::tracking::Activity;
+use crate::ApiError;
 
 pin_project_lite::pin_project! {
     /// A server connection that answers unparsable request heads in JSON.
-    pub(crate) struct HeadErrors<T> {
+    pub(super) struct HeadErrors<T> {
         #[pin]
         inner: T,
         // The connection's activity, which times the head now being read
@@ -59,7 +66,7 @@ struct Answer {
 }
 
 impl<T> HeadErrors<T> {
-    pub(crate) fn new(inner: T, activity: Activity, metrics: Metrics) -> Self {
+    pub(super) fn new(inner: T, activity: Activity, metrics: Metrics) -> Self {
         Self { inner, activity, answer: None, http2: None, metrics }
     }
 }
@@ -225,7 +232,58 @@ fn message(kind: ErrorKind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo},
+        server::conn::auto,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+
+    /// What a real hyper HTTP/1 server, its connection wrapped in
+    /// [`HeadErrors`], writes back for `request` before it closes.
+    async fn served_by_hyper(request: &[u8]) -> String {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let io = TokioIo::new(HeadErrors::new(server, Activity::new(), Metrics::new()));
+        tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // hyper's smallest read buffer, which bounds the head.
+            builder.http1().max_buf_size(8192);
+            let service = hyper::service::service_fn(|_| async {
+                Ok::<_, Infallible>(http::Response::new(axum::body::Body::empty()))
+            });
+            let _ = builder.serve_connection(io, service).await;
+        });
+        client.write_all(request).await.unwrap();
+        let mut written = Vec::new();
+        client.read_to_end(&mut written).await.unwrap();
+        String::from_utf8(written).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_real_hyper_server_s_answer_to_a_malformed_head_is_replaced_by_a_json_400() {
+        let written = served_by_hyper(b"GET / HTTP/1.1\r\nhost: t\r\nno colon here\r\n\r\n").await;
+
+        let (head, body) = written.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{written}");
+        assert!(head.contains("content-type: application/json\r\n"), "{written}");
+        assert!(head.contains("x-request-id: "), "{written}");
+        assert_eq!(body, r#"{"error":"the request could not be parsed"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_real_hyper_server_s_answer_to_a_head_past_its_buffer_is_replaced_by_a_json_431() {
+        let request = format!("GET / HTTP/1.1\r\nhost: t\r\nx-big: {}\r\n\r\n", "a".repeat(10_000));
+
+        let written = served_by_hyper(request.as_bytes()).await;
+
+        let (head, body) = written.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{written}");
+        assert!(head.contains("content-type: application/json\r\n"), "{written}");
+        assert_eq!(body, r#"{"error":"the request head is too large"}"#);
+    }
 
     #[test]
     fn hypers_own_answers_to_bad_heads_are_recognised_and_nothing_else() {
