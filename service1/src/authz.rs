@@ -79,9 +79,7 @@ where
             "caller's certificate is valid but its identity is not in TLS_ALLOWED_CLIENTS"
         );
         let denied = tonic::Status::permission_denied("this client is not allowed to call service1");
-        let mut response = denied.into_http();
         // The caller chose the path: it must not become a metric label.
-        response.extensions_mut().insert(Refused);
-        Box::pin(std::future::ready(Ok(response)))
+        Box::pin(Refused::respond(denied))
     }
 }

@@ -27,11 +27,44 @@ use super::messages::MessageCounter;
 use crate::tls::server::PeerInfo;
 
 /// Marks a response refused before the call reached its method (the
-/// caller's identity is not allowed): it is counted without its path, as
-/// [`GrpcMethod::UNKNOWN`]. The refusal must come at once (a ready future),
-/// before the call is counted as started.
+/// caller's identity is not allowed), so that it is counted without the
+/// path the caller chose, as [`GrpcMethod::UNKNOWN`].
+///
+/// The contract with [`Observe`]: observe picks a call's series the first
+/// time it polls the layers inside. If they are not ready, the call is
+/// counted as started under its method there and then (a long call must
+/// show in `grpc_server_started_total` while it runs); if they answer on
+/// that first poll, the response decides, and only one carrying this
+/// marker goes to UNKNOWN. So a refusal must be both marked and ready at
+/// once: a marked response that comes later is counted under its method.
+/// [`Refused::respond`] makes such an answer; a layer refuses through it.
 #[derive(Debug, Clone, Copy)]
 pub struct Refused;
+
+// === impl Refused ===
+
+impl Refused {
+    /// A refusal with `status`, marked and ready on its first poll, as
+    /// [`Observe`] needs it to count the call as UNKNOWN.
+    pub fn respond<B: Default, E>(status: tonic::Status) -> std::future::Ready<Result<http::Response<B>, E>> {
+        let mut response = status.into_http();
+        response.extensions_mut().insert(Refused);
+        std::future::ready(Ok(response))
+    }
+}
+
+/// The series a call counts under, once the layers inside were polled the
+/// first time: see [`Refused`] for why both halves matter.
+fn series_for<'a, B, E>(
+    first_poll: Poll<&Result<http::Response<B>, E>>,
+    method: &'a MethodMetrics,
+    unknown: &'a MethodMetrics,
+) -> &'a MethodMetrics {
+    match first_poll {
+        Poll::Ready(Ok(response)) if response.extensions().get::<Refused>().is_some() => unknown,
+        _ => method,
+    }
+}
 
 /// Access lines, spans and metrics for every call. `methods` are the
 /// methods the server serves; metrics count a call to any other path as
@@ -161,21 +194,20 @@ where
             let _entered = span.enter();
             this.call.poll(cx)
         };
-        // A call is counted as started once the layers inside have seen it,
-        // so that a refusal, which comes at once, is counted started and
-        // handled without its method.
+        // Counted as started once the layers inside have seen the call,
+        // under the series the contract with `Refused` gives.
         let response = match polled {
             Poll::Pending => {
                 if this.counted.is_none() {
-                    *this.counted = Some(this.series.start(*this.start).with_deadline(*this.deadline));
+                    let series = series_for::<ResBody, E>(Poll::Pending, this.series, this.unknown);
+                    *this.counted = Some(series.start(*this.start).with_deadline(*this.deadline));
                 }
                 return Poll::Pending;
             }
             Poll::Ready(response) => response,
         };
         let counted = this.counted.take().unwrap_or_else(|| {
-            let refused = response.as_ref().is_ok_and(|r| r.extensions().get::<Refused>().is_some());
-            let series = if refused { &*this.unknown } else { &*this.series };
+            let series = series_for(Poll::Ready(&response), this.series, this.unknown);
             series.start(*this.start).with_deadline(*this.deadline)
         });
         let response = match response {
@@ -388,7 +420,86 @@ impl<B: Body> Body for ObservedBody<B> {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+
+    use tower::ServiceExt;
+
     use super::*;
+
+    const PROCESS_NAME: GrpcMethod = GrpcMethod::unary("app.grpc.Service1", "ProcessName");
+
+    /// Sends one call to ProcessName through the observe layer in front of
+    /// `inner`, lets its response go, and returns the metrics it left.
+    async fn observed<S, F>(inner: S) -> String
+    where
+        S: Service<
+            http::Request<CountedBody<()>>,
+            Response = http::Response<String>,
+            Error = Infallible,
+            Future = F,
+        >,
+        F: Future<Output = Result<http::Response<String>, Infallible>>,
+    {
+        let obs = Observability::default();
+        let service = ObserveLayer::new(&[PROCESS_NAME], &obs).layer(inner);
+        let request = http::Request::post("/app.grpc.Service1/ProcessName").body(()).unwrap();
+        // Dropping the response ends the call: its access line is written
+        // and it is counted as handled.
+        drop(service.oneshot(request).await.unwrap());
+        obs.metrics.render()
+    }
+
+    /// The `grpc_server_handled_total` count of `method` with `code`.
+    fn handled(metrics: &str, method: &str, code: &str) -> u64 {
+        let labels = [format!("grpc_method=\"{method}\""), format!("grpc_code=\"{code}\"")];
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("grpc_server_handled_total{") && labels.iter().all(|x| l.contains(x.as_str()))
+            })
+            .unwrap_or_else(|| panic!("no handled series for {method} {code} in\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    fn denied() -> tonic::Status {
+        tonic::Status::permission_denied("not allowed")
+    }
+
+    #[tokio::test]
+    async fn a_call_refused_through_the_marker_is_counted_as_unknown_not_under_its_path() {
+        let refuse = tower::service_fn(|_| Refused::respond::<String, Infallible>(denied()));
+
+        let metrics = observed(refuse).await;
+
+        assert_eq!(handled(&metrics, "unknown", "PermissionDenied"), 1);
+        assert_eq!(handled(&metrics, "ProcessName", "PermissionDenied"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_call_answered_on_its_first_poll_without_the_marker_is_counted_under_its_method() {
+        let answer_at_once =
+            tower::service_fn(|_| async { Ok::<_, Infallible>(denied().into_http::<String>()) });
+
+        let metrics = observed(answer_at_once).await;
+
+        assert_eq!(handled(&metrics, "ProcessName", "PermissionDenied"), 1);
+        assert_eq!(handled(&metrics, "unknown", "PermissionDenied"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_call_answered_after_its_first_poll_is_counted_under_its_method_even_if_marked_refused() {
+        // Not ready on the first poll: observe has counted the call as
+        // started under its method by the time the marker shows up.
+        let answer_later = tower::service_fn(|_| async {
+            tokio::task::yield_now().await;
+            Refused::respond::<String, Infallible>(denied()).await
+        });
+
+        let metrics = observed(answer_later).await;
+
+        assert_eq!(handled(&metrics, "ProcessName", "PermissionDenied"), 1);
+        assert_eq!(handled(&metrics, "unknown", "PermissionDenied"), 0);
+    }
 
     #[test]
     fn a_long_path_is_cut_for_the_access_line_at_a_character_boundary() {
