@@ -43,10 +43,15 @@ use std::{
         Arc,
     },
     task::{ready, Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    time::Instant,
+};
+
+use crate::h2_frames::{FrameHeader, Frames, DATA, GOAWAY, HEADERS, PING};
 
 /// How many streams a connection has had served, shared between its bytes
 /// ([`H2Guard`]) and its service.
@@ -68,12 +73,6 @@ impl StreamTally {
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const NOT_HTTP2: usize = usize::MAX;
-const FRAME_HEADER: usize = 9;
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const ACK: u8 = 0x1;
 /// Strikes a client may have before its pings close the connection, as in
 /// grpc-go and grpcio.
 const MAX_PING_STRIKES: u8 = 2;
@@ -155,49 +154,6 @@ impl<T> H2Guard<T> {
             pings: pings.map(|policy| Pings { policy, last: None, strikes: 0, sent_since: false }),
             closing: None,
         }
-    }
-}
-
-/// Where a byte stream of HTTP/2 frames is: inside a frame header (how many
-/// of its bytes have been seen) or inside a payload (how many bytes remain).
-/// Public so tests elsewhere can watch the frames a peer sends.
-#[derive(Default)]
-pub struct Frames {
-    header: [u8; FRAME_HEADER],
-    have: usize,
-    skip: usize,
-}
-
-impl Frames {
-    /// A walker that first skips `bytes` (a client's connection preface).
-    pub fn skipping(bytes: usize) -> Self {
-        Self { skip: bytes, ..Self::default() }
-    }
-
-    /// Walks `bytes`, calling `frame` with each complete frame header
-    /// (length, type, flags, stream).
-    pub fn feed(&mut self, mut bytes: &[u8], mut frame: impl FnMut(&[u8; FRAME_HEADER])) {
-        while !bytes.is_empty() {
-            if self.skip > 0 {
-                let n = self.skip.min(bytes.len());
-                self.skip -= n;
-                bytes = &bytes[n..];
-                continue;
-            }
-            let n = (FRAME_HEADER - self.have).min(bytes.len());
-            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
-            self.have += n;
-            bytes = &bytes[n..];
-            if self.have == FRAME_HEADER {
-                self.have = 0;
-                self.skip = u32::from_be_bytes([0, self.header[0], self.header[1], self.header[2]]) as usize;
-                frame(&self.header);
-            }
-        }
-    }
-
-    fn between_frames(&self) -> bool {
-        self.have == 0 && self.skip == 0
     }
 }
 
@@ -285,8 +241,8 @@ impl<T: AsyncRead + AsyncWrite> H2Guard<T> {
 }
 
 /// Headers or data going out give the client's next ping a clean slate.
-fn note_sent(pings: &mut Option<Pings>, header: &[u8; FRAME_HEADER]) {
-    if let Some(pings) = pings.as_mut().filter(|_| matches!(header[3], HEADERS | DATA)) {
+fn note_sent(pings: &mut Option<Pings>, header: FrameHeader) {
+    if let Some(pings) = pings.as_mut().filter(|_| matches!(header.kind(), HEADERS | DATA)) {
         pings.sent_since = true;
     }
 }
@@ -324,15 +280,15 @@ impl<T: AsyncRead + AsyncWrite> AsyncRead for H2Guard<T> {
         }
         let (opened, last_stream, pings) = (&mut *this.opened, &mut *this.last_stream, this.pings);
         let mut too_many_pings = false;
-        this.incoming.feed(bytes, |header| {
-            let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+        this.incoming.headers(bytes, |header| {
+            let stream = header.stream();
             // A client's streams are odd and only go up; a HEADERS frame on
             // a stream already open is its trailers.
-            if header[3] == HEADERS && stream % 2 == 1 && stream > *last_stream {
+            if header.kind() == HEADERS && stream % 2 == 1 && stream > *last_stream {
                 *last_stream = stream;
                 *opened += 1;
             }
-            if let Some(pings) = pings.as_mut().filter(|_| header[3] == PING && header[4] & ACK == 0) {
+            if let Some(pings) = pings.as_mut().filter(|_| header.is_unacked(PING)) {
                 // The clock is read only for a PING, not on every read.
                 too_many_pings |= pings.received(Instant::now());
             }
@@ -370,7 +326,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for H2Guard<T> {
         let this = self.project();
         let written = ready!(this.inner.poll_write(cx, buf))?;
         let pings = this.pings;
-        this.outgoing.feed(&buf[..written], |header| note_sent(pings, header));
+        this.outgoing.headers(&buf[..written], |header| note_sent(pings, header));
         Poll::Ready(Ok(written))
     }
 
@@ -389,7 +345,7 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for H2Guard<T> {
         let pings = this.pings;
         for buf in bufs {
             let n = left.min(buf.len());
-            this.outgoing.feed(&buf[..n], |header| note_sent(pings, header));
+            this.outgoing.headers(&buf[..n], |header| note_sent(pings, header));
             left -= n;
             if left == 0 {
                 break;
@@ -421,27 +377,135 @@ impl<T: AsyncRead + AsyncWrite> AsyncWrite for H2Guard<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-    fn frame(kind: u8, stream: u32, payload: usize) -> Vec<u8> {
-        let len = (payload as u32).to_be_bytes();
-        let mut frame = vec![len[1], len[2], len[3], kind, 0];
+    use super::*;
+    use crate::h2_frames::{Piece, ACK};
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags];
         frame.extend_from_slice(&stream.to_be_bytes());
-        frame.resize(FRAME_HEADER + payload, 0xff);
+        frame.extend_from_slice(payload);
         frame
     }
 
-    #[test]
-    fn frame_headers_are_found_however_the_bytes_are_split() {
-        let bytes: Vec<u8> = [frame(HEADERS, 1, 20), frame(0x0, 1, 3), frame(HEADERS, 3, 0)].concat();
-        for chunk in [1, 2, 5, 9, 10, bytes.len()] {
-            let mut frames = Frames::default();
-            let mut seen = Vec::new();
-            for piece in bytes.chunks(chunk) {
-                frames.feed(piece, |h| seen.push((h[3], h[8])));
-            }
-            assert_eq!(seen, [(HEADERS, 1), (0x0, 1), (HEADERS, 3)], "chunks of {chunk}");
-            assert!(frames.between_frames());
+    /// A client that has sent the preface and then `frames`, and the
+    /// guard in front of the server's end.
+    async fn connection(
+        frames: &[Vec<u8>],
+        tally: StreamTally,
+        pings: Option<PingPolicy>,
+    ) -> (DuplexStream, H2Guard<DuplexStream>) {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        client.write_all(&[PREFACE.to_vec(), frames.concat()].concat()).await.unwrap();
+        (client, H2Guard::new(server, tally, 2, 1, pings))
+    }
+
+    /// What the server's side let through to h2 before it ended.
+    async fn read_all(guard: &mut H2Guard<DuplexStream>) -> Vec<u8> {
+        let mut read = Vec::new();
+        guard.read_to_end(&mut read).await.unwrap();
+        read
+    }
+
+    /// The GOAWAY the client got, as (last stream, error code, debug data).
+    async fn goaway(client: &mut DuplexStream) -> Option<(u32, u32, Vec<u8>)> {
+        let mut bytes = Vec::new();
+        client.read_to_end(&mut bytes).await.unwrap();
+        let (mut frames, mut found, mut payload) = (Frames::default(), None, Vec::new());
+        frames.walk(&bytes, |piece| match piece {
+            Piece::Header(h) => found = Some(h.kind()),
+            Piece::Payload(p) if found == Some(GOAWAY) => payload.extend_from_slice(p),
+            Piece::Payload(_) => {}
+        });
+        (found == Some(GOAWAY)).then(|| {
+            let word = |at: usize| u32::from_be_bytes(payload[at..at + 4].try_into().unwrap());
+            (word(0), word(4), payload[8..].to_vec())
+        })
+    }
+
+    fn opens(streams: impl IntoIterator<Item = u32>) -> Vec<Vec<u8>> {
+        streams.into_iter().map(|stream| frame(HEADERS, 0x4, stream, &[])).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_whose_streams_go_unserved_past_the_cap_gets_goaway_and_h2_sees_nothing() {
+        // Stream limit 2 plus cap 1: the fourth unserved stream is one too many.
+        let (mut client, mut guard) = connection(&opens([1, 3, 5, 7]), StreamTally::default(), None).await;
+
+        let to_h2 = read_all(&mut guard).await;
+        drop(guard);
+
+        let mut streams = Vec::new();
+        Frames::skipping(PREFACE.len()).headers(&to_h2, |h| streams.push(h.stream()));
+        assert!(!streams.contains(&7), "the read that crossed the cap is dropped: {streams:?}");
+        assert_eq!(goaway(&mut client).await, Some((7, ENHANCE_YOUR_CALM, Vec::new())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_the_service_served_do_not_count_against_the_cap() {
+        let tally = StreamTally::default();
+        let sent = opens([1, 3, 5, 7]);
+        for _ in &sent {
+            tally.served();
         }
+        let (mut client, mut guard) = connection(&sent, tally, None).await;
+        client.shutdown().await.unwrap();
+
+        let to_h2 = read_all(&mut guard).await;
+
+        assert_eq!(to_h2, [PREFACE.to_vec(), sent.concat()].concat());
+    }
+
+    fn ping() -> Vec<u8> {
+        frame(PING, 0, 0, &[0; 8])
+    }
+
+    const EVERY_SECOND: PingPolicy = PingPolicy { min_interval: Duration::from_secs(1) };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_pinging_faster_than_the_policy_gets_goaway_too_many_pings() {
+        // The first ping sets the clock; three more, at once, are three strikes.
+        let (mut client, mut guard) =
+            connection(&[ping(), ping(), ping(), ping()], StreamTally::default(), Some(EVERY_SECOND)).await;
+
+        read_all(&mut guard).await;
+        drop(guard);
+
+        assert_eq!(goaway(&mut client).await, Some((0, ENHANCE_YOUR_CALM, b"too_many_pings".to_vec())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pings_at_the_policy_s_interval_and_acks_are_never_strikes() {
+        let (mut client, mut guard) = connection(&[], StreamTally::default(), Some(EVERY_SECOND)).await;
+        let mut read = vec![0; 1 << 10];
+        guard.read_exact(&mut read[..PREFACE.len()]).await.unwrap();
+
+        for _ in 0..6 {
+            client.write_all(&[ping(), frame(PING, ACK, 0, &[0; 8])].concat()).await.unwrap();
+            let n = guard.read(&mut read).await.unwrap();
+            assert_eq!(n, 2 * 17, "both frames reach h2");
+            tokio::time::advance(EVERY_SECOND.min_interval).await;
+        }
+        client.shutdown().await.unwrap();
+
+        assert_eq!(read_all(&mut guard).await, b"");
+        drop(guard);
+        assert_eq!(goaway(&mut client).await, None);
+    }
+
+    #[test]
+    fn headers_or_data_sent_since_the_last_ping_wipe_the_strikes() {
+        let now = Instant::now();
+        let mut pings = Pings { policy: EVERY_SECOND, last: None, strikes: 0, sent_since: false };
+        assert!(!pings.received(now));
+        assert!(!pings.received(now));
+        assert!(!pings.received(now));
+        pings.sent_since = true;
+        assert!(!pings.received(now));
+        assert!(!pings.received(now));
+        assert!(!pings.received(now));
+        assert!(pings.received(now), "the third strike since the server last sent");
     }
 }

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod errors;
 pub mod grpc;
+pub mod h2_frames;
 pub mod h2_guard;
 pub mod http;
 mod log_text;

@@ -84,7 +84,7 @@ pin_project_lite::pin_project! {
     struct Watched<T> {
         #[pin]
         inner: T,
-        frames: serving::h2_guard::Frames,
+        frames: serving::h2_frames::Frames,
         seen: FramesSeen,
     }
 }
@@ -99,7 +99,7 @@ impl<T: AsyncRead> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let polled = this.inner.poll_read(cx, buf);
         let seen = this.seen.clone();
-        this.frames.feed(&buf.filled()[before..], |header| seen.saw(header[3]));
+        this.frames.headers(&buf.filled()[before..], |header| seen.saw(header.kind()));
         polled
     }
 }

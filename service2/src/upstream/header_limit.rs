@@ -22,6 +22,8 @@ use std::{
     },
 };
 
+use serving::h2_frames::{Frames, Piece, SETTINGS};
+
 /// What one connection's replica accepts; unlimited until it says.
 #[derive(Debug)]
 pub struct HeaderListLimit {
@@ -100,61 +102,49 @@ fn header_list_size<B>(request: &http::Request<B>) -> usize {
 /// Reads the replica's SETTINGS frames from the bytes it sends, noting its
 /// `SETTINGS_MAX_HEADER_LIST_SIZE` in a [`HeaderListLimit`].
 pub struct SettingsReader {
+    frames: Frames,
+    settings: Settings,
+}
+
+/// Where the reader is in the payloads of the replica's SETTINGS frames.
+struct Settings {
     limit: Arc<HeaderListLimit>,
-    header: [u8; FRAME_HEADER],
-    have: usize,
-    /// Payload bytes of the current frame still to come.
-    left: usize,
+    /// The current frame is a SETTINGS frame (not an ack).
     in_settings: bool,
     entry: [u8; SETTING],
     entry_have: usize,
 }
 
-const FRAME_HEADER: usize = 9;
+/// Bytes of one setting: a u16 identifier and a u32 value.
 const SETTING: usize = 6;
-const SETTINGS: u8 = 0x4;
-const ACK: u8 = 0x1;
 const MAX_HEADER_LIST_SIZE: u16 = 0x6;
+
+// === impl SettingsReader ===
 
 impl SettingsReader {
     pub fn new(limit: Arc<HeaderListLimit>) -> Self {
-        Self {
-            limit,
-            header: [0; FRAME_HEADER],
-            have: 0,
-            left: 0,
-            in_settings: false,
-            entry: [0; SETTING],
-            entry_have: 0,
-        }
+        let settings = Settings { limit, in_settings: false, entry: [0; SETTING], entry_have: 0 };
+        Self { frames: Frames::default(), settings }
     }
 
     /// Walks `bytes`, the next the replica sent.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            if self.left > 0 {
-                let n = self.left.min(bytes.len());
-                if self.in_settings {
-                    self.settings_payload(&bytes[..n]);
-                }
-                self.left -= n;
-                bytes = &bytes[n..];
-                continue;
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let settings = &mut self.settings;
+        self.frames.walk(bytes, |piece| match piece {
+            Piece::Header(header) => {
+                settings.in_settings = header.is_unacked(SETTINGS);
+                settings.entry_have = 0;
             }
-            let n = (FRAME_HEADER - self.have).min(bytes.len());
-            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
-            self.have += n;
-            bytes = &bytes[n..];
-            if self.have == FRAME_HEADER {
-                self.have = 0;
-                self.left = u32::from_be_bytes([0, self.header[0], self.header[1], self.header[2]]) as usize;
-                self.in_settings = self.header[3] == SETTINGS && self.header[4] & ACK == 0;
-                self.entry_have = 0;
-            }
-        }
+            Piece::Payload(payload) if settings.in_settings => settings.payload(payload),
+            Piece::Payload(_) => {}
+        });
     }
+}
 
-    fn settings_payload(&mut self, mut bytes: &[u8]) {
+// === impl Settings ===
+
+impl Settings {
+    fn payload(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let n = (SETTING - self.entry_have).min(bytes.len());
             self.entry[self.entry_have..self.entry_have + n].copy_from_slice(&bytes[..n]);
@@ -175,6 +165,8 @@ impl SettingsReader {
 
 #[cfg(test)]
 mod tests {
+    use serving::h2_frames::ACK;
+
     use super::*;
 
     fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {

@@ -218,7 +218,7 @@ impl<T: AsyncWrite + Unpin, F: Unpin> AsyncWrite for OnRead<T, F> {
 mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize};
 
-    use serving::h2_guard::Frames;
+    use serving::h2_frames::{Frames, PING};
 
     use super::*;
 
@@ -263,8 +263,8 @@ mod tests {
         // PING frames that are not acks, after the client's preface.
         let mut frames = Frames::skipping(24);
         let on_read = move |bytes: &[u8]| {
-            frames.feed(bytes, |header| {
-                if header[3] == 6 && header[4] & 1 == 0 {
+            frames.headers(bytes, |header| {
+                if header.is_unacked(PING) {
                     counted.fetch_add(1, Ordering::Relaxed);
                 }
             })
