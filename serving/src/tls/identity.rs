@@ -104,6 +104,9 @@ impl fmt::Display for Logged<'_> {
 
 #[cfg(test)]
 mod tests {
+    use certgen::{Authority, LeafSpec};
+    use rustls::pki_types::pem::PemObject;
+
     use super::*;
 
     #[test]
@@ -138,5 +141,18 @@ mod tests {
         let two = [Identity::Dns("service2".into()), Identity::Uri("spiffe://c/ns/d/sa/s".into())];
 
         assert_eq!(Logged(&two).to_string(), "DNS:service2, URI:spiffe://c/ns/d/sa/s");
+    }
+
+    #[test]
+    fn identities_are_the_dns_and_uri_sans_each_with_its_type() {
+        let ca = Authority::new("ca").unwrap();
+        let leaf =
+            ca.issue(&LeafSpec::client("service2").with_uri("spiffe://cluster.local/ns/x/sa/y")).unwrap();
+        let der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
+
+        assert_eq!(
+            identities(&der),
+            [Identity::Dns("service2".into()), Identity::Uri("spiffe://cluster.local/ns/x/sa/y".into())]
+        );
     }
 }
