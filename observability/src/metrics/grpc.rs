@@ -21,7 +21,11 @@
 //! (Prometheus takes a series that appears at 1 for one that was always 1).
 //! After that, counting a call touches no lock and builds no label.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
+
+// tokio's clock, which is std's unless a test pauses it: then a call's
+// deadline and latency follow the paused clock like the code timing it.
+use tokio::time::Instant;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,

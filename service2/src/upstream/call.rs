@@ -112,10 +112,8 @@ impl Service1Client {
         loop {
             let now = Instant::now();
             let remaining = deadline.saturating_duration_since(now);
-            // Metrics keep std's clock; the policy runs on tokio's, which
-            // tests can pause.
-            let attempt_deadline = deadline.min(now + self.attempt_timeout).into_std();
-            let counted = self.calls.start(now.into_std()).with_deadline(Some(attempt_deadline));
+            let attempt_deadline = deadline.min(now + self.attempt_timeout);
+            let counted = self.calls.start(now).with_deadline(Some(attempt_deadline));
             let Some(lease) = self.pool.ready(remaining.min(self.ready_wait), avoid.as_ref()).await else {
                 tracing::warn!(attempt, "no service1 replica is ready");
                 // The wait may have used up the rest of the deadline.

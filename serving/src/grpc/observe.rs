@@ -8,10 +8,11 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::Instant;
 use tonic::Code;
 use tower::{Layer, Service};
 use tracing::Span;
@@ -499,6 +500,29 @@ mod tests {
 
         assert_eq!(handled(&metrics, "ProcessName", "PermissionDenied"), 1);
         assert_eq!(handled(&metrics, "unknown", "PermissionDenied"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_the_client_leaves_is_deadline_exceeded_once_its_grpc_timeout_passed_else_canceled() {
+        for (left_after, code) in
+            [(Duration::from_secs(2), "DeadlineExceeded"), (Duration::from_millis(500), "Canceled")]
+        {
+            let obs = Observability::default();
+            let never =
+                tower::service_fn(|_| std::future::pending::<Result<http::Response<String>, Infallible>>());
+            let service = ObserveLayer::new(&[PROCESS_NAME], &obs).layer(never);
+            let request = http::Request::post("/app.grpc.Service1/ProcessName")
+                .header("grpc-timeout", "1S")
+                .body(())
+                .unwrap();
+
+            // The client goes away after `left_after`: the call is dropped unanswered.
+            let left = tokio::time::timeout(left_after, service.oneshot(request)).await;
+
+            assert!(left.is_err(), "the call never answers");
+            let metrics = obs.metrics.render();
+            assert_eq!(handled(&metrics, "ProcessName", code), 1, "left after {left_after:?}");
+        }
     }
 
     #[test]
