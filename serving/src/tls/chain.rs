@@ -97,3 +97,57 @@ impl ClientCertVerifier for ShortChains {
         self.inner.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use certgen::{Authority, LeafSpec};
+    use rustls::{pki_types::pem::PemObject, server::WebPkiClientVerifier, RootCertStore};
+
+    use super::*;
+
+    /// A client certificate from `ca`, and the verifier for `ca` capped at `max`.
+    fn setup(max: usize) -> (CertificateDer<'static>, ShortChains) {
+        let ca = Authority::new("ca").unwrap();
+        let leaf = ca.issue(&LeafSpec::client("service2")).unwrap();
+        let leaf = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+        (leaf, ShortChains { inner, max })
+    }
+
+    #[test]
+    fn a_chain_longer_than_the_cap_is_refused_unverified_with_the_setting_named() {
+        let (leaf, verifier) = setup(2);
+        // Copies of the leaf as intermediates: the inner verifier would
+        // say "unknown issuer"; the cap must refuse before it looks.
+        let intermediates = [leaf.clone(), leaf.clone()];
+
+        let refused = verifier.verify_client_cert(&leaf, &intermediates, UnixTime::now()).unwrap_err();
+
+        assert_eq!(
+            format!("{refused:?}")
+                .matches("the client presented 3 certificates, more than TLS_MAX_CLIENT_CHAIN (2)")
+                .count(),
+            1,
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_chain_within_the_cap_is_left_to_the_inner_verifier() {
+        let (leaf, verifier) = setup(2);
+        let stranger = Authority::new("another ca").unwrap().issue(&LeafSpec::client("service2")).unwrap();
+        let stranger = CertificateDer::from_pem_slice(stranger.cert_pem.as_bytes()).unwrap();
+
+        let ours = verifier.verify_client_cert(&leaf, std::slice::from_ref(&leaf), UnixTime::now());
+        let theirs = verifier.verify_client_cert(&stranger, &[], UnixTime::now());
+
+        assert!(ours.is_ok(), "{ours:?}");
+        assert!(
+            matches!(theirs, Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))),
+            "{theirs:?}"
+        );
+    }
+}

@@ -249,3 +249,140 @@ impl AsyncWrite for Connection {
         self.project().io.poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+
+    use certgen::{Authority, LeafSpec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::{client, TlsConnector};
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::tls::{
+        testing::{files, Files},
+        Material, Reloader, Role, ServerName,
+    };
+
+    const LIMITS: StreamLimits = StreamLimits { per_connection: 100, unserved: 100, pings: None };
+
+    /// Long enough never to end a handshake in these tests: each ends on
+    /// its own, well or badly.
+    const NEVER: Duration = Duration::from_secs(600);
+
+    fn caps(max_handshakes: u32) -> PortCaps {
+        PortCaps { max_connections: 16, max_handshakes, lifetime: None }
+    }
+
+    struct Pki {
+        server: Arc<ServerReloader>,
+        client: TlsConnector,
+        _files: [Files; 2],
+    }
+
+    /// A server certificate for `service1` and a client one for `service2`,
+    /// from one CA.
+    fn pki() -> Pki {
+        let ca = Authority::new("ca").unwrap();
+        let (server_files, client_files) = (files(&ca), files(&ca));
+        let server = ca.issue(&LeafSpec::server("service1", &["service1"])).unwrap();
+        server_files.write(&server.cert_pem, &server.key_pem);
+        let client = ca.issue(&LeafSpec::client("service2")).unwrap();
+        client_files.write(&client.cert_pem, &client.key_pem);
+        let config = Material::load(&client_files.files, &Role::Client).unwrap().client_config().unwrap();
+        Pki {
+            server: Reloader::server(server_files.files.clone(), None).unwrap(),
+            client: TlsConnector::from(Arc::new(config)),
+            _files: [server_files, client_files],
+        }
+    }
+
+    async fn handshake(
+        connector: &TlsConnector,
+        addr: SocketAddr,
+    ) -> io::Result<client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(addr).await?;
+        connector.connect(ServerName::try_from("service1").unwrap(), tcp).await
+    }
+
+    #[tokio::test]
+    async fn a_failed_handshake_is_dropped_and_the_loop_hands_on_the_next_connection_with_its_identity() {
+        let pki = pki();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let mut incoming =
+            pin!(incoming(listener, Some(pki.server.clone()), NEVER, LIMITS, caps(16), stop.clone()));
+
+        let mut not_tls = TcpStream::connect(addr).await.unwrap();
+        not_tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = not_tls.read_to_end(&mut answer).await;
+        let _client = handshake(&pki.client, addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        stop.cancel();
+
+        assert_eq!(&*accepted.connect_info().identities, [Identity::Dns("service2".into())]);
+        assert!(
+            incoming.next().await.is_none(),
+            "the failed one was never handed on, and stop ends the loop"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_handshake_cap_is_reset_before_its_handshake_until_a_place_frees() {
+        let pki = pki();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let mut incoming =
+            pin!(incoming(listener, Some(pki.server.clone()), NEVER, LIMITS, caps(1), stop.clone()));
+
+        // Connects and says nothing: its handshake holds the one place.
+        let silent = TcpStream::connect(addr).await.unwrap();
+        let refused = handshake(&pki.client, addr).await;
+        drop(silent);
+        // The place frees once the server sees the silent one go; until
+        // then each attempt is reset at once.
+        let mut admitted = None;
+        for _ in 0..1000 {
+            if let Ok(stream) = handshake(&pki.client, addr).await {
+                admitted = Some(stream);
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let accepted = incoming.next().await.unwrap().unwrap();
+        stop.cancel();
+
+        assert!(refused.is_err(), "the second handshake found no place");
+        assert!(admitted.is_some(), "a place freed when the silent connection went");
+        assert_eq!(accepted.connect_info().identities.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plaintext_connection_is_closed_if_its_http2_preface_does_not_come_in_time() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let within = Duration::from_secs(5);
+        let mut incoming = pin!(incoming(listener, None, within, LIMITS, caps(16), stop.clone()));
+
+        let mut prompt = TcpStream::connect(addr).await.unwrap();
+        prompt.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        let mut on_time = incoming.next().await.unwrap().unwrap();
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let mut late = incoming.next().await.unwrap().unwrap();
+        stop.cancel();
+
+        let mut preface = [0; PREFACE_BYTES];
+        on_time.read_exact(&mut preface).await.unwrap();
+        tokio::time::advance(2 * within).await;
+        let late = late.read(&mut [0; 64]).await.unwrap_err();
+
+        assert_eq!(&preface, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        assert!(on_time.connect_info().identities.is_empty(), "no TLS, no identities");
+        assert_eq!(late.kind(), io::ErrorKind::TimedOut);
+    }
+}
