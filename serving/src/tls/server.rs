@@ -252,8 +252,6 @@ impl AsyncWrite for Connection {
 
 #[cfg(test)]
 mod tests {
-    use std::pin::pin;
-
     use certgen::{Authority, LeafSpec};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::{client, TlsConnector};
@@ -270,10 +268,6 @@ mod tests {
     /// Long enough never to end a handshake in these tests: each ends on
     /// its own, well or badly.
     const NEVER: Duration = Duration::from_secs(600);
-
-    fn caps(max_handshakes: u32) -> PortCaps {
-        PortCaps { max_connections: 16, max_handshakes, lifetime: None }
-    }
 
     struct Pki {
         server: Arc<ServerReloader>,
@@ -298,6 +292,19 @@ mod tests {
         }
     }
 
+    /// A port accepting through [`incoming`], its address, and what stops it.
+    async fn port(
+        tls: Option<Arc<ServerReloader>>,
+        within: Duration,
+        max_handshakes: u32,
+    ) -> (SocketAddr, CancellationToken, Pin<Box<impl Stream<Item = io::Result<Connection>>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let caps = PortCaps { max_connections: 16, max_handshakes, lifetime: None };
+        (addr, stop.clone(), Box::pin(incoming(listener, tls, within, LIMITS, caps, stop)))
+    }
+
     async fn handshake(
         connector: &TlsConnector,
         addr: SocketAddr,
@@ -309,11 +316,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_handshake_is_dropped_and_the_loop_hands_on_the_next_connection_with_its_identity() {
         let pki = pki();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let mut incoming =
-            pin!(incoming(listener, Some(pki.server.clone()), NEVER, LIMITS, caps(16), stop.clone()));
+        let (addr, stop, mut incoming) = port(Some(pki.server.clone()), NEVER, 16).await;
 
         let mut not_tls = TcpStream::connect(addr).await.unwrap();
         not_tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
@@ -333,11 +336,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_beyond_the_handshake_cap_is_reset_before_its_handshake_until_a_place_frees() {
         let pki = pki();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let mut incoming =
-            pin!(incoming(listener, Some(pki.server.clone()), NEVER, LIMITS, caps(1), stop.clone()));
+        let (addr, stop, mut incoming) = port(Some(pki.server.clone()), NEVER, 1).await;
 
         // Connects and says nothing: its handshake holds the one place.
         let silent = TcpStream::connect(addr).await.unwrap();
@@ -363,11 +362,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_plaintext_connection_is_closed_if_its_http2_preface_does_not_come_in_time() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
         let within = Duration::from_secs(5);
-        let mut incoming = pin!(incoming(listener, None, within, LIMITS, caps(16), stop.clone()));
+        let (addr, stop, mut incoming) = port(None, within, 16).await;
 
         let mut prompt = TcpStream::connect(addr).await.unwrap();
         prompt.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
