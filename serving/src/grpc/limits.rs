@@ -65,10 +65,11 @@ pub struct Limits<S> {
 }
 
 /// Calls in flight by identity. Each call hashes its identity three
-/// times (take a slot, give it back, remove the emptied entry), and with
-/// the standard library's SipHash that was about 2,500 instructions per
-/// call; foldhash, seeded per map, takes a fraction of it. The keys come
-/// from certificates our CA signed, not from what a client makes up.
+/// times (take a slot, give it back, remove the emptied entry), so the
+/// hasher shows in every call's cost: foldhash, seeded per map, takes a
+/// fraction of what the standard library's SipHash does (the README's
+/// performance section has the measurement). The keys come from
+/// certificates our CA signed, not from what a client makes up.
 type Held = HashMap<Arc<[Identity]>, usize, foldhash::fast::RandomState>;
 
 /// One call's share of its identity's slots, given back when dropped.
