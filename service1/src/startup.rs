@@ -119,6 +119,7 @@ impl Application {
                 max_handshakes: config.max_tls_handshakes,
                 lifetime: Some(config.max_connection_age + config.max_connection_age_grace),
             },
+            &obs.metrics,
             listeners.clone(),
         );
         let mut methods = [crate::grpc::METHODS, serving::grpc::HEALTH_METHODS].concat();

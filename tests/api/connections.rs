@@ -91,8 +91,14 @@ async fn the_grpc_port_resets_connections_beyond_its_tls_handshakes_and_serves_o
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let metrics = crate::client().get(format!("http://{}/metrics", service1.admin_addr)).send().await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+
     assert!(matches!(reset, Ok(Ok(0) | Err(_))), "a third handshake was let in: {reset:?}");
     assert_eq!(answered.as_deref(), Some("X"), "the handshakes that ended freed their places");
+    let counted =
+        format!(r#"connections_refused_total{{port="{}",reason="handshake_limit"}} 1"#, grpc.port());
+    assert!(metrics.contains(&counted), "no {counted} in:\n{metrics}");
 }
 
 /// Sends `streams` GET requests for `path` on one connection whose client

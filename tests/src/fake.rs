@@ -126,6 +126,7 @@ impl FakeService1 {
                         Duration::from_secs(5),
                         NO_STREAM_CAP,
                         NO_CONNECTION_CAP,
+                        &observability::Metrics::new(),
                         stop.clone(),
                     ),
                     stop.cancelled_owned(),

@@ -21,6 +21,8 @@ use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tokio_util::{either::Either, sync::CancellationToken};
 use tonic::transport::server::Connected;
 
+use observability::{metrics, Metrics};
+
 use super::{identities, Identity, Logged, ServerReloader};
 use crate::{
     h2_guard::{H2Guard, PingPolicy, StreamTally},
@@ -114,23 +116,29 @@ impl Connection {
     }
 }
 
-/// Accepts on `listener` until `stop`, within `caps`; with a reloader, each
-/// connection is a finished mTLS handshake (at most `handshake_timeout`
-/// long), and failed handshakes are logged and dropped.
+/// Accepts on `listener` until `stop`, within `caps` (refusals counted in
+/// `metrics`); with a reloader, each connection is a finished mTLS handshake
+/// (at most `handshake_timeout` long), and failed handshakes are logged and
+/// dropped.
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<ServerReloader>>,
     handshake_timeout: Duration,
     limits: StreamLimits,
     caps: PortCaps,
+    metrics: &Metrics,
     stop: CancellationToken,
 ) -> impl Stream<Item = io::Result<Connection>> {
     // Handshakes finish in any order; a small queue is enough because tonic
     // takes connections as fast as they come.
     let (tx, rx) = mpsc::channel(64);
     let local = listener.local_addr().ok();
-    let connections = ConnectionCap::new(caps.max_connections, "GRPC_MAX_CONNECTIONS", &listener);
-    let handshakes = Arc::new(ConnectionCap::new(caps.max_handshakes, "MAX_TLS_HANDSHAKES", &listener));
+    let connections = ConnectionCap::new(caps.max_connections, "GRPC_MAX_CONNECTIONS", &listener)
+        .counted(metrics, metrics::REFUSED_CONNECTION_LIMIT);
+    let handshakes = Arc::new(
+        ConnectionCap::new(caps.max_handshakes, "MAX_TLS_HANDSHAKES", &listener)
+            .counted(metrics, metrics::REFUSED_HANDSHAKE_LIMIT),
+    );
     tokio::spawn(async move {
         while let Some((tcp, remote_addr, permit)) = connections.accept(&listener, &stop).await {
             let tx = tx.clone();
@@ -302,7 +310,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let caps = PortCaps { max_connections: 16, max_handshakes, lifetime: None };
-        (addr, stop.clone(), Box::pin(incoming(listener, tls, within, LIMITS, caps, stop)))
+        (addr, stop.clone(), Box::pin(incoming(listener, tls, within, LIMITS, caps, &Metrics::new(), stop)))
     }
 
     async fn handshake(
