@@ -11,7 +11,9 @@ REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "target" / "release"
 # The baseline pair (bench/baseline/): its own workspace, built into its own target dir.
 BASELINE_DIR = REPO / "bench" / "baseline"
-BASELINE_RELEASE = BASELINE_DIR / "target" / "release"
+# The baseline builds into the workspace's target directory: the
+# dependencies both resolve alike are then compiled once, not twice.
+BASELINE_RELEASE = REPO / "target" / "release"
 # The Go pair (bench/baseline-go/): its own Go module, built into bin/ there.
 GO_DIR = REPO / "bench" / "baseline-go"
 GO_BIN = GO_DIR / "bin"

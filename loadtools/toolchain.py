@@ -21,9 +21,10 @@ def build(cfg):
 
 
 def build_baseline(cfg):
-    """The straightforward pair (bench/baseline/), release, into bench/baseline/target."""
+    """The straightforward pair (bench/baseline/), release, into the
+    workspace's target directory (its binaries are named baseline-*)."""
     cmd = [cfg["cargo"], "build", "--release", "--manifest-path",
-           str(BASELINE_DIR / "Cargo.toml"), "--target-dir", str(BASELINE_DIR / "target")]
+           str(BASELINE_DIR / "Cargo.toml"), "--target-dir", str(REPO / "target")]
     log(" ".join(cmd))
     code, _, _ = run_bounded(cmd, 3600, cwd=REPO)
     if code != 0:
