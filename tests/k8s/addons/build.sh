@@ -13,6 +13,10 @@
 #   otelcol: the OpenTelemetry Collector's core OTLP receiver and debug
 #       exporter (./otelcol, its own module: the collector's dependencies
 #       do not mix with the Kubernetes release)
+#   cert-manager: our wiring of github.com/cert-manager/cert-manager's
+#       controller packages (./cert-manager pins the module), and the
+#       cert-manager.io CRDs generated upstream, copied from that module's
+#       deploy/crds
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$(cd ../../.. && pwd)/target/k8s-bin}
@@ -62,4 +66,16 @@ if fresh metrics-server "$metrics_server_version"; then
   (cd metrics-server && go build -trimpath -ldflags "-s -w" -o "$OUT/metrics-server-$metrics_server_version/" \
     sigs.k8s.io/metrics-server/cmd/metrics-server)
   finish metrics-server "$metrics_server_version"
+fi
+
+cert_manager_version=$(module_version cert-manager github.com/cert-manager/cert-manager)
+if fresh cert-manager "$cert_manager_version"; then
+  dest=$OUT/cert-manager-$cert_manager_version
+  (cd cert-manager && go build -trimpath -ldflags "-s -w" -o "$dest/cert-manager-controller" .)
+  # Only the cert-manager.io group: the ACME controllers (acme.cert-manager.io)
+  # are not part of our controller.
+  crds=$(cd cert-manager && go list -m -f '{{.Dir}}' github.com/cert-manager/cert-manager)/deploy/crds
+  mkdir -p "$dest/crds"
+  cp "$crds"/cert-manager.io_*.yaml "$dest/crds/"
+  finish cert-manager "$cert_manager_version"
 fi
