@@ -76,6 +76,6 @@ if fresh cert-manager "$cert_manager_version"; then
   # are not part of our controller.
   crds=$(cd cert-manager && go list -m -f '{{.Dir}}' github.com/cert-manager/cert-manager)/deploy/crds
   mkdir -p "$dest/crds"
-  cp "$crds"/cert-manager.io_*.yaml "$dest/crds/"
+  install -m 644 "$crds"/cert-manager.io_*.yaml "$dest/crds/" # the module cache is read-only
   finish cert-manager "$cert_manager_version"
 fi

@@ -12,6 +12,10 @@
 #                  OTLP/gRPC and OTLP/HTTP, plain and with TLS
 #   hpa            metrics-server; the chart's HPA scales service1 up under
 #                  load and back down after it
+#   cert_manager   cert-manager's controller (our wiring of its packages,
+#                  ./cert-manager); tls.mode=certManager with the chart's own
+#                  CA chain and with caSecretName, a renewal of both leaves
+#                  under load, and tls.spiffeOnly
 #
 # Source it in tests/k8s/run.sh after checks.sh, with ADDONS_BIN_* set from
 # tests/k8s/addons/build.sh's output, then call run_addon_checks.
@@ -421,6 +425,383 @@ check_hpa() {
   return $status
 }
 
+# --- cert_manager ----------------------------------------------------------------------
+# cert-manager's controller as a host process in node 1's namespace (an
+# add-on of cluster.sh, like metrics-server), as the user
+# system:cert-manager with the rights upstream's chart gives the
+# controllers we run; the cert-manager.io CRDs from the module's deploy/crds.
+# No webhook: see tests/k8s/README.md for what that skips.
+CM_NAMESPACE=grpc-services-cm
+CM_RELEASE=cm
+CM_CA_NAMESPACE=grpc-services-cm-ca
+CM_CA_RELEASE=cmca
+CM_GRPC_PORT=50051
+
+cert_manager_rbac() {
+  cat <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:cert-manager"}
+rules:
+  - apiGroups: [cert-manager.io]
+    resources: [certificates, certificaterequests, issuers, clusterissuers]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [cert-manager.io]
+    resources: [certificates/status, certificaterequests/status, issuers/status, clusterissuers/status]
+    verbs: [update, patch]
+  - apiGroups: [cert-manager.io]
+    resources: [certificates/finalizers, certificaterequests/finalizers]
+    verbs: [update]
+  - apiGroups: [cert-manager.io]
+    resources: [signers]
+    verbs: [approve]
+    resourceNames: ["issuers.cert-manager.io/*", "clusterissuers.cert-manager.io/*"]
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [""]
+    resources: [events]
+    verbs: [create, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:cert-manager"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:cert-manager"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:cert-manager"}]
+YAML
+}
+
+cert_manager_start() {
+  local i cluster_sh=$ADDONS_DIR/../cluster.sh log=$STATE/logs/cert-manager.log
+  kubectl apply --server-side -f "$ADDONS_BIN_CERT_MANAGER/crds" >/dev/null &&
+    kubectl wait --for=condition=Established --timeout=60s crd/certificates.cert-manager.io \
+      crd/certificaterequests.cert-manager.io crd/issuers.cert-manager.io crd/clusterissuers.cert-manager.io >/dev/null ||
+    return 1
+  "$cluster_sh" client cert-manager system:cert-manager || return 1
+  cert_manager_rbac | kubectl apply -f - >/dev/null || return 1
+  "$cluster_sh" add-on cert-manager "$ADDONS_BIN_CERT_MANAGER/cert-manager-controller" \
+    --kubeconfig="$STATE/cert-manager.kubeconfig" --v=2 || return 1
+  for ((i = 0; i < 120; i++)); do
+    grep -q 'cert-manager controllers started' "$log" 2>/dev/null && break
+    kill -0 "$(cat "$STATE/pids/cert-manager")" 2>/dev/null || break
+    sleep 0.5
+  done
+  grep -q 'cert-manager controllers started' "$log" 2>/dev/null || {
+    echo "the controller did not start (log: $log)"
+    tail -5 "$log"
+    return 1
+  }
+  echo "CRDs: $(kubectl get crd -o name | grep -c 'cert-manager\.io$') of cert-manager.io (controller-gen $(kubectl get crd \
+    certificates.cert-manager.io -o jsonpath='{.metadata.annotations.controller-gen\.kubebuilder\.io/version}'))"
+  echo "controller: $(grep -o 'controllers=\[[^]]*\]' "$log" | head -1)"
+}
+
+# serial_of: the serial of the PEM certificate on stdin, lowercase hex
+# without leading zeros (the services print the DER bytes, openssl the number).
+serial_of() { openssl x509 -noout -serial | sed 's/^serial=//; s/^0*//' | tr 'A-F' 'a-f'; }
+
+# secret_file NAMESPACE SECRET KEY FILE: one key of a Secret, decoded, to FILE.
+secret_file() {
+  local key=${3//./\\.}
+  kubectl -n "$1" get secret "$2" -o jsonpath="{.data.$key}" | base64 -d >"$4"
+}
+
+# readyz_serial NAMESPACE POD PORT: the serial the pod's /readyz says it has
+# loaded (what its next handshake presents).
+readyz_serial() {
+  readyz "$1" "$2" "$3" | python3 -c 'import json, sys; print(json.load(sys.stdin)["tls"]["serial"].lstrip("0"))'
+}
+
+# wire_serial IP SERVER_NAME DIR: the serial of the certificate a service1
+# pod presents in a TLS handshake on its gRPC port (openssl s_client from
+# the node, verified against the release's CA for SERVER_NAME, with
+# service2's client certificate from DIR).
+wire_serial() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  node_sh -c 'openssl s_client -connect "$1:$2" -servername "$3" -verify_hostname "$3" -verify_return_error -alpn h2 \
+      -CAfile "$4/ca.crt" -cert "$4/s2.crt" -key "$4/s2.key" </dev/null 2>/dev/null |
+    openssl x509 -noout -serial' _ "$1" "$CM_GRPC_PORT" "$2" "$3" | sed 's/^serial=//; s/^0*//' | tr 'A-F' 'a-f'
+}
+
+# grpc_status IP SERVER_NAME CERT KEY CA: the grpc-status of a
+# grpc.health.v1.Health/Check call to a service1 pod's gRPC port made with
+# the client certificate CERT (curl over HTTP/2 from the node; service1
+# answers a caller it does not allow with PermissionDenied, 7).
+grpc_status() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  node_sh -c 'printf "\0\0\0\0\0" | curl -s --http2 --max-time 10 --resolve "$2:$3:$1" \
+      --cacert "$6" --cert "$4" --key "$5" -H "content-type: application/grpc" -H "te: trailers" \
+      --data-binary @- -o /dev/null -D - "https://$2:$3/grpc.health.v1.Health/Check"' \
+    _ "$1" "$2" "$CM_GRPC_PORT" "$3" "$4" "$5" | tr -d '\r' | sed -n 's/^grpc-status: *//p' | tail -1
+}
+
+# cm_say_hello NAMESPACE RELEASE: 20 say-hello calls through service2's
+# ClusterIP, every one over service2's mTLS calls to service1.
+cm_say_hello() {
+  local url out
+  url=$(service_url "$1" "$2-service2" /api/v1/say-hello?name=cert-manager)
+  out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "cm-$RANDOM" 20)
+  echo "say-hello through service2: $out"
+  [[ $out == "sent 20 failed 0" ]]
+}
+
+# cm_describe NAMESPACE SECRET: subject, issuer and SANs of a leaf.
+cm_describe() {
+  kubectl -n "$1" get secret "$2" -o jsonpath='{.data.tls\.crt}' | base64 -d |
+    openssl x509 -noout -subject -issuer -ext subjectAltName 2>/dev/null | tr -s ' \n' ' '
+}
+
+# tls.mode=certManager with the chart's own chain: a self-signed Issuer, a
+# CA Certificate from it, a CA Issuer from that, which issues both leaves.
+# service1.maxConnectionAgeSeconds=10: service2 reconnects (new handshakes
+# on both sides) within seconds, which the renewal check relies on.
+check_cert_manager_install() {
+  local s1 s2
+  helm_install "$CM_RELEASE" "$CM_NAMESPACE" --set tls.mode=certManager \
+    --set service1.replicas=2,service2.replicas=2,service1.maxConnectionAgeSeconds=10 >/dev/null || {
+    kubectl -n "$CM_NAMESPACE" get certificates,certificaterequests,issuers 2>&1 | tail -8
+    return 1
+  }
+  kubectl -n "$CM_NAMESPACE" get certificates -o \
+    jsonpath='{range .items[*]}Certificate {.metadata.name}: Ready={.status.conditions[?(@.type=="Ready")].status} by {.spec.issuerRef.kind}/{.spec.issuerRef.name}{"\n"}{end}'
+  echo "service1 leaf: $(cm_describe "$CM_NAMESPACE" "$CM_RELEASE-service1-tls")"
+  echo "service2 leaf: $(cm_describe "$CM_NAMESPACE" "$CM_RELEASE-service2-tls")"
+  s1=$(kubectl -n "$CM_NAMESPACE" get pods -l "$(s1_selector "$CM_RELEASE")" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
+  s2=$(kubectl -n "$CM_NAMESPACE" get pods -l "$(s2_selector "$CM_RELEASE")" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].ready}{" "}{end}')
+  echo "service1 pods ready: $s1; service2 pods ready: $s2"
+  [[ $s1 == "true true " && $s2 == "true true " ]] || return 1
+  cm_say_hello "$CM_NAMESPACE" "$CM_RELEASE"
+}
+
+# tls.certManager.caSecretName: a CA of ours (a self-signed root made here)
+# in a Secret; the chart makes a CA Issuer from it and cert-manager issues
+# the leaves, which chain to that root.
+check_cert_manager_ca_secret() {
+  local dir=$CHECKS_TMP/cm-ca status=0 verified
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=grpc-services-test-root \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null || return 1
+  kubectl create namespace "$CM_CA_NAMESPACE" >/dev/null &&
+    kubectl -n "$CM_CA_NAMESPACE" create secret tls our-root-ca --cert "$dir/ca.crt" --key "$dir/ca.key" >/dev/null || return 1
+  if helm_install "$CM_CA_RELEASE" "$CM_CA_NAMESPACE" --set tls.mode=certManager \
+    --set tls.certManager.caSecretName=our-root-ca --set service1.replicas=2,service2.replicas=1 >/dev/null; then
+    secret_file "$CM_CA_NAMESPACE" "$CM_CA_RELEASE-service1-tls" tls.crt "$dir/s1.crt"
+    secret_file "$CM_CA_NAMESPACE" "$CM_CA_RELEASE-service2-tls" tls.crt "$dir/s2.crt"
+    verified=$(openssl verify -CAfile "$dir/ca.crt" "$dir/s1.crt" "$dir/s2.crt" 2>&1 | tr '\n' ' ')
+    echo "Issuer $CM_CA_RELEASE-ca from Secret our-root-ca: $(kubectl -n "$CM_CA_NAMESPACE" get issuer "$CM_CA_RELEASE-ca" \
+      -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
+    echo "both leaves verify against our root: $verified"
+    [[ $verified == *"s1.crt: OK"*"s2.crt: OK"* ]] || status=1
+    cm_say_hello "$CM_CA_NAMESPACE" "$CM_CA_RELEASE" || status=1
+  else
+    kubectl -n "$CM_CA_NAMESPACE" get certificates,issuers 2>&1 | tail -5
+    status=1
+  fi
+  helm uninstall "$CM_CA_RELEASE" --namespace "$CM_CA_NAMESPACE" --wait >/dev/null 2>&1
+  kubectl delete namespace "$CM_CA_NAMESPACE" --wait=false >/dev/null 2>&1
+  return $status
+}
+
+# renew_certificate NAMESPACE NAME: what `cmctl renew` does: the Issuing
+# condition, reason ManuallyTriggered, on the Certificate's status.
+renew_certificate() {
+  local generation now
+  generation=$(kubectl -n "$1" get certificate "$2" -o jsonpath='{.metadata.generation}')
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  kubectl -n "$1" patch certificate "$2" --subresource=status --type=json -p "[{\"op\": \"add\",
+    \"path\": \"/status/conditions/-\", \"value\": {\"type\": \"Issuing\", \"status\": \"True\",
+    \"reason\": \"ManuallyTriggered\", \"message\": \"Certificate re-issuance manually triggered\",
+    \"lastTransitionTime\": \"$now\", \"observedGeneration\": $generation}}]" >/dev/null
+}
+
+# cm_pods: "pod=restarts" of every pod of the release, sorted.
+cm_pods() {
+  kubectl -n "$CM_NAMESPACE" get pods -l "app.kubernetes.io/instance=$CM_RELEASE" \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount}{"\n"}{end}' | sort
+}
+
+# pod_serials: "pod serial" for every pod of the release, from /readyz.
+pod_serials() {
+  local pod
+  for pod in $(kubectl -n "$CM_NAMESPACE" get pods -l "$(s1_selector "$CM_RELEASE")" -o name); do
+    echo "${pod#pod/} $(readyz_serial "$CM_NAMESPACE" "${pod#pod/}" 9080)"
+  done
+  for pod in $(kubectl -n "$CM_NAMESPACE" get pods -l "$(s2_selector "$CM_RELEASE")" -o name); do
+    echo "${pod#pod/} $(readyz_serial "$CM_NAMESPACE" "${pod#pod/}" 9081)"
+  done | sort
+}
+
+# wire_serials DIR: "ip serial" for every service1 pod, from its handshake.
+wire_serials() {
+  local ip
+  for ip in $(kubectl -n "$CM_NAMESPACE" get pods -l "$(s1_selector "$CM_RELEASE")" -o jsonpath='{.items[*].status.podIP}'); do
+    echo "$ip $(wire_serial "$ip" "$CM_RELEASE-service1-grpc" "$1")"
+  done | sort
+}
+
+# reconnections: "pod N" for every service2 pod: its connections to service1
+# replicas so far (its log line "connected to service1 replica").
+reconnections() {
+  local pod
+  for pod in $(kubectl -n "$CM_NAMESPACE" get pods -l "$(s2_selector "$CM_RELEASE")" -o name); do
+    echo "${pod#pod/} $(kubectl -n "$CM_NAMESPACE" logs "$pod" | grep -c 'connected to service1 replica')"
+  done | sort
+}
+
+# renew_both: the command under load. Renews both leaves, waits for the new
+# revisions, then until every pod has loaded its new certificate (the kubelet
+# updates Secret volumes on its next sync of the pod, within about a minute),
+# then until every service2 pod has made new connections to service1 (made
+# with the new certificates on both sides).
+renew_both() {
+  local dir=$1 name rev s1_new s2_new i start=$SECONDS pending before after
+  for name in service1 service2; do
+    rev=$(kubectl -n "$CM_NAMESPACE" get certificate "$CM_RELEASE-$name" -o jsonpath='{.status.revision}')
+    renew_certificate "$CM_NAMESPACE" "$CM_RELEASE-$name" || return 1
+    if ! kubectl -n "$CM_NAMESPACE" wait --for=jsonpath='{.status.revision}'=$((rev + 1)) \
+      "certificate/$CM_RELEASE-$name" --timeout=120s >/dev/null ||
+      ! kubectl -n "$CM_NAMESPACE" wait --for=condition=Ready "certificate/$CM_RELEASE-$name" --timeout=60s >/dev/null; then
+      echo "Certificate $CM_RELEASE-$name: no Ready revision $((rev + 1)) within 120 s"
+      kubectl -n "$CM_NAMESPACE" get certificate,certificaterequest
+      return 1
+    fi
+    echo "Certificate $CM_RELEASE-$name: revision $rev -> $((rev + 1)) after $((SECONDS - start)) s"
+  done
+  s1_new=$(kubectl -n "$CM_NAMESPACE" get secret "$CM_RELEASE-service1-tls" -o jsonpath='{.data.tls\.crt}' | base64 -d | serial_of)
+  s2_new=$(kubectl -n "$CM_NAMESPACE" get secret "$CM_RELEASE-service2-tls" -o jsonpath='{.data.tls\.crt}' | base64 -d | serial_of)
+  echo "new serials: service1 $s1_new, service2 $s2_new"
+  for ((i = 0; i < 120; i++)); do
+    pending=$(pod_serials | grep -v -e " $s1_new\$" -e " $s2_new\$")
+    [[ -z $pending ]] && break
+    sleep 2
+  done
+  [[ -z $pending ]] || {
+    echo "after $((SECONDS - start)) s still on the old certificate: $(tr '\n' ' ' <<<"$pending")"
+    return 1
+  }
+  echo "every pod has loaded its new certificate $((SECONDS - start)) s after the renewal began"
+  before=$(reconnections)
+  for ((i = 0; i < 60; i++)); do
+    after=$(reconnections)
+    # Each service2 pod reconnected at least once to each of the 2 service1 replicas.
+    if join <(echo "$before") <(echo "$after") | awk '$3 - $2 < 2 { bad = 1 } END { exit bad }'; then
+      echo "service2 pods reconnected since (connections before and after): $(join <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+      return 0
+    fi
+    sleep 1
+  done
+  echo "service2 pods did not reconnect within 60 s: $(join <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+  return 1
+}
+
+# Renewal under load: both leaves renewed at once (as `cmctl renew` would)
+# while load.sh calls say-hello two at a time; every pod loads its new
+# certificate without a restart, service1 presents the new one in new
+# handshakes, service2 reconnects with its new one, and no call fails.
+check_cert_manager_renewal() {
+  local dir=$CHECKS_TMP/cm-renew pods_before pods_after serials_before serials_after wire_before wire_after status=0
+  # shellcheck disable=SC2034 # read by under_load
+  local NAMESPACE=$CM_NAMESPACE RELEASE=$CM_RELEASE
+  mkdir -p "$dir"
+  secret_file "$CM_NAMESPACE" "$CM_RELEASE-service2-tls" ca.crt "$dir/ca.crt" &&
+    secret_file "$CM_NAMESPACE" "$CM_RELEASE-service2-tls" tls.crt "$dir/s2.crt" &&
+    secret_file "$CM_NAMESPACE" "$CM_RELEASE-service2-tls" tls.key "$dir/s2.key" || return 1
+  pods_before=$(cm_pods)
+  serials_before=$(pod_serials)
+  wire_before=$(wire_serials "$dir")
+  echo "before: loaded $(tr '\n' ' ' <<<"$serials_before")"
+  echo "before: service1 presents $(tr '\n' ' ' <<<"$wire_before")"
+  under_load "renewal of both leaves" renew_both "$dir" || status=1
+  sed 's/^/  /' "$CHECKS_TMP/cmd.out"
+  # The new client certificate for s_client: the old one is still valid,
+  # but the new one is what service2 presents now.
+  secret_file "$CM_NAMESPACE" "$CM_RELEASE-service2-tls" tls.crt "$dir/s2.crt" &&
+    secret_file "$CM_NAMESPACE" "$CM_RELEASE-service2-tls" tls.key "$dir/s2.key" || return 1
+  serials_after=$(pod_serials)
+  wire_after=$(wire_serials "$dir")
+  pods_after=$(cm_pods)
+  echo "after: loaded $(tr '\n' ' ' <<<"$serials_after")"
+  echo "after: service1 presents $(tr '\n' ' ' <<<"$wire_after")"
+  # Every serial changed, and what service1 presents is what it loaded.
+  join <(echo "$serials_before") <(echo "$serials_after") | awk '$2 == $3 || $3 == "" { bad = 1 } END { exit bad }' || {
+    echo "a pod kept its serial"
+    status=1
+  }
+  if [[ -z $wire_after ]] ||
+    ! join <(echo "$wire_before") <(echo "$wire_after") | awk '$2 == $3 || $3 == "" { bad = 1 } END { exit bad }'; then
+    echo "a service1 pod still presents its old certificate"
+    status=1
+  fi
+  [[ $(awk '{print $2}' <<<"$wire_after" | sort -u) == "$(sed -n 1p <<<"$serials_after" | awk '{print $2}')" ]] || {
+    echo "service1 presents another certificate than it loaded"
+    status=1
+  }
+  if [[ $pods_before == "$pods_after" ]]; then
+    echo "no pod restarted or replaced (pod=restarts): $(tr '\n' ' ' <<<"$pods_after")"
+  else
+    echo "pods changed: before $(tr '\n' ' ' <<<"$pods_before"), after $(tr '\n' ' ' <<<"$pods_after")"
+    status=1
+  fi
+  return $status
+}
+
+# tls.spiffeOnly: a certificate from the same CA Issuer with the DNS SAN
+# "service2" but another SPIFFE ID is accepted by service1 before (the
+# negative control: that name is what spiffeOnly stops trusting) and
+# refused after; service2 is still accepted, by its SPIFFE ID.
+check_cert_manager_spiffe_only() {
+  local dir=$CHECKS_TMP/cm-spiffe ip name=$CM_RELEASE-service1-grpc before after mine allowed key old_pods status=0
+  local intruder=spiffe://cluster.local/ns/$CM_NAMESPACE/sa/intruder
+  mkdir -p "$dir"
+  kubectl apply -f - >/dev/null <<YAML || return 1
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: intruder, namespace: $CM_NAMESPACE}
+spec:
+  secretName: intruder-tls
+  commonName: service2
+  dnsNames: [service2]
+  uris: ["$intruder"]
+  usages: [client auth, digital signature]
+  privateKey: {algorithm: ECDSA, size: 256, rotationPolicy: Always}
+  issuerRef: {name: $CM_RELEASE-ca, kind: Issuer, group: cert-manager.io}
+YAML
+  kubectl -n "$CM_NAMESPACE" wait --for=condition=Ready certificate/intruder --timeout=60s >/dev/null || return 1
+  echo "intruder leaf: $(cm_describe "$CM_NAMESPACE" intruder-tls)"
+  for key in tls.crt tls.key ca.crt; do
+    secret_file "$CM_NAMESPACE" intruder-tls "$key" "$dir/intruder-$key" || return 1
+  done
+  ip=$(kubectl -n "$CM_NAMESPACE" get pods -l "$(s1_selector "$CM_RELEASE")" -o jsonpath='{.items[0].status.podIP}')
+  before=$(grpc_status "$ip" "$name" "$dir/intruder-tls.crt" "$dir/intruder-tls.key" "$dir/intruder-ca.crt")
+  echo "spiffeOnly=false: the intruder's Health/Check to service1 ($ip): grpc-status ${before:-none} (0: accepted by its DNS SAN service2)"
+  [[ $before == 0 ]] || status=1
+  old_pods=$(kubectl -n "$CM_NAMESPACE" get pods -l "app.kubernetes.io/instance=$CM_RELEASE" -o name)
+  helm_install "$CM_RELEASE" "$CM_NAMESPACE" --reuse-values --set tls.spiffeOnly=true >/dev/null || return 1
+  # --wait returns once the new pods are Ready; the old ones, still
+  # draining, would answer with the old allow-list.
+  # shellcheck disable=SC2086 # one argument per pod
+  kubectl -n "$CM_NAMESPACE" wait --for=delete $old_pods --timeout=120s >/dev/null 2>&1 || return 1
+  allowed=$(kubectl -n "$CM_NAMESPACE" get configmap "$CM_RELEASE-service1-config" -o jsonpath='{.data.TLS_ALLOWED_CLIENTS}')
+  echo "spiffeOnly=true: service1's TLS_ALLOWED_CLIENTS=$allowed"
+  [[ $allowed == "spiffe://cluster.local/ns/$CM_NAMESPACE/sa/$CM_RELEASE-service2" ]] || status=1
+  cm_say_hello "$CM_NAMESPACE" "$CM_RELEASE" || status=1
+  for key in tls.crt tls.key; do secret_file "$CM_NAMESPACE" "$CM_RELEASE-service2-tls" "$key" "$dir/s2-$key" || return 1; done
+  ip=$(kubectl -n "$CM_NAMESPACE" get pods -l "$(s1_selector "$CM_RELEASE")" -o jsonpath='{.items[0].status.podIP}')
+  mine=$(grpc_status "$ip" "$name" "$dir/s2-tls.crt" "$dir/s2-tls.key" "$dir/intruder-ca.crt")
+  after=$(grpc_status "$ip" "$name" "$dir/intruder-tls.crt" "$dir/intruder-tls.key" "$dir/intruder-ca.crt")
+  echo "spiffeOnly=true: Health/Check to service1 ($ip) with service2's certificate: grpc-status ${mine:-none}; with the intruder's: ${after:-none} (7: PermissionDenied)"
+  [[ $mine == 0 && $after == 7 ]] || status=1
+  kubectl -n "$CM_NAMESPACE" delete certificate intruder >/dev/null 2>&1
+  return $status
+}
+
+cert_manager_stop() {
+  helm uninstall "$CM_RELEASE" --namespace "$CM_NAMESPACE" --wait >/dev/null 2>&1
+  kubectl delete namespace "$CM_NAMESPACE" --timeout=120s >/dev/null 2>&1
+  return 0
+}
+
 # run_addon_checks: every add-on check, or those named in $CHECKS.
 run_addon_checks() {
   local host=otel-collector.$OTEL_NAMESPACE.svc
@@ -449,5 +830,20 @@ run_addon_checks() {
     if ((checks_failed == failed_before)); then
       run_check "A3. autoscaling.enabled: load makes the HPA add service1 replicas, service2 calls each; then back to 1; no failed request" check_hpa
     fi
+  fi
+  if addon_wanted cert_manager; then
+    local failed_before=$checks_failed
+    run_check "A4. cert-manager's controller ($(basename "$ADDONS_BIN_CERT_MANAGER"), our wiring, no webhook) runs with its CRDs" cert_manager_start
+    if ((checks_failed == failed_before)); then
+      run_check "A4. tls.mode=certManager (self-signed root -> CA Issuer): leaves issued, pods Ready, say-hello over them" check_cert_manager_install
+      if ((checks_failed == failed_before)); then
+        run_check "A4. renewal of both leaves under load: new serials loaded and presented without a restart, no failed request" \
+          check_cert_manager_renewal
+        run_check "A4. tls.spiffeOnly: service2 accepted by its SPIFFE ID; a certificate from the same issuer with another identity refused" \
+          check_cert_manager_spiffe_only
+      fi
+      run_check "A4. tls.certManager.caSecretName: leaves from our own root CA in a Secret, say-hello over them" check_cert_manager_ca_secret
+    fi
+    cert_manager_stop
   fi
 }
