@@ -479,8 +479,11 @@ cert_manager_start() {
     return 1
   "$cluster_sh" client cert-manager system:cert-manager || return 1
   cert_manager_rbac | kubectl apply -f - >/dev/null || return 1
-  "$cluster_sh" add-on cert-manager "$ADDONS_BIN_CERT_MANAGER/cert-manager-controller" \
-    --kubeconfig="$STATE/cert-manager.kubeconfig" --v=2 || return 1
+  # One controller only (no leader election): a kept cluster may have one.
+  if ! kill -0 "$(cat "$STATE/pids/cert-manager" 2>/dev/null)" 2>/dev/null; then
+    "$cluster_sh" add-on cert-manager "$ADDONS_BIN_CERT_MANAGER/cert-manager-controller" \
+      --kubeconfig="$STATE/cert-manager.kubeconfig" --v=2 || return 1
+  fi
   for ((i = 0; i < 120; i++)); do
     grep -q 'cert-manager controllers started' "$log" 2>/dev/null && break
     kill -0 "$(cat "$STATE/pids/cert-manager")" 2>/dev/null || break
