@@ -512,7 +512,7 @@ secret_file() {
 # readyz_serial NAMESPACE POD PORT: the serial the pod's /readyz says it has
 # loaded (what its next handshake presents).
 readyz_serial() {
-  readyz "$1" "$2" "$3" | python3 -c 'import json, sys; print(json.load(sys.stdin)["tls"]["serial"].lstrip("0"))'
+  readyz "$1" "$2" "$3" | python3 -c 'import json, sys; print(json.load(sys.stdin)["tls"]["serial"].lstrip("0"))' 2>/dev/null
 }
 
 # wire_serial IP SERVER_NAME DIR: the serial of the certificate a service1
