@@ -473,6 +473,8 @@ YAML
 
 cert_manager_start() {
   local i cluster_sh=$ADDONS_DIR/../cluster.sh log=$STATE/logs/cert-manager.log
+  # Server-side: the Issuer and ClusterIssuer CRDs (330 kB each) do not fit
+  # client-side apply's last-applied annotation (256 kB).
   kubectl apply --server-side -f "$ADDONS_BIN_CERT_MANAGER/crds" >/dev/null &&
     kubectl wait --for=condition=Established --timeout=60s crd/certificates.cert-manager.io \
       crd/certificaterequests.cert-manager.io crd/issuers.cert-manager.io crd/clusterissuers.cert-manager.io >/dev/null ||
