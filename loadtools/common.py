@@ -1,6 +1,7 @@
 """What every load tool needs: paths, errors, signals, logging, bounded
-subprocesses and number formatting."""
+subprocesses and waits, and number formatting."""
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -100,3 +101,15 @@ def settings_doc(cfg, leave_out):
     """The settings as results.json / stress.json record them (paths as text)."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.items()
             if k not in leave_out}
+
+
+async def wait_all(tasks, timeout):
+    """Waits at most `timeout` s for `tasks`, cancels those still running, and
+    raises what the first finished one that failed raised."""
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for t in done:
+        if not t.cancelled() and t.exception() is not None:
+            raise t.exception()

@@ -34,7 +34,7 @@ import struct
 import time
 from types import SimpleNamespace
 
-from loadtools.common import logger
+from loadtools.common import logger, wait_all
 from loadtools.loadgen import oha_cmd, run_oha_async, summarize_oha
 from loadtools.procfs import Sampler
 from loadtools.stress.exhaust import probes
@@ -295,13 +295,7 @@ async def run(services, url, certs, oha, cfg):
     tasks = groups(services, certs, cfg, deadline, doc)
     try:
         doc["load"] = await full_load(url, oha, cfg)
-        done, pending = await asyncio.wait(tasks, timeout=max(1.0, deadline - time.monotonic()) + 60)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()
+        await wait_all(tasks, max(1.0, deadline - time.monotonic()) + 60)
     finally:
         for t in tasks + [sampling]:
             t.cancel()

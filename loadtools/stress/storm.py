@@ -4,7 +4,7 @@ clients all at once on one set of processes, sampled every second."""
 import asyncio
 import time
 
-from loadtools.common import logger
+from loadtools.common import logger, wait_all
 from loadtools.loadgen import oha_cmd, run_oha_async, summarize_oha
 from loadtools.procfs import Sampler, cpu_between, cpu_snapshot, loadavg
 from loadtools.services import metrics_counts
@@ -43,13 +43,7 @@ async def flood_then_wait(flood_cmd, tasks, seconds, deadline):
     try:
         report = await flood
         # Every client task stops at `deadline` by itself; bound the wait anyway.
-        done, pending = await asyncio.wait(tasks, timeout=max(5.0, deadline - time.monotonic()) + 30)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for t in done:
-            if t.exception() is not None:
-                raise t.exception()
+        await wait_all(tasks, max(5.0, deadline - time.monotonic()) + 30)
     finally:
         for t in tasks + [flood]:
             if not t.done():
