@@ -149,7 +149,6 @@ async def held_until_closed(connect, limit_s, rec):
     """Opens with `connect` (returns a reader), then reads until the server
     closes the connection; records when (None: still open after `limit_s`)."""
     t0 = time.monotonic()
-    rec["opened_at"] = t0
     writer = None
     try:
         reader, writer = await connect()
@@ -174,7 +173,7 @@ async def reopened(connect, timeout_s, deadline, results, start_delay):
     for _ in range(10_000):
         if not rounds(deadline, timeout_s + HOSTILE_SLACK_S):
             return
-        rec = {"opened_at": None, "closed_after_s": None, "error": None}
+        rec = {"closed_after_s": None, "error": None}
         results.append(rec)
         await held_until_closed(connect, timeout_s + HOSTILE_SLACK_S + 5, rec)
         closed = rec["closed_after_s"]
@@ -312,7 +311,4 @@ async def run(services, url, certs, oha, cfg):
     }
     doc["wall_s"] = round(time.monotonic() - t0, 1)
     doc["samples"] = sampler.samples
-    for key in ("over_cap", "half_handshakes", "no_preface"):
-        for rec in doc[key]:
-            rec["opened_at"] = round(rec["opened_at"] - t0, 3) if rec["opened_at"] else None
     return doc
