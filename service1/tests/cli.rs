@@ -109,7 +109,7 @@ fn a_certificate_not_issued_by_tls_ca_stops_service1_with_one_clear_line() {
 fn with_rest_enabled_false_service1_binds_no_rest_port() {
     let (_dir, tls) = process::dev_certs("service1");
     // A port free now; service1 would bind it if REST were on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let port = process::unused_port([127, 0, 0, 1].into()).to_string();
     let local: Vec<(&str, &str)> = LOCAL
         .iter()
         .copied()

@@ -83,7 +83,7 @@ async fn readyz_once_ready(admin: std::net::SocketAddr) -> crate::Reply {
 
 #[tokio::test]
 async fn service2_becomes_ready_without_service1_after_its_startup_wait_and_readyz_counts_replicas() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = process_tests::closed_addr();
     let down = spawn_service2_with(closed, &["--service1-startup-wait", "200ms"]).await;
     let service1 = spawn_service1(&[]).await;
     let up = spawn_service2_with(service1.grpc_addr, &[]).await;
@@ -102,7 +102,7 @@ async fn service2_becomes_ready_without_service1_after_its_startup_wait_and_read
 
 #[tokio::test]
 async fn service2_is_not_ready_while_it_has_not_reached_service1_at_start() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = process_tests::closed_addr();
     let service2 = spawn_service2_with(closed, &["--service1-startup-wait", "1h"]).await;
     // The call fails fast (no replica) and proves the service is answering.
     assert_eq!(get(&service2.url("/api/v1/say-hello?name=x"), None).await.status, 503);

@@ -357,7 +357,7 @@ async fn a_failed_call_to_service1_is_counted_with_its_code_and_no_answer_receiv
 #[tokio::test]
 async fn a_call_that_finds_no_service1_replica_is_counted_unavailable_with_nothing_sent() {
     // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = process_tests::closed_addr();
     let service2 = spawn_service2_with(closed, &["--service1-timeout", "60s"]).await;
 
     assert_eq!(get(&service2.url("/api/v1/say-hello?name=m"), None).await.status, 503);

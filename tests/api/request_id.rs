@@ -31,7 +31,7 @@ async fn an_unacceptable_request_id_is_replaced_by_a_uuid_that_is_echoed_and_for
 #[tokio::test]
 async fn the_request_id_is_echoed_on_errors_too() {
     let service1 = spawn_service1(&[]).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = process_tests::closed_addr();
     let service2 = spawn_service2_with(closed, &[]).await;
 
     let not_found = get(&format!("http://{}/nope", service1.rest_addr), Some("id-404")).await;

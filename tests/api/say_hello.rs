@@ -159,7 +159,7 @@ async fn say_hello_gives_up_on_a_replica_that_does_not_answer_within_the_attempt
 #[tokio::test]
 async fn say_hello_returns_503_fast_when_service1_is_down() {
     // A port that was just free: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = process_tests::closed_addr();
     // With a 60 s deadline, only the connect failure can answer before the
     // client's own 5 s limit.
     let service2 = spawn_service2_with(closed, &["--service1-timeout", "60s"]).await;
@@ -172,7 +172,7 @@ async fn say_hello_returns_503_fast_when_service1_is_down() {
 
 #[tokio::test]
 async fn say_hello_recovers_when_service1_comes_up_after_service2() {
-    let service1_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let service1_port = process_tests::closed_addr();
     let service2 = spawn_service2(service1_port).await;
     let down = get(&service2.url("/api/v1/say-hello?name=test"), None).await;
     assert_eq!(down.status, 503);

@@ -529,7 +529,7 @@ async fn service2_refuses_a_replacement_client_certificate_without_client_auth()
         &pki.dir().join("service2-tls"),
         &[("tls.crt", &old.cert_pem), ("tls.key", &old.key_pem), ("ca.crt", &ca)],
     );
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = process_tests::closed_addr();
     let service2 = spawn_service2_with(closed, &volume_flags(&volume, "100ms")).await;
     let server_only = pki.issue(LeafSpec { usage: Usage::Server, ..LeafSpec::client("service2") });
     let refused = |l: &serde_json::Value| {

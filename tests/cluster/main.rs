@@ -3,10 +3,11 @@
 //! port answering one A record per replica, and service2 balancing over
 //! them with mTLS. Load loops are bounded in count and time.
 
+use process_tests::unused_port;
 use std::{net::IpAddr, time::Duration};
 
 use system_tests::{
-    cluster::{free_port, Load, Replica},
+    cluster::{Load, Replica},
     dns::TestDns,
     spawn::Service2,
     spawn_service2_with, Pki,
@@ -36,7 +37,7 @@ impl Cluster {
     async fn start_with(drain_delay: &str, extra: &[&str]) -> Self {
         let pki = Pki::new();
         let dns = TestDns::start(1).await;
-        let port = free_port(ip(2));
+        let port = unused_port(ip(2));
         let replicas: Vec<_> = [2, 3, 4].map(|last| Replica::start(ip(last), port, &pki, drain_delay)).into();
         dns.set(NAME, &replicas.iter().map(|r| r.ip).collect::<Vec<_>>());
         let target = format!("dns://{}/{NAME}:{port}", dns.addr());

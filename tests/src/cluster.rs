@@ -28,11 +28,6 @@ fn binary(name: &str) -> std::path::PathBuf {
     binary
 }
 
-/// A free TCP port on `ip`, for replicas that must share one.
-pub fn free_port(ip: IpAddr) -> u16 {
-    std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
 /// One service process (a service1 replica, or service2).
 pub struct Replica {
     pub ip: IpAddr,

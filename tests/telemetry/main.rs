@@ -5,11 +5,12 @@
 mod export;
 
 use process_tests as process;
+use process_tests::unused_port;
 
 use std::{net::IpAddr, time::Duration};
 
 use system_tests::{
-    cluster::{free_port, Replica},
+    cluster::Replica,
     collector::{Collector, ReceivedSpan},
     Behaviour, FakeService1, Pki,
 };
@@ -41,7 +42,7 @@ fn start_with_targets(
     extra: &[(&str, String)],
     more: &[String],
 ) -> Services {
-    let port = free_port(ip(2));
+    let port = unused_port(ip(2));
     let otel = |service: &str| {
         let mut env = vec![
             ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
@@ -209,7 +210,7 @@ async fn a_failed_attempt_and_its_retry_are_separate_client_spans() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_collector_unreachable_every_request_still_succeeds_and_drops_are_counted() {
-    let closed = free_port(ip(1));
+    let closed = unused_port(ip(1));
     let pki = Pki::new();
     let services =
         start(&pki, &format!("http://127.0.0.1:{closed}"), 1, &[("OTEL_BSP_MAX_QUEUE_SIZE", "16".into())]);
@@ -334,7 +335,7 @@ async fn with_the_operator_s_injected_environment_a_trace_arrives_with_baggage_c
     let collector = Collector::start().await;
     let pki = Pki::new();
     let otlp = format!("http://{}", collector.addr);
-    let port = free_port(ip(2));
+    let port = unused_port(ip(2));
     let mut env = operator_injected("service1", "hello-service1-7d9f8b6c4-x2x7q", &otlp);
     env.extend([
         ("BIND_ADDR", ip(2).to_string()),

@@ -580,7 +580,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_that_cannot_connect_is_not_ready_and_asks_discovery_to_look_again() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let closed = process_tests::closed_addr();
         let shared = PoolShared::default();
         let refresh = shared.refresh.clone();
 

@@ -121,6 +121,38 @@ pub fn check_unreadable_tls_files_stop_the_start(binary: &str, service: &str, lo
     assert!(stderr.contains("cannot read") && stderr.contains("ca.crt"), "{stderr}");
 }
 
+/// A port that is free on `ip` now and that no other caller in this
+/// process is handed, for a listener a test hands to a process to bind
+/// later (several replicas on one port, like pods).
+///
+/// A port the kernel picks for `bind(0)` is wrong here: between our
+/// release and the process's bind, any other test's `bind(0)` or outgoing
+/// connection may be given the same one (it happened in CI). So the ports
+/// come from below the kernel's ephemeral range (32768 up on Linux), which
+/// only explicit binds use, walked from a point that differs per process.
+pub fn unused_port(ip: std::net::IpAddr) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = FIRST + (start + step) % SPAN;
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} between {FIRST} and {}", FIRST + SPAN);
+}
+
+/// A loopback address nothing listens on, and that no other test in this
+/// process will be handed (see [`unused_port`]), for "connection refused".
+pub fn closed_addr() -> std::net::SocketAddr {
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    (ip, unused_port(ip)).into()
+}
+
 /// With its REST port taken, `binary` exits 1 with one line naming the
 /// address.
 pub fn check_a_port_in_use_stops_the_start(binary: &str, local: &[(&str, &str)]) {
