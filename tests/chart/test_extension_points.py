@@ -68,7 +68,7 @@ def test_lifecycle_dns_runtime_class_and_rollout_settings_are_passed_through():
     assert (deployment["spec"]["revisionHistoryLimit"], deployment["spec"]["minReadySeconds"]) == (3, 5)
     defaults = rendered.deployment("service2")
     assert defaults["spec"]["revisionHistoryLimit"] == 10 and "minReadySeconds" not in defaults["spec"]
-    assert defaults["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+    assert defaults["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 35
 
 
 def test_termination_grace_may_be_lengthened_but_not_shortened_below_the_drain():

@@ -76,10 +76,20 @@ def test_termination_grace_outlasts_drain_plus_shutdown_grace(values):
     for component in COMPONENTS:
         env = rendered.config(component)
         drain, grace = seconds(env["DRAIN_DELAY"]), seconds(env["SHUTDOWN_GRACE"])
-        assert drain == values.get("drainDelaySeconds", 5)
+        assert drain == values.get("drainDelaySeconds", 10)
         assert grace == values.get("shutdownGraceSeconds", 20)
         period = rendered.deployment(component)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert period > drain + grace
+
+
+def test_the_drain_delay_outlasts_service2_s_discovery_lag_with_margin(default):
+    """service2 learns of a pod's leaving, and of its successor, at its next DNS
+    lookup after Kubernetes updates the EndpointSlice; a replica must keep
+    serving past that. The update takes seconds on a busy cluster, so the
+    margin is a whole second interval."""
+    resolve = seconds(default.config("service2").get("SERVICE1_RESOLVE_INTERVAL", "5s"))
+    for component in COMPONENTS:
+        assert seconds(default.config(component)["DRAIN_DELAY"]) >= 2 * resolve
 
 
 def test_readiness_fails_within_the_drain_delay(default):

@@ -55,6 +55,20 @@ helm_install() {
     --wait --timeout 5m "$@"
 }
 
+# failed_call_logs NAMESPACE OUT: for each failed call in load.sh's OUT
+# ("ID:STATUS@Ss"), what the namespace's pods logged under its request id, so
+# a failure says where it happened (nothing logged: it reached no pod that
+# is still running).
+failed_call_logs() {
+  local namespace=$1 id pod
+  for id in $(grep -oE '[^ ]+:[0-9]{3}@[0-9]+s' <<<"$2" | cut -d: -f1 | head -3); do
+    for pod in $(kubectl -n "$namespace" get pods -o name); do
+      kubectl -n "$namespace" logs "$pod" --all-containers 2>/dev/null | grep -F "\"request_id\":\"$id\"" |
+        head -3 | sed "s|^|     $id ${pod#pod/}: |"
+    done
+  done
+}
+
 # service_url NAMESPACE SERVICE PATH: http://CLUSTER_IP:PORT/PATH.
 service_url() {
   local ip port

@@ -5,6 +5,7 @@
 #
 #   load.sh calls URL PREFIX COUNT   COUNT sequential GETs of URL with request
 #                                    ids PREFIX-1..COUNT; prints "sent N failed M"
+#                                    and, for each failure, "ID:STATUS@Ss"
 #   load.sh until URL STOP_FILE      GETs back to back (two at a time) until
 #                                    STOP_FILE exists, at most 10 minutes;
 #                                    prints "sent N failed M longest S" and,
@@ -27,12 +28,17 @@ one() {
 
 case $mode in
   calls)
-    prefix=${3:?prefix} count=${4:?count} failed=0
+    prefix=${3:?prefix} count=${4:?count} failed=0 failures=() start=$SECONDS
     for ((i = 1; i <= count; i++)); do
       read -r code _ < <(one "$prefix-$i")
-      [[ $code == 200 ]] || failed=$((failed + 1))
+      [[ $code == 200 ]] || {
+        failed=$((failed + 1))
+        failures+=("$prefix-$i:$code@$((SECONDS - start))s")
+      }
     done
-    echo "sent $count failed $failed"
+    # The failures (request id, status, seconds in) follow only when there
+    # are some, so callers can compare the first words.
+    echo "sent $count failed $failed${failures:+ ${failures[*]:0:10}}"
     ;;
   until)
     stop=${3:?stop file} sent=0 failed=0 longest=0 deadline=$((SECONDS + 600)) failures=()

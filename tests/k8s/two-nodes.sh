@@ -293,7 +293,11 @@ helm_cycle() {
   call() {
     url=$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=cycle)
     out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "cycle-$label" 10)
-    [[ $out == "sent 10 failed 0" ]] || { echo "$1: $out"; status=1; }
+    [[ $out == "sent 10 failed 0" ]] || {
+      echo "$1: $out"
+      failed_call_logs "$namespace" "$out"
+      status=1
+    }
   }
   "$@" install "$release" "$CHART" --namespace "$namespace" --create-namespace \
     --set image.repository="$IMAGE_REPOSITORY",image.tag="$IMAGE_TAG",image.pullPolicy=Never \
