@@ -77,6 +77,10 @@ service_url() {
   echo "http://$ip:$port$3"
 }
 
+# reachable URL: waits until URL, on a Service just installed, answers 200
+# from the node (see load.sh reachable); prints how many tries it took.
+reachable() { node_sh "$CHECKS_DIR/load.sh" reachable "$1"; }
+
 # readyz NAMESPACE POD PORT: the pod's /readyz through the API server's proxy.
 readyz() { kubectl get --raw "/api/v1/namespaces/$1/pods/$2:$3/proxy/readyz"; }
 
@@ -265,9 +269,11 @@ check_existing_secret() {
     --set "tls.existingSecret.service1=$release-s1-tls,tls.existingSecret.service2=$release-s2-tls" \
     --set service1.replicas=2,service2.replicas=1 >/dev/null; then
     url=$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=existing)
+    reachable "$url" || status=1
     out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" existing 20)
     echo "release $release with tls.mode=existingSecret (certgen's certificates): $out"
     [[ $out == "sent 20 failed 0" ]] || status=1
+    failed_call_logs "$namespace" "$out"
   else
     echo "helm install with tls.mode=existingSecret failed"
     status=1

@@ -14,7 +14,7 @@ EVERYTHING_ON_VALUES=$(cd "$(dirname "${BASH_SOURCE[0]}")/../chart" && pwd)/valu
 
 # shellcheck disable=SC2153 # NAMESPACE is set by the runner
 check_everything_on() {
-  local release=everything namespace=$NAMESPACE-everything status=0 pod ready init hpa node_ip node_port out
+  local release=everything namespace=$NAMESPACE-everything status=0 pod ready init hpa node_ip node_port url out
   if ! helm_install "$release" "$namespace" -f "$EVERYTHING_ON_VALUES" >/dev/null; then
     echo "helm install -f values-everything-on.yaml failed"
     kubectl -n "$namespace" get pods -o wide 2>&1 | tail -5
@@ -45,7 +45,9 @@ check_everything_on() {
     node_port=$(kubectl -n "$namespace" get svc "$release-service2" -o jsonpath='{.spec.type} {.spec.ports[0].nodePort}')
     echo "service $release-service2: $node_port"
     [[ $node_port == NodePort\ * ]] || status=1
-    out=$(node_sh "$CHECKS_DIR/load.sh" calls "http://$node_ip:${node_port#NodePort }/api/v1/say-hello?name=everything" everything 20)
+    url="http://$node_ip:${node_port#NodePort }/api/v1/say-hello?name=everything"
+    reachable "$url" >/dev/null || status=1
+    out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" everything 20)
     echo "20 calls to say-hello through the node port ($node_ip:${node_port#NodePort }): $out"
     [[ $out == "sent 20 failed 0" ]] || status=1
     if out=$(helm test "$release" --namespace "$namespace" --timeout 2m 2>&1); then

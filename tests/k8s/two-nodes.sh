@@ -302,6 +302,10 @@ helm_cycle() {
   "$@" install "$release" "$CHART" --namespace "$namespace" --create-namespace \
     --set image.repository="$IMAGE_REPOSITORY",image.tag="$IMAGE_TAG",image.pullPolicy=Never \
     --set service1.replicas=1,service2.replicas=1 --wait --timeout 5m >/dev/null || return 1
+  reachable "$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=cycle)" >/dev/null || {
+    echo "install: service2's Service never answered"
+    status=1
+  }
   call install
   "$@" test "$release" --namespace "$namespace" --timeout 2m >/dev/null || { echo "helm test failed"; status=1; }
   "$@" upgrade "$release" "$CHART" --namespace "$namespace" --reuse-values \
@@ -360,6 +364,7 @@ check_previous_chart_upgrade() {
     return 1
   fi
   rm -rf "$dir"
+  reachable "$(service_url "$namespace" "$release-service2" /api/v1/say-hello?name=previous)" >/dev/null || status=1
   secrets=$(kubectl -n "$namespace" get secrets -l "app.kubernetes.io/instance=$release" -o name | sort)
   before=$(for s in $secrets; do echo "$s $(NAMESPACE=$namespace data_of "${s#secret/}")"; done)
   echo "installed chart $version as of $commit (the last commit that changed its version)"
