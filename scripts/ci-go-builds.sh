@@ -7,7 +7,8 @@
 #
 # .ci/run starts it in the background at its start, niced, and waits for it
 # before the first step that needs one of them: on a fresh machine these
-# builds are about 25 minutes of CPU on 2 cores, and most of the steps
+# builds are about 35 minutes of CPU on 2 cores (10 of them Traefik's, for
+# check A5), and most of the steps
 # before that (the Rust tests, the chart's tests, the benchmark's smoke runs)
 # leave a core idle much of the time. Run alone, it is also a way to warm
 # a machine.

@@ -305,7 +305,7 @@ run_all_checks() {
       freeze_pod | drop_packets) ;; # m, n: gray-failure.sh's run_gray_failure_checks
       monitoring) ;;     # l: the runner's, since it runs Prometheus in the cluster's namespace
       everything_on) ;;  # m: the runner's (tests/k8s/everything-on.sh)
-      operator_crds | otel | hpa | cert_manager) ;; # A1 to A4: tests/k8s/addons/checks.sh's run_addon_checks
+      operator_crds | otel | hpa | cert_manager | ingress) ;; # A1 to A5: tests/k8s/addons/checks.sh's run_addon_checks
       *)
         echo "unknown check $check"
         return 1

@@ -13,14 +13,26 @@
 #   load.sh reachable URL            GETs URL every half second until one
 #                                    answers 200, at most 30 s; prints
 #                                    "first 200 after N tries" (exit 1 if none)
+#   load.sh echoes URL PREFIX COUNT BODY
+#                                    as calls, but a call counts only if it
+#                                    answers 200 with BODY and echoes its
+#                                    X-Request-ID; prints "sent N failed M
+#                                    echoed ID" (the last id that came back)
+#                                    and, for each failure, "ID:STATUS:ECHOED"
+#
+# Env: LOAD_HOST sends every call with that Host header (a route on an
+# ingress or a Gateway, which picks it by host name).
 set -uo pipefail
 
 mode=${1:?mode} url=${2:?url}
+host_header=()
+[[ -n ${LOAD_HOST:-} ]] && host_header=(-H "Host: $LOAD_HOST")
 
 # one ID: "STATUS MICROSECONDS" of one GET.
 one() {
   local out code seconds
-  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 10 -H "X-Request-ID: $1" "$url") || true
+  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 10 "${host_header[@]}" \
+    -H "X-Request-ID: $1" "$url") || true
   code=${out%% *} seconds=${out##* }
   [[ $code =~ ^[0-9]{3}$ && $seconds =~ ^[0-9]+\.[0-9]{6}$ ]] || {
     echo "000 10000000"
@@ -79,8 +91,25 @@ case $mode in
     echo "no 200 in 60 tries (30 s), last status $code"
     exit 1
     ;;
+  echoes)
+    prefix=${3:?prefix} count=${4:?count} want=${5?body} failed=0 failures=() echoed=""
+    for ((i = 1; i <= count; i++)); do
+      # The body, then a last line "STATUS ECHOED-ID" (curl's %header{}).
+      out=$(curl -s --max-time 10 -w '\n%{http_code} %header{x-request-id}' "${host_header[@]}" \
+        -H "X-Request-ID: $prefix-$i" "$url") || true
+      last=${out##*$'\n'} body=${out%$'\n'*}
+      code=${last%% *} id=${last#* }
+      if [[ $code == 200 && $body == "$want" && $id == "$prefix-$i" ]]; then
+        echoed=$id
+      else
+        failed=$((failed + 1))
+        failures+=("$prefix-$i:$code:${id:-none}")
+      fi
+    done
+    echo "sent $count failed $failed echoed ${echoed:-none}${failures:+ ${failures[*]:0:10}}"
+    ;;
   *)
-    echo "usage: load.sh calls URL PREFIX COUNT | until URL STOP_FILE | reachable URL" >&2
+    echo "usage: load.sh calls URL PREFIX COUNT | until URL STOP_FILE | reachable URL | echoes URL PREFIX COUNT BODY" >&2
     exit 2
     ;;
 esac

@@ -17,6 +17,13 @@
 #       controller packages (./cert-manager pins the module), and the
 #       cert-manager.io CRDs generated upstream, copied from that module's
 #       deploy/crds
+#   traefik: github.com/traefik/traefik/v3's own command (./traefik pins
+#       the module; an ingress controller that implements Ingress and the
+#       Gateway API)
+#   gateway-api-crds: the Gateway API's standard channel, as upstream's
+#       standard-install.yaml has it (its CRDs and its safe-upgrades
+#       admission policy), copied from sigs.k8s.io/gateway-api's
+#       config/crd/standard at GATEWAY_API_VERSION
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-$(cd ../../.. && pwd)/target/k8s-bin}
@@ -78,4 +85,27 @@ if fresh cert-manager "$cert_manager_version"; then
   mkdir -p "$dest/crds"
   install -m 644 "$crds"/cert-manager.io_*.yaml "$dest/crds/" # the module cache is read-only
   finish cert-manager "$cert_manager_version"
+fi
+
+traefik_version=$(module_version traefik github.com/traefik/traefik/v3)
+if fresh traefik "$traefik_version"; then
+  (cd traefik && go build -trimpath \
+    -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik_version" \
+    -o "$OUT/traefik-$traefik_version/" github.com/traefik/traefik/v3/cmd/traefik)
+  finish traefik "$traefik_version"
+fi
+
+# Files only, no program, so no go.mod of ours pins it: the newest release
+# our Go can use (v1.7.0's go.mod asks for Go 1.27). Traefik is built
+# against its own pin (v1.4.0 for v3.6.12); these CRDs still serve every
+# version its provider watches (tests/k8s/README.md).
+GATEWAY_API_VERSION=v1.6.3
+if fresh gateway-api-crds "$GATEWAY_API_VERSION"; then
+  dir=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -d $dir/config/crd/standard ]] || {
+    echo "build.sh: no config/crd/standard in sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION ($dir)" >&2
+    exit 1
+  }
+  install -m 644 "$dir"/config/crd/standard/*.yaml "$OUT/gateway-api-crds-$GATEWAY_API_VERSION/"
+  finish gateway-api-crds "$GATEWAY_API_VERSION"
 fi

@@ -16,6 +16,10 @@
 #                  ./cert-manager); tls.mode=certManager with the chart's own
 #                  CA chain and with caSecretName, a renewal of both leaves
 #                  under load, and tls.spiffeOnly
+#   ingress        Traefik (./traefik) with its kubernetesIngress and
+#                  kubernetesGateway providers, and the Gateway API's
+#                  standard CRDs: say-hello through service2.ingress, then
+#                  through service2.httpRoute
 #
 # Source it in tests/k8s/run.sh after checks.sh, with ADDONS_BIN_* set from
 # tests/k8s/addons/build.sh's output, then call run_addon_checks.
@@ -813,6 +817,197 @@ cert_manager_stop() {
   return 0
 }
 
+# --- ingress ---------------------------------------------------------------------------
+# Traefik as a host process in node 1's namespace (an add-on of cluster.sh,
+# like cert-manager), as the user system:traefik with the rights upstream's
+# chart gives its kubernetesIngress and kubernetesGateway providers. It
+# serves HTTP on the node's address, as an edge proxy in front of the
+# cluster would, and sends each call to a pod's address from the
+# EndpointSlices, as upstream does by default. The IngressClass and
+# GatewayClass named traefik are the ones upstream's chart makes.
+TRAEFIK_PORT=8000 # entry point "web"; a Gateway listener must use this port
+TRAEFIK_PING_PORT=8082
+INGRESS_NAMESPACE=grpc-services-ingress
+INGRESS_RELEASE=ing
+INGRESS_HOST=say-hello.ingress.test
+GATEWAY_HOST=say-hello.gateway.test
+
+traefik_manifest() {
+  cat <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:traefik"}
+rules:
+  - {apiGroups: [""], resources: [nodes, services, configmaps, secrets, namespaces], verbs: [get, list, watch]}
+  - {apiGroups: [""], resources: [pods], verbs: [get]}
+  - {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+  - {apiGroups: [extensions, networking.k8s.io], resources: [ingressclasses, ingresses], verbs: [get, list, watch]}
+  - {apiGroups: [extensions, networking.k8s.io], resources: [ingresses/status], verbs: [update]}
+  - apiGroups: [gateway.networking.k8s.io]
+    resources: [backendtlspolicies, gatewayclasses, gateways, grpcroutes, httproutes, referencegrants, tcproutes, tlsroutes]
+    verbs: [get, list, watch]
+  - apiGroups: [gateway.networking.k8s.io]
+    resources: [backendtlspolicies/status, gatewayclasses/status, gateways/status, grpcroutes/status, httproutes/status,
+      tcproutes/status, tlsroutes/status]
+    verbs: [update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:traefik"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:traefik"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:traefik"}]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: traefik}
+spec: {controller: traefik.io/ingress-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: traefik}
+spec: {controllerName: traefik.io/gateway-controller}
+YAML
+}
+
+traefik_start() {
+  local i out crds cluster_sh=$ADDONS_DIR/../cluster.sh log=$STATE/logs/traefik.log
+  # Server-side: the HTTPRoute CRD (430 kB) does not fit client-side
+  # apply's last-applied annotation (256 kB).
+  kubectl apply --server-side -f "$ADDONS_BIN_GATEWAY_API_CRDS" >/dev/null || return 1
+  crds=$(kubectl get crd -o name | grep '\.gateway\.networking\.k8s\.io$')
+  # shellcheck disable=SC2086 # one argument per CRD
+  kubectl wait --for=condition=Established --timeout=60s $crds >/dev/null || return 1
+  "$cluster_sh" client traefik system:traefik || return 1
+  traefik_manifest | kubectl apply -f - >/dev/null || return 1
+  # One controller only: a kept cluster may have one. KUBECONFIG is how
+  # Traefik's Kubernetes providers take a kubeconfig (its own flags take
+  # only an endpoint and a token).
+  if ! kill -0 "$(cat "$STATE/pids/traefik" 2>/dev/null)" 2>/dev/null; then
+    "$cluster_sh" add-on traefik env KUBECONFIG="$STATE/traefik.kubeconfig" "$ADDONS_BIN_TRAEFIK/traefik" \
+      --global.checkNewVersion=false --global.sendAnonymousUsage=false --log.level=INFO --log.noColor=true \
+      --entryPoints.web.address="$ADDONS_NODE_IP:$TRAEFIK_PORT" \
+      --entryPoints.traefik.address="$ADDONS_NODE_IP:$TRAEFIK_PING_PORT" --ping=true \
+      --providers.kubernetesIngress=true --providers.kubernetesIngress.ingressEndpoint.ip="$ADDONS_NODE_IP" \
+      --providers.kubernetesGateway=true --providers.kubernetesGateway.statusAddress.ip="$ADDONS_NODE_IP" ||
+      return 1
+  fi
+  for ((i = 0; i < 120; i++)); do
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    out=$(node_sh -c 'curl -s --max-time 2 "$1"' _ "http://$ADDONS_NODE_IP:$TRAEFIK_PING_PORT/ping")
+    [[ $out == OK ]] && break
+    kill -0 "$(cat "$STATE/pids/traefik")" 2>/dev/null || break
+    sleep 0.5
+  done
+  [[ $out == OK ]] || {
+    echo "Traefik does not answer /ping (log: $log)"
+    tail -5 "$log"
+    return 1
+  }
+  # Traefik's Gateway provider accepts the GatewayClass of its controller
+  # name once it runs.
+  kubectl wait --for=condition=Accepted --timeout=60s gatewayclass/traefik >/dev/null || {
+    echo "GatewayClass traefik not Accepted: $(kubectl get gatewayclass traefik -o jsonpath='{.status.conditions}')"
+    tail -5 "$log"
+    return 1
+  }
+  echo "CRDs: $(wc -w <<<"$crds") of gateway.networking.k8s.io, bundle $(kubectl get crd httproutes.gateway.networking.k8s.io \
+    -o jsonpath='{.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version} channel {.metadata.annotations.gateway\.networking\.k8s\.io/channel}')"
+  echo "Traefik $("$ADDONS_BIN_TRAEFIK/traefik" version | awk '/^Version:/ {print $2}') on $ADDONS_NODE_IP:$TRAEFIK_PORT: /ping OK, GatewayClass traefik Accepted"
+}
+
+# ingress_calls HOST NAME: through Traefik with the Host header HOST: waits
+# until the route answers (load.sh reachable: Traefik programs a route a
+# moment after it sees the object), then 20 say-hello calls, each of which
+# must answer 200 "Hello, NAME!" and echo its X-Request-ID.
+ingress_calls() {
+  local host=$1 url out
+  url="http://$ADDONS_NODE_IP:$TRAEFIK_PORT/api/v1/say-hello?name=$2"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  out=$(node_sh -c 'LOAD_HOST=$1 "$2" reachable "$3"' _ "$host" "$CHECKS_DIR/load.sh" "$url") || {
+    echo "Host $host through Traefik: $out"
+    return 1
+  }
+  echo "Host $host through Traefik: $out"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  out=$(node_sh -c 'LOAD_HOST=$1 "$2" echoes "$3" "$4" 20 "$5"' _ "$host" "$CHECKS_DIR/load.sh" "$url" \
+    "$2-$RANDOM" "\"Hello, ${2^^}!\"")
+  echo "20 say-hello calls with X-Request-ID through Traefik, Host $host: $out"
+  [[ $out == "sent 20 failed 0 echoed "* ]]
+}
+
+# no_route HOST: Traefik answers a say-hello for HOST with 404 (no router
+# matches), the negative control for the route the check just removed.
+no_route() {
+  local code
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  code=$(node_sh -c 'curl -s -o /dev/null -w "%{http_code}" --max-time 10 -H "Host: $1" "$2"' _ "$1" \
+    "http://$ADDONS_NODE_IP:$TRAEFIK_PORT/api/v1/say-hello?name=none")
+  echo "Host $1 through Traefik: HTTP $code (404 wanted: no route)"
+  [[ $code == 404 ]]
+}
+
+# service2.ingress with className traefik: Traefik takes the Ingress up
+# (its address in the Ingress's status), and say-hello answers through it.
+check_ingress() {
+  local ingress=$INGRESS_RELEASE-service2
+  no_route "$INGRESS_HOST" || return 1
+  helm_install "$INGRESS_RELEASE" "$INGRESS_NAMESPACE" --set service1.replicas=2,service2.replicas=1 \
+    --set service2.ingress.enabled=true,service2.ingress.className=traefik \
+    --set "service2.ingress.hosts[0]=$INGRESS_HOST" >/dev/null || return 1
+  kubectl -n "$INGRESS_NAMESPACE" wait --for=jsonpath='{.status.loadBalancer.ingress[0].ip}'="$ADDONS_NODE_IP" \
+    "ingress/$ingress" --timeout=60s >/dev/null || {
+    echo "Traefik did not take up Ingress $ingress within 60 s (log: $STATE/logs/traefik.log)"
+    tail -5 "$STATE/logs/traefik.log"
+    return 1
+  }
+  echo "Ingress $ingress: $(kubectl -n "$INGRESS_NAMESPACE" get ingress "$ingress" \
+    -o jsonpath='class {.spec.ingressClassName}, host {.spec.rules[0].host}, path {.spec.rules[0].http.paths[0].path} ({.spec.rules[0].http.paths[0].pathType}), address {.status.loadBalancer.ingress[0].ip} (written by Traefik)')"
+  ingress_calls "$INGRESS_HOST" ingress
+}
+
+# service2.httpRoute with service2.ingress off, attached to a Gateway of
+# GatewayClass traefik: the Gateway is Programmed, the route Accepted, and
+# say-hello answers through it; the Ingress's host no longer does.
+check_httproute() {
+  local route=$INGRESS_RELEASE-service2 status=0
+  # check_ingress's namespace, or a new one when this check runs alone.
+  kubectl get namespace "$INGRESS_NAMESPACE" >/dev/null 2>&1 || kubectl create namespace "$INGRESS_NAMESPACE" >/dev/null || return 1
+  kubectl apply -f - >/dev/null <<YAML || return 1
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: traefik, namespace: $INGRESS_NAMESPACE}
+spec:
+  gatewayClassName: traefik
+  listeners:
+    - {name: web, protocol: HTTP, port: $TRAEFIK_PORT}
+YAML
+  kubectl -n "$INGRESS_NAMESPACE" wait --for=condition=Programmed gateway/traefik --timeout=60s >/dev/null || {
+    echo "Gateway traefik not Programmed: $(kubectl -n "$INGRESS_NAMESPACE" get gateway traefik -o jsonpath='{.status.conditions}')"
+    return 1
+  }
+  echo "Gateway traefik: Programmed, address $(kubectl -n "$INGRESS_NAMESPACE" get gateway traefik -o jsonpath='{.status.addresses[0].value}')"
+  # The values of check_ingress's release, with the Ingress off.
+  helm_install "$INGRESS_RELEASE" "$INGRESS_NAMESPACE" --set service1.replicas=2,service2.replicas=1 \
+    --set service2.ingress.enabled=false --set service2.httpRoute.enabled=true --set-json 'service2.httpRoute.parentRefs=[{"name":"traefik","sectionName":"web"}]' \
+    --set "service2.httpRoute.hostnames[0]=$GATEWAY_HOST" >/dev/null || return 1
+  kubectl -n "$INGRESS_NAMESPACE" wait --timeout=60s "httproute/$route" \
+    --for=jsonpath='{.status.parents[0].conditions[?(@.type=="Accepted")].status}'=True >/dev/null || {
+    echo "HTTPRoute $route not Accepted: $(kubectl -n "$INGRESS_NAMESPACE" get httproute "$route" -o jsonpath='{.status}')"
+    return 1
+  }
+  echo "HTTPRoute $route: $(kubectl -n "$INGRESS_NAMESPACE" get httproute "$route" \
+    -o jsonpath='parent {.spec.parentRefs[0].name}/{.spec.parentRefs[0].sectionName}, hostname {.spec.hostnames[0]}, Accepted by {.status.parents[0].controllerName}'); Ingress: $(kubectl -n "$INGRESS_NAMESPACE" get ingress -o name | wc -l) left"
+  ingress_calls "$GATEWAY_HOST" gateway || status=1
+  no_route "$INGRESS_HOST" || status=1
+  return $status
+}
+
+ingress_stop() {
+  helm uninstall "$INGRESS_RELEASE" --namespace "$INGRESS_NAMESPACE" --wait >/dev/null 2>&1
+  kubectl delete namespace "$INGRESS_NAMESPACE" --timeout=120s >/dev/null 2>&1
+  return 0
+}
+
 # run_addon_checks: every add-on check, or those named in $CHECKS.
 run_addon_checks() {
   local host=otel-collector.$OTEL_NAMESPACE.svc
@@ -856,5 +1051,14 @@ run_addon_checks() {
       run_check "A4. tls.certManager.caSecretName: leaves from our own root CA in a Secret, say-hello over them" check_cert_manager_ca_secret
     fi
     cert_manager_stop
+  fi
+  if addon_wanted ingress; then
+    local failed_before=$checks_failed
+    run_check "A5. Traefik ($(basename "$ADDONS_BIN_TRAEFIK")) with its Ingress and Gateway API providers, and the Gateway API CRDs ($(basename "$ADDONS_BIN_GATEWAY_API_CRDS" | sed 's/.*-v/v/'))" traefik_start
+    if ((checks_failed == failed_before)); then
+      run_check "A5. service2.ingress (class traefik): 20 say-hello calls through Traefik, each 200 with its X-Request-ID echoed" check_ingress
+      run_check "A5. service2.httpRoute on a Gateway of class traefik, ingress off: the same through the Gateway, the Ingress's host gone" check_httproute
+    fi
+    ingress_stop
   fi
 }
