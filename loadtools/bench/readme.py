@@ -48,11 +48,13 @@ def figures(doc, source):
 
 
 def rewrite(readme_text, lines):
-    before, sep, rest = readme_text.partition(BEGIN + "\n")
-    middle, sep2, after = rest.partition(END + "\n")
-    if not sep or not sep2 or BEGIN in after or BEGIN in before:
+    begin, end = BEGIN + "\n", END + "\n"
+    if readme_text.count(begin) != 1 or readme_text.count(end) != 1 or (
+            readme_text.index(end) < readme_text.index(begin)):
         raise Refused(f"README.md needs exactly one {BEGIN} line followed by one {END} line")
-    return before + BEGIN + "\n" + "\n".join(lines) + "\n" + END + "\n" + after
+    before, _, rest = readme_text.partition(begin)
+    _, _, after = rest.partition(end)
+    return before + begin + "\n".join(lines) + "\n" + end + after
 
 
 def main(argv):

@@ -39,7 +39,12 @@ def test_a_smoke_run_or_a_dirty_tree_is_refused(measured):
         readme.figures(doc_of(cfg, measured(cfg)[0]), "results.json")
 
 
-@pytest.mark.parametrize("text", ["no markers\n", README + README], ids=["none", "two pairs"])
+@pytest.mark.parametrize("text", [
+    "no markers\n",
+    README + README,
+    README.replace("<!-- bench:begin -->\n", "<!-- bench:begin -->\n<!-- bench:begin -->\n"),
+    "<!-- bench:end -->\n<!-- bench:begin -->\n",
+], ids=["none", "two pairs", "two begins", "end first"])
 def test_a_readme_without_exactly_one_pair_of_markers_is_refused(text):
     with pytest.raises(readme.Refused, match="exactly one"):
         readme.rewrite(text, ["figures"])
