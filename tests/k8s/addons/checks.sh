@@ -258,6 +258,20 @@ otel_stop() {
 METRICS_SERVER_PORT=4443
 ADDONS_NODE_IP=10.213.0.2 # cluster.sh's node address
 
+# user_binding NAME ROLE USER: a ClusterRoleBinding of the ClusterRole ROLE
+# to USER, the name in an add-on's own client certificate (each add-on runs
+# as a user of its own, not as the cluster's admin).
+user_binding() {
+  cat <<YAML
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "$1"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "$2"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "$3"}]
+YAML
+}
+
 metrics_server_manifest() {
   cat <<YAML
 apiVersion: rbac.authorization.k8s.io/v1
@@ -266,18 +280,10 @@ metadata: {name: "system:metrics-server"}
 rules:
   - {apiGroups: [""], resources: [nodes/metrics], verbs: [get]}
   - {apiGroups: [""], resources: [pods, nodes], verbs: [get, list, watch]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "system:metrics-server"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:metrics-server"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "metrics-server:system:auth-delegator"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+YAML
+  user_binding "system:metrics-server" "system:metrics-server" "system:metrics-server"
+  user_binding "metrics-server:system:auth-delegator" "system:auth-delegator" "system:metrics-server"
+  cat <<YAML
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -466,13 +472,8 @@ rules:
   - apiGroups: [""]
     resources: [events]
     verbs: [create, patch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "system:cert-manager"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:cert-manager"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:cert-manager"}]
 YAML
+  user_binding "system:cert-manager" "system:cert-manager" "system:cert-manager"
 }
 
 cert_manager_start() {
@@ -850,12 +851,9 @@ rules:
     resources: [backendtlspolicies/status, gatewayclasses/status, gateways/status, grpcroutes/status, httproutes/status,
       tcproutes/status, tlsroutes/status]
     verbs: [update]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "system:traefik"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:traefik"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:traefik"}]
+YAML
+  user_binding "system:traefik" "system:traefik" "system:traefik"
+  cat <<'YAML'
 ---
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
