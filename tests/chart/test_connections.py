@@ -1,5 +1,5 @@
 """What each pod lets its clients hold (issue 26): connections per port, TLS
-handshakes, HTTP/2 streams and the write timeout, from values to both
+handshakes, HTTP/2 streams, /metrics responses and the write timeout, from values to both
 services' environment, bounded by the schema."""
 
 import helm_python
@@ -11,6 +11,8 @@ CONNECTION_SETTINGS = {
     "ADMIN_MAX_CONNECTIONS": "256",
     "HTTP2_MAX_CONCURRENT_STREAMS": "128",
     "HTTP_WRITE_TIMEOUT": "10s",
+    "ADMIN_MAX_CONCURRENT_STREAMS": "16",
+    "ADMIN_MAX_METRICS_RESPONSES": "4",
 }
 
 
@@ -27,7 +29,14 @@ def test_defaults_reach_both_services_as_the_binaries_own_defaults(default):
 def test_changed_values_reach_both_services():
     rendered = render(
         {
-            "connections": {"max": 100, "adminMax": 10, "http2MaxConcurrentStreams": 8, "writeTimeoutSeconds": 3},
+            "connections": {
+                "max": 100,
+                "adminMax": 10,
+                "http2MaxConcurrentStreams": 8,
+                "writeTimeoutSeconds": 3,
+                "adminMaxConcurrentStreams": 2,
+                "adminMaxMetricsResponses": 9,
+            },
             "service1": {"maxTlsHandshakes": 16, "grpcMaxConnections": 32},
         }
     )
@@ -38,6 +47,8 @@ def test_changed_values_reach_both_services():
             "ADMIN_MAX_CONNECTIONS": "10",
             "HTTP2_MAX_CONCURRENT_STREAMS": "8",
             "HTTP_WRITE_TIMEOUT": "3s",
+            "ADMIN_MAX_CONCURRENT_STREAMS": "2",
+            "ADMIN_MAX_METRICS_RESPONSES": "9",
         }
     assert rendered.config("service1")["MAX_TLS_HANDSHAKES"] == "16"
     assert rendered.config("service1")["GRPC_MAX_CONNECTIONS"] == "32"
@@ -50,6 +61,8 @@ def test_changed_values_reach_both_services():
         ({"connections": {"adminMax": 0}}, "/connections/adminMax"),
         ({"connections": {"http2MaxConcurrentStreams": 1025}}, "/connections/http2MaxConcurrentStreams"),
         ({"connections": {"writeTimeoutSeconds": 0}}, "/connections/writeTimeoutSeconds"),
+        ({"connections": {"adminMaxConcurrentStreams": 0}}, "/connections/adminMaxConcurrentStreams"),
+        ({"connections": {"adminMaxMetricsResponses": 1025}}, "/connections/adminMaxMetricsResponses"),
         ({"connections": {"maxConnections": 5}}, "/connections"),
         ({"service1": {"maxTlsHandshakes": 0}}, "/service1/maxTlsHandshakes"),
         ({"service1": {"grpcMaxConnections": 0}}, "/service1/grpcMaxConnections"),

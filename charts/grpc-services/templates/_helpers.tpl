@@ -293,6 +293,8 @@ SHUTDOWN_GRACE: {{ include "grpc-services.seconds" $v.shutdownGraceSeconds | quo
 MAX_CONNECTIONS: {{ int $v.connections.max | quote }}
 ADMIN_MAX_CONNECTIONS: {{ int $v.connections.adminMax | quote }}
 HTTP2_MAX_CONCURRENT_STREAMS: {{ int $v.connections.http2MaxConcurrentStreams | quote }}
+ADMIN_MAX_CONCURRENT_STREAMS: {{ int $v.connections.adminMaxConcurrentStreams | quote }}
+ADMIN_MAX_METRICS_RESPONSES: {{ int $v.connections.adminMaxMetricsResponses | quote }}
 HTTP_WRITE_TIMEOUT: {{ include "grpc-services.seconds" $v.connections.writeTimeoutSeconds | quote }}
 TLS_MODE: "mtls"
 TLS_CERT: "/etc/tls/tls.crt"
