@@ -161,13 +161,19 @@ check_balancing() {
   return $ok
 }
 
+# load_stop_name: a STOP_FILE path for `load.sh until` that no earlier load
+# used, in this run or a previous one (load.sh removes it when it stops). A
+# name from $$ and $RANDOM alone once matched an earlier check's file of the
+# same run, and check s's load stopped before its first call ("sent 0").
+load_stop_name() { echo "/tmp/grpc-services-load-stop-$(date +%s%N)-$BASHPID"; }
+
 # under_load DESCRIPTION COMMAND...: runs COMMAND while load.sh sends calls to
 # service2's ClusterIP; ok when COMMAND succeeds and no call failed.
 under_load() {
   local what=$1 url stop out load_pid status=0
   shift
   url=$(service_url "$NAMESPACE" "$RELEASE-service2" /api/v1/say-hello?name=load)
-  stop=/tmp/grpc-services-load-stop-$$-$RANDOM
+  stop=$(load_stop_name)
   node_sh "$CHECKS_DIR/load.sh" until "$url" "$stop" >"$CHECKS_TMP/load.out" &
   load_pid=$!
   "$@" >"$CHECKS_TMP/cmd.out" 2>&1 || status=$?

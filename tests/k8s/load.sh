@@ -7,7 +7,9 @@
 #                                    ids PREFIX-1..COUNT; prints "sent N failed M"
 #                                    and, for each failure, "ID:STATUS@Ss"
 #   load.sh until URL STOP_FILE      GETs back to back (two at a time) until
-#                                    STOP_FILE exists, at most 10 minutes;
+#                                    STOP_FILE exists (then removes it), at
+#                                    most 10 minutes; a STOP_FILE there
+#                                    before the first call is an error;
 #                                    prints "sent N failed M longest S" and,
 #                                    for each failure, the status and time
 #   load.sh reachable URL            GETs URL every half second until one
@@ -57,6 +59,12 @@ case $mode in
     ;;
   until)
     stop=${3:?stop file} sent=0 failed=0 longest=0 deadline=$((SECONDS + 600)) failures=()
+    # A stop file there before the first call is another load's: say so
+    # rather than stop at once with nothing sent.
+    [[ -e $stop ]] && {
+      echo "sent 0 failed 0 longest 0.000s (the stop file $stop was there before the first call)"
+      exit 1
+    }
     while [[ ! -e $stop ]] && ((SECONDS < deadline)); do
       # Two calls at once, so the load is steady rather than one at a time.
       results=$({
@@ -73,6 +81,7 @@ case $mode in
         fi
       done <<<"$results"
     done
+    rm -f "$stop"
     printf 'sent %d failed %d longest %d.%03ds %s\n' "$sent" "$failed" $((longest / 1000000)) \
       $((longest / 1000 % 1000)) "${failures[*]:0:10}"
     ;;

@@ -231,7 +231,7 @@ check_node_freeze() {
   read -r node s2pod ip <<<"$target"
   echo "freezing $node (service1 pods: $(pods_on "$NAMESPACE" "$(s1_selector "$RELEASE")" | awk -v n="$node" '$2 == n' | grep -c .)); load to service2 $s2pod ($ip) on the other node"
   url="http://$ip:$(service2_http_port)/api/v1/say-hello?name=freeze"
-  stop=/tmp/grpc-services-load-stop-$$-$RANDOM
+  stop=$(load_stop_name)
   node_sh "$CHECKS_DIR/load.sh" until "$url" "$stop" >"$CHECKS_TMP/load.out" &
   load_pid=$!
   freeze_until_noticed "$node" || status=1
