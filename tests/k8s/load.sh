@@ -12,9 +12,10 @@
 #                                    before the first call is an error;
 #                                    prints "sent N failed M longest S" and,
 #                                    for each failure, the status and time
-#   load.sh reachable URL            GETs URL every half second until one
-#                                    answers 200, at most 30 s; prints
-#                                    "first 200 after N tries" (exit 1 if none)
+#   load.sh reachable URL [STATUS]   GETs URL every half second until one
+#                                    answers STATUS (200 unless given), at
+#                                    most 30 s; prints "first STATUS after N
+#                                    tries" (exit 1 if none)
 #   load.sh echoes URL PREFIX COUNT BODY
 #                                    as calls, but a call counts only if it
 #                                    answers 200 with BODY and echoes its
@@ -89,15 +90,18 @@ case $mode in
     # A Service is Ready for helm --wait once its pods are, but the node's
     # kube-proxy programs its endpoints a moment later; until then a call is
     # refused at once (000 at 0 s), which is Kubernetes', not the chart's, doing.
+    # A route removed is the same the other way round: a router stops
+    # answering a moment after its object is gone (404 wanted then).
+    wanted=${3:-200}
     for ((i = 1; i <= 60; i++)); do
       read -r code _ < <(one "reachable-$i")
-      [[ $code == 200 ]] && {
-        echo "first 200 after $i tries"
+      [[ $code == "$wanted" ]] && {
+        echo "first $wanted after $i tries"
         exit 0
       }
       sleep 0.5
     done
-    echo "no 200 in 60 tries (30 s), last status $code"
+    echo "no $wanted in 60 tries (30 s), last status $code"
     exit 1
     ;;
   echoes)
