@@ -128,6 +128,10 @@ def main():
     cfg = settings()
     oha, oha_version = prepare(cfg)
     prepared = time.monotonic()
+    if cfg["prepare_only"]:
+        log(f"prepared in {prepared - started:.0f} s (BENCH_PREPARE_ONLY=1: builds and "
+            f"{oha_version}; nothing measured)")
+        return 0
     stamp = utc_stamp()
     outdir = cfg["results_dir"] / f"bench-{stamp}"
     outdir.mkdir(parents=True, exist_ok=False)

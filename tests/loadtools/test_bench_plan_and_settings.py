@@ -53,3 +53,19 @@ def test_smoke_mode_is_one_round_of_one_second_runs_unless_told_otherwise(monkey
     assert (cfg["smoke"], cfg["rounds"], cfg["duration_s"], cfg["warmup_s"]) == (True, 1, 1.0, 0.5)
     monkeypatch.setenv("BENCH_ROUNDS", "2")
     assert bench_settings.settings()["rounds"] == 2
+
+
+def test_prepare_only_builds_and_installs_then_measures_nothing(monkeypatch, tmp_path):
+    from loadtools.bench import __main__ as bench_main
+    monkeypatch.setenv("BENCH_PREPARE_ONLY", "1")
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(tmp_path / "results"))
+    prepared = []
+    monkeypatch.setattr(bench_main, "prepare",
+                        lambda cfg: prepared.append(cfg["baselines"]) or ("oha", "oha 1.16.0"))
+
+    def measured(*_):
+        raise AssertionError("BENCH_PREPARE_ONLY=1 ran a measurement")
+    monkeypatch.setattr(bench_main, "run_all", measured)
+    assert bench_main.main() == 0
+    assert prepared == [["baseline", "go"]]
+    assert not (tmp_path / "results").exists()
