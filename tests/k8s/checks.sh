@@ -95,6 +95,20 @@ print("%s/%s" % (e["ready"], e["known"]))')")
   echo "${out[*]}"
 }
 
+# every_replica_in_use: waits (at most 60 s) until every service2 pod sees all
+# the service1 replicas ready.
+every_replica_in_use() {
+  local want seen i
+  want=$(kubectl -n "$NAMESPACE" get "deploy/$RELEASE-service1" -o jsonpath='{.spec.replicas}')
+  for ((i = 0; i < 60; i++)); do
+    seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
+    [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$want/$want" ]] && return 0
+    sleep 1
+  done
+  echo "service2 pods see $seen (ready/known), not $want/$want, after 60 s"
+  return 1
+}
+
 # --- a. install ---------------------------------------------------------------------
 check_install() {
   helm_install "$RELEASE" "$NAMESPACE" >/dev/null || return 1
@@ -126,18 +140,25 @@ check_helm_test() {
 
 # --- c. port-forward ----------------------------------------------------------------
 check_port_forward() {
-  local request_id=pf-$$-$RANDOM out pod s1_hits=0 s2_hits=0
+  local request_id=pf-$$-$RANDOM out pod s1_hits s2_hits i
   out=$(local_sh "$CHECKS_DIR/port-forward.sh" "$NAMESPACE" "svc/$RELEASE-service2" "$PF_PORT" 80 "$request_id") || {
     echo "$out"
     return 1
   }
   echo "$out"
-  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector "$RELEASE")" -o name); do
-    kubectl -n "$NAMESPACE" logs "$pod" | grep -qF "\"request_id\":\"$request_id\"" && s2_hits=$((s2_hits + 1))
-  done
-  for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o name); do
-    kubectl -n "$NAMESPACE" logs "$pod" | grep -F "\"request_id\":\"$request_id\"" | grep -qF 'grpc call served' &&
-      s1_hits=$((s1_hits + 1))
+  # service1 writes its access line when the response body is dropped, which
+  # may come a moment after service2 has passed the answer on.
+  for ((i = 0; i < 10; i++)); do
+    s1_hits=0 s2_hits=0
+    for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s2_selector "$RELEASE")" -o name); do
+      kubectl -n "$NAMESPACE" logs "$pod" | grep -qF "\"request_id\":\"$request_id\"" && s2_hits=$((s2_hits + 1))
+    done
+    for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o name); do
+      kubectl -n "$NAMESPACE" logs "$pod" | grep -F "\"request_id\":\"$request_id\"" | grep -qF 'grpc call served' &&
+        s1_hits=$((s1_hits + 1))
+    done
+    ((s2_hits == 1 && s1_hits == 1)) && break
+    sleep 1
   done
   echo "request id $request_id in the logs of $s2_hits service2 pod(s) and $s1_hits service1 pod(s)"
   ((s2_hits == 1 && s1_hits == 1))
@@ -149,6 +170,8 @@ check_port_forward() {
 # pod whose first answers were slow (just started) gets fewer for a while.
 check_balancing() {
   local prefix=bal-$$-$RANDOM url out pod served min=30 ok=0
+  # service2 is Ready once it has found one replica, not every one.
+  every_replica_in_use || return 1
   url=$(service_url "$NAMESPACE" "$RELEASE-service2" /api/v1/say-hello?name=balance)
   out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "$prefix" 300)
   echo "300 calls through service2's ClusterIP: $out"
@@ -230,22 +253,23 @@ check_upgrade() {
 
 # --- g. scaling ---------------------------------------------------------------------
 # scale_and_follow N: scales service1 to N; ok when every service2 pod reports
-# N ready and N known replicas within 30 s of the Deployment being ready.
+# N ready and N known replicas within 60 s of the Deployment being ready.
 scale_and_follow() {
-  local n=$1 i seen
+  local n=$1 i seen t0
   kubectl -n "$NAMESPACE" scale "deploy/$RELEASE-service1" --replicas "$n" &&
     kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m || return 1
-  # Pods scaled away are gone from DNS only once they finish draining.
-  kubectl -n "$NAMESPACE" wait --for=delete pod -l "$(s1_selector "$RELEASE")" --field-selector=status.phase!=Running --timeout 60s >/dev/null 2>&1 || true
-  for ((i = 0; i < 30; i++)); do
+  # Pods scaled away are gone from DNS only once they finish draining, which
+  # the polls below wait out.
+  t0=$SECONDS
+  for ((i = 0; i < 60 && SECONDS - t0 < 60; i++)); do
     seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
     if [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$n/$n" ]]; then
-      echo "service1 scaled to $n: every service2 pod sees $n/$n (ready/known) after ${i}s"
+      echo "service1 scaled to $n: every service2 pod sees $n/$n (ready/known) after $((SECONDS - t0)) s"
       return 0
     fi
     sleep 1
   done
-  echo "service1 scaled to $n: service2 pods see $seen (ready/known) after 30 s"
+  echo "service1 scaled to $n: service2 pods see $seen (ready/known) after $((SECONDS - t0)) s"
   return 1
 }
 scale_to_5_then_1() { scale_and_follow 5 && scale_and_follow 1; }

@@ -23,20 +23,6 @@ ejections() {
   echo "$total"
 }
 
-# every_replica_in_use: waits (at most 60 s) until every service2 pod sees all
-# the service1 replicas ready.
-every_replica_in_use() {
-  local want seen i
-  want=$(kubectl -n "$NAMESPACE" get "deploy/$RELEASE-service1" -o jsonpath='{.spec.replicas}')
-  for ((i = 0; i < 60; i++)); do
-    seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
-    [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$want/$want" ]] && return 0
-    sleep 1
-  done
-  echo "service2 pods see $seen (ready/known), not $want/$want, after 60 s"
-  return 1
-}
-
 # with_one_service1_pod MODE INDEX: injects MODE (node-faults.sh) into the
 # INDEXth service1 pod, then waits until every service1 pod is Ready again;
 # ok when service2 ejected it meanwhile.

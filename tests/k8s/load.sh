@@ -92,8 +92,9 @@ case $mode in
     # refused at once (000 at 0 s), which is Kubernetes', not the chart's, doing.
     # A route removed is the same the other way round: a router stops
     # answering a moment after its object is gone (404 wanted then).
+    # Bounded by time too: a call that hangs takes up to 10 s (--max-time).
     wanted=${3:-200}
-    for ((i = 1; i <= 60; i++)); do
+    for ((i = 1; i <= 60 && SECONDS < 30; i++)); do
       read -r code _ < <(one "reachable-$i")
       [[ $code == "$wanted" ]] && {
         echo "first $wanted after $i tries"
@@ -101,7 +102,7 @@ case $mode in
       }
       sleep 0.5
     done
-    echo "no $wanted in 60 tries (30 s), last status $code"
+    echo "no $wanted in $((i - 1)) tries ($SECONDS s), last status $code"
     exit 1
     ;;
   echoes)

@@ -301,7 +301,8 @@ from_pod() {
   for dir in /proc/[0-9]*; do
     grep -qE "pod(${uid}|${uid//-/_})" "$dir/cgroup" 2>/dev/null && { pid=${dir#/proc/}; break; }
   done
-  [[ -n $pid ]] || { echo "no process of pod $2"; return 1; }
+  # "closed" must mean the connection, not a namespace that was not there.
+  [[ -n $pid && -e /proc/$pid/ns/net ]] || { echo "no process of pod $2"; return 1; }
   if nsenter --net="/proc/$pid/ns/net" timeout 3 bash -c "exec 3<>/dev/tcp/$3/$4" 2>/dev/null; then
     echo open
   else
@@ -326,6 +327,7 @@ check_network_policy_egress() {
   for ((i = 0; i < 10; i++)); do
     out=$(from_pod "$namespace" "$s2" "${target%:*}" "${target#*:}")
     [[ $out == open ]] && break
+    sleep 0.5
   done
   echo "egress off: service2 pod $s2 ($node) to service1's admin port $target: $out (kube-router: $(egress_rules "$namespace" "$s2" "$node" "$release-service2") egress rules)"
   [[ $out == open ]] || status=1

@@ -212,7 +212,7 @@ otel_start() {
 # server span, from the release's pods of this revision, all through the
 # collector's RECEIVER (grpc, http, grpc-tls, http-tls).
 check_otel_export() {
-  local receiver=$1 protocol=$2 endpoint=$3 secret=${4:-} request_id url i out
+  local receiver=$1 protocol=$2 endpoint=$3 secret=${4:-} request_id url i out pods
   request_id=otel-$receiver-$RANDOM$RANDOM
   helm_install "$OTEL_RELEASE" "$OTEL_APP_NAMESPACE" \
     --set service1.replicas=2,service2.replicas=1 \
@@ -220,13 +220,24 @@ check_otel_export() {
   # --wait returns once the new pods are Ready; the old ones drain a while
   # longer and could still take the call.
   for ((i = 0; i < 120; i++)); do
-    [[ $(kubectl -n "$OTEL_APP_NAMESPACE" get pods -l app.kubernetes.io/instance=$OTEL_RELEASE -o name | wc -l) == 3 ]] && break
+    pods=$(kubectl -n "$OTEL_APP_NAMESPACE" get pods -l app.kubernetes.io/instance=$OTEL_RELEASE -o name | wc -l)
+    ((pods == 3)) && break
     sleep 1
   done
+  ((pods == 3)) || {
+    echo "$pods pods of release $OTEL_RELEASE after 120 s, not the 3 of this revision"
+    return 1
+  }
   kubectl -n "$OTEL_APP_NAMESPACE" get pods -o json >"$CHECKS_TMP/otel/pods.json" || return 1
   url=$(service_url "$OTEL_APP_NAMESPACE" "$OTEL_RELEASE-service2" /api/v1/say-hello?name=otel)
+  # A fresh install's Service answers a moment after its pods are Ready
+  # (kube-proxy); the calls this waits with have request ids of their own.
+  out=$(reachable "$url") || {
+    echo "service2's Service: $out"
+    return 1
+  }
   # shellcheck disable=SC2016 # expanded by the inner bash
-  out=$(node_sh -c 'curl -s -o /dev/null -w "%{http_code}" -H "X-Request-ID: $2" "$1"' _ "$url" "$request_id")
+  out=$(node_sh -c 'curl -s -o /dev/null -w "%{http_code}" --max-time 10 -H "X-Request-ID: $2" "$1"' _ "$url" "$request_id")
   echo "say-hello with X-Request-ID $request_id, spans over $protocol to $endpoint: HTTP $out"
   [[ $out == 200 ]] || return 1
   # Spans leave in batches (every 5 s by default, OTEL_BSP_SCHEDULE_DELAY).
@@ -399,7 +410,8 @@ HPA_MAX=3
 # calls every one of them, and after the load it scales back to 1; a
 # trickle of calls goes on meanwhile. Zero failed requests throughout.
 check_hpa() {
-  local url stop=/tmp/grpc-services-hpa-stop-$$ trickle_stop=/tmp/grpc-services-hpa-trickle-$$ status=0
+  local url stop trickle_stop status=0
+  stop=$(load_stop_name) trickle_stop=$(load_stop_name)-trickle
   HPA_T0=$SECONDS
   helm_install "$HPA_RELEASE" "$HPA_NAMESPACE" --set service2.replicas=1 \
     --set service1.autoscaling.enabled=true,service1.autoscaling.minReplicas=1,service1.autoscaling.maxReplicas=$HPA_MAX \
@@ -408,8 +420,8 @@ check_hpa() {
     >/dev/null || return 1
   url=$(service_url "$HPA_NAMESPACE" "$HPA_RELEASE-service2" /api/v1/say-hello?name=hpa)
   echo "idle, then load (two calls at a time) through service2:"
-  wait_replicas 1 60 || return 1
-  rm -f "$stop" "$trickle_stop"
+  wait_replicas 1 120 || return 1
+  reachable "$url" >/dev/null || return 1
   node_sh "$CHECKS_DIR/load.sh" until "$url" "$stop" >"$CHECKS_TMP/hpa-load.out" &
   # Scaled up: more than the one replica there was (up to HPA_MAX, as far
   # as the load drives the CPU on a shared machine).
@@ -418,10 +430,10 @@ check_hpa() {
   node_touch "$stop"
   wait
   echo "load: $(cat "$CHECKS_TMP/hpa-load.out")"
-  grep -q ' failed 0 ' "$CHECKS_TMP/hpa-load.out" || status=1
+  grep -q '^sent [1-9][0-9]* failed 0 ' "$CHECKS_TMP/hpa-load.out" || status=1
   echo "after the load (one call every 0.2 s meanwhile):"
   # shellcheck disable=SC2016 # expanded by the inner bash
-  node_sh -c 'sent=0 failed=0; while [[ ! -e $2 ]] && ((sent < 3000)); do
+  node_sh -c 'sent=0 failed=0; while [[ ! -e $2 ]] && ((sent < 3000 && SECONDS < 600)); do
       code=$(curl -s -o /dev/null -w "%{http_code}" --max-time 10 -H "X-Request-ID: trickle-$sent" "$1")
       sent=$((sent + 1)); [[ $code == 200 ]] || failed=$((failed + 1)); sleep 0.2
     done; echo "sent $sent failed $failed"' _ "$url" "$trickle_stop" >"$CHECKS_TMP/hpa-trickle.out" &
@@ -429,8 +441,8 @@ check_hpa() {
   node_touch "$trickle_stop"
   wait
   echo "trickle: $(cat "$CHECKS_TMP/hpa-trickle.out")"
-  grep -q ' failed 0$' "$CHECKS_TMP/hpa-trickle.out" || status=1
-  rm -f "$stop" "$trickle_stop"
+  grep -q '^sent [1-9][0-9]* failed 0$' "$CHECKS_TMP/hpa-trickle.out" || status=1
+  rm -f "$trickle_stop"
   helm uninstall "$HPA_RELEASE" --namespace "$HPA_NAMESPACE" --wait >/dev/null 2>&1
   return $status
 }
@@ -528,7 +540,7 @@ readyz_serial() {
 # service2's client certificate from DIR).
 wire_serial() {
   # shellcheck disable=SC2016 # expanded by the inner bash
-  node_sh -c 'openssl s_client -connect "$1:$2" -servername "$3" -verify_hostname "$3" -verify_return_error -alpn h2 \
+  node_sh -c 'timeout 10 openssl s_client -connect "$1:$2" -servername "$3" -verify_hostname "$3" -verify_return_error -alpn h2 \
       -CAfile "$4/ca.crt" -cert "$4/s2.crt" -key "$4/s2.key" </dev/null 2>/dev/null |
     openssl x509 -noout -serial' _ "$1" "$CM_GRPC_PORT" "$2" "$3" | sed 's/^serial=//; s/^0*//' | tr 'A-F' 'a-f'
 }
@@ -556,6 +568,11 @@ grpc_status() {
 cm_say_hello() {
   local url out
   url=$(service_url "$1" "$2-service2" /api/v1/say-hello?name=cert-manager)
+  # A fresh install's Service answers a moment after its pods are Ready.
+  out=$(reachable "$url") || {
+    echo "service2's Service: $out"
+    return 1
+  }
   out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "cm-$RANDOM" 20)
   echo "say-hello through service2: $out"
   [[ $out == "sent 20 failed 0" ]]
