@@ -253,7 +253,7 @@ check_upgrade() {
 
 # --- g. scaling ---------------------------------------------------------------------
 # scale_and_follow N: scales service1 to N; ok when every service2 pod reports
-# N ready and N known replicas within 60 s of the Deployment being ready.
+# N ready and N known replicas within 30 s of the Deployment being ready.
 scale_and_follow() {
   local n=$1 i seen t0
   kubectl -n "$NAMESPACE" scale "deploy/$RELEASE-service1" --replicas "$n" &&
@@ -261,7 +261,7 @@ scale_and_follow() {
   # Pods scaled away are gone from DNS only once they finish draining, which
   # the polls below wait out.
   t0=$SECONDS
-  for ((i = 0; i < 60 && SECONDS - t0 < 60; i++)); do
+  for ((i = 0; i < 60 && SECONDS - t0 < 30; i++)); do
     seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
     if [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$n/$n" ]]; then
       echo "service1 scaled to $n: every service2 pod sees $n/$n (ready/known) after $((SECONDS - t0)) s"
