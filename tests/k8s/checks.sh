@@ -166,19 +166,22 @@ check_port_forward() {
 
 # --- d. balancing -------------------------------------------------------------------
 # Every pod serves a share (connection-level balancing would give one pod all
-# of them); not an equal one, since selection weighs each pod's latency, and a
-# pod whose first answers were slow (just started) gets fewer for a while.
+# of them); not an equal one, since selection weighs each pod's latency: a
+# pod on another node than the service2 pod, or one whose first answers were
+# slow (just started), gets fewer, and keeps a share only as its estimate
+# decays. On kind such a pod served 46 and 27 of 300 (a 10 % floor failed
+# once), so the run is 600 calls and the floor 5 %.
 check_balancing() {
-  local prefix=bal-$$-$RANDOM url out pod served min=30 ok=0
+  local prefix=bal-$$-$RANDOM url out pod served calls=600 min=30 ok=0
   # service2 is Ready once it has found one replica, not every one.
   every_replica_in_use || return 1
   url=$(service_url "$NAMESPACE" "$RELEASE-service2" /api/v1/say-hello?name=balance)
-  out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "$prefix" 300)
-  echo "300 calls through service2's ClusterIP: $out"
-  [[ $out == "sent 300 failed 0" ]] || ok=1
+  out=$(node_sh "$CHECKS_DIR/load.sh" calls "$url" "$prefix" "$calls")
+  echo "$calls calls through service2's ClusterIP: $out"
+  [[ $out == "sent $calls failed 0" ]] || ok=1
   for pod in $(kubectl -n "$NAMESPACE" get pods -l "$(s1_selector "$RELEASE")" -o name); do
     served=$(kubectl -n "$NAMESPACE" logs "$pod" | grep -F "\"request_id\":\"$prefix-" | grep -cF 'grpc call served')
-    echo "$pod served $served (at least $min wanted: 10 %)"
+    echo "$pod ($(kubectl -n "$NAMESPACE" get "$pod" -o jsonpath='{.spec.nodeName}')) served $served (at least $min wanted: 5 %)"
     ((served >= min)) || ok=1
   done
   return $ok
@@ -323,7 +326,7 @@ run_all_checks() {
       install) run_check "a. helm install --wait: every pod Ready through native gRPC probes" check_install ;;
       helm_test) run_check "b. helm test, right after install" check_helm_test ;;
       port_forward) run_check "c. kubectl port-forward to service2; request id echoed and in both services' logs" check_port_forward ;;
-      balancing) run_check "d. 300 calls balanced per request over the 3 service1 pods (each >= 10 %)" check_balancing ;;
+      balancing) run_check "d. 600 calls balanced per request over the 3 service1 pods (each >= 5 %)" check_balancing ;;
       delete_pod) run_check "e. kubectl delete pod (service1) under load: no failed request" check_delete_pod ;;
       restart_service1) run_check "e. rollout restart service1 under load: no failed request" check_restart_service1 ;;
       restart_service2) run_check "e. rollout restart service2 under load: no failed request" check_restart_service2 ;;
