@@ -95,18 +95,32 @@ print("%s/%s" % (e["ready"], e["known"]))')")
   echo "${out[*]}"
 }
 
-# every_replica_in_use: waits (at most 60 s) until every service2 pod sees all
-# the service1 replicas ready.
-every_replica_in_use() {
-  local want seen i
-  want=$(kubectl -n "$NAMESPACE" get "deploy/$RELEASE-service1" -o jsonpath='{.spec.replicas}')
-  for ((i = 0; i < 60; i++)); do
+# service2_sees N SECONDS: waits, at most SECONDS, until every service2 pod
+# reports N ready and N known service1 replicas; prints how long that took,
+# or what they saw instead.
+service2_sees() {
+  local n=$1 t0=$SECONDS seen
+  while ((SECONDS - t0 < $2)); do
     seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
-    [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$want/$want" ]] && return 0
+    if [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$n/$n" ]]; then
+      echo "every service2 pod sees $n/$n (ready/known) after $((SECONDS - t0)) s"
+      return 0
+    fi
     sleep 1
   done
-  echo "service2 pods see $seen (ready/known), not $want/$want, after 60 s"
+  echo "service2 pods see $seen (ready/known), not $n/$n, after $((SECONDS - t0)) s"
   return 1
+}
+
+# every_replica_in_use: waits (at most 60 s) until every service2 pod sees all
+# the service1 replicas ready; says nothing unless they never do.
+every_replica_in_use() {
+  local want out
+  want=$(kubectl -n "$NAMESPACE" get "deploy/$RELEASE-service1" -o jsonpath='{.spec.replicas}')
+  out=$(service2_sees "$want" 60) || {
+    echo "$out"
+    return 1
+  }
 }
 
 # --- a. install ---------------------------------------------------------------------
@@ -258,22 +272,14 @@ check_upgrade() {
 # scale_and_follow N: scales service1 to N; ok when every service2 pod reports
 # N ready and N known replicas within 30 s of the Deployment being ready.
 scale_and_follow() {
-  local n=$1 i seen t0
+  local n=$1 out status=0
   kubectl -n "$NAMESPACE" scale "deploy/$RELEASE-service1" --replicas "$n" &&
     kubectl -n "$NAMESPACE" rollout status "deploy/$RELEASE-service1" --timeout 2m || return 1
   # Pods scaled away are gone from DNS only once they finish draining, which
-  # the polls below wait out.
-  t0=$SECONDS
-  for ((i = 0; i < 60 && SECONDS - t0 < 30; i++)); do
-    seen=$(service2_endpoints "$NAMESPACE" "$RELEASE")
-    if [[ -n $seen && $(tr ' ' '\n' <<<"$seen" | sort -u) == "$n/$n" ]]; then
-      echo "service1 scaled to $n: every service2 pod sees $n/$n (ready/known) after $((SECONDS - t0)) s"
-      return 0
-    fi
-    sleep 1
-  done
-  echo "service1 scaled to $n: service2 pods see $seen (ready/known) after $((SECONDS - t0)) s"
-  return 1
+  # this waits out.
+  out=$(service2_sees "$n" 30) || status=1
+  echo "service1 scaled to $n: $out"
+  return $status
 }
 scale_to_5_then_1() { scale_and_follow 5 && scale_and_follow 1; }
 check_scale() {
