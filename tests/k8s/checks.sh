@@ -186,7 +186,8 @@ check_port_forward() {
 # decays. On kind such a pod served 46 and 27 of 300 (a 10 % floor failed
 # once), so the run is 600 calls and the floor 5 %.
 check_balancing() {
-  local prefix=bal-$$-$RANDOM url out pod served calls=600 min=30 ok=0
+  local prefix=bal-$$-$RANDOM url out pod served calls=600 min ok=0
+  min=$((calls * 5 / 100))
   # service2 is Ready once it has found one replica, not every one.
   every_replica_in_use || return 1
   url=$(service_url "$NAMESPACE" "$RELEASE-service2" /api/v1/say-hello?name=balance)

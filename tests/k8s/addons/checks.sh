@@ -556,9 +556,10 @@ wire_serial() {
 # a body, then resets the still-open request stream with NO_ERROR (RFC 9113
 # 8.1, as grpc-go does). curl 7.88 (Debian 12) loses an answer that arrives
 # before its body is sent (the family of curl/curl#22984): 137 of 200 such
-# calls on loopback exited 92 with no status, and failed A4 in CI. A request without a body has ended before
-# the answer comes (300 of 300 read 7). An allowed caller would get 13
-# (Missing request message), so the refusal is still told apart.
+# calls on loopback exited 92 with no status, and failed A4 in CI. A request
+# without a body has ended before the answer comes (300 of 300 read 7). An
+# allowed caller would get 13 (Missing request message), so the refusal is
+# still told apart.
 grpc_status() {
   local out status body=()
   [[ ${6:-message} == none ]] || body=(--data-binary @-)
